@@ -1,0 +1,67 @@
+"""The one atomic-write helper: every durable state file goes through here.
+
+A crash at any instant leaves either the old or the new content, never a mix:
+write a temporary file in the same directory, fsync it, rename it over the
+target, then fsync the directory so the rename itself is durable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    Raises OSError if the directory is not writable.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def secure_delete(path: str | os.PathLike[str]) -> None:
+    """Overwrite a file with random bytes, fsync, then unlink it (key zeroize).
+
+    Missing files are ignored.
+    """
+    target = Path(path)
+    try:
+        size = target.stat().st_size
+    except FileNotFoundError:
+        return
+    with open(target, "r+b") as handle:
+        handle.write(secrets.token_bytes(max(size, 1)))
+        handle.flush()
+        os.fsync(handle.fileno())
+    target.unlink()
+    fsync_dir(target.parent)
+
+
+def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (mode 0700) if needed and return it."""
+    directory = Path(path)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    return directory
