@@ -1,0 +1,391 @@
+"""RFC 6241 <edit-config> semantics on lxml trees, with no I/O.
+
+A datastore is an lxml element (the ``<data>`` root) whose children are the
+top-level nodes. :func:`apply_edit` never mutates its input: it returns a new
+root, so a published tree can be read by other sessions while an edit runs.
+List entries are matched by their keys and leaf-list entries by value, as
+RFC 6241 section 7.2 and RFC 7950 section 7.8.6 describe.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lxml import etree
+
+from agent.errors import DatastoreError, NetconfError
+from agent.schema.model import NodeInfo, NodeKind
+from agent.xmltree import default_ns
+
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+OPERATION_ATTR = f"{{{NC_NS}}}operation"
+DATA_TAG = f"{{{NC_NS}}}data"
+
+
+class SchemaLookup(Protocol):
+    def node_info(self, parent: NodeInfo | None, tag: str) -> NodeInfo | None:
+        """Schema node of child ``tag`` (Clark notation) of ``parent`` (None: top level)."""
+        ...
+
+
+class Operation(enum.Enum):
+    MERGE = "merge"
+    REPLACE = "replace"
+    CREATE = "create"
+    DELETE = "delete"
+    REMOVE = "remove"
+    NONE = "none"
+
+
+class ErrorOption(enum.Enum):
+    STOP_ON_ERROR = "stop-on-error"
+    CONTINUE_ON_ERROR = "continue-on-error"
+    ROLLBACK_ON_ERROR = "rollback-on-error"
+
+
+@dataclass
+class EditResult:
+    """The new tree and, with continue-on-error, the errors that were skipped."""
+
+    root: etree._Element
+    errors: list[DatastoreError] = field(default_factory=list)
+    changed: bool = False
+
+
+class PathNamer(Protocol):
+    def prefix_of_namespace(self, namespace: str) -> str: ...
+
+
+def new_root() -> etree._Element:
+    return etree.Element(DATA_TAG, nsmap=default_ns(NC_NS))
+
+
+def apply_edit(
+    root: etree._Element,
+    config: etree._Element,
+    schema: SchemaLookup,
+    namer: PathNamer,
+    default_operation: Operation = Operation.MERGE,
+    error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
+) -> EditResult:
+    """Apply the children of ``config`` to a copy of ``root``.
+
+    Raises DatastoreError (data-exists, data-missing, unknown-element,
+    missing-element, bad-attribute) for the first error unless
+    ``error_option`` is continue-on-error, in which case failed subtrees are
+    skipped and their errors returned in the result.
+    """
+    editor = _Editor(schema, namer, error_option)
+    new = copy.deepcopy(root)
+    if default_operation is Operation.REPLACE:
+        # A replace at the top replaces the whole datastore with <config>.
+        editor.changed = True
+        for child in list(new):
+            new.remove(child)
+    for item in config:
+        if not isinstance(item.tag, str):
+            continue
+        op = _operation_of(item, default_operation, editor, "")
+        editor.edit_child(new, None, item, op, "")
+    return EditResult(new, editor.errors, editor.changed)
+
+
+def merge_trees(base: etree._Element, overlay: etree._Element, schema: SchemaLookup, namer: PathNamer) -> etree._Element:
+    """Return ``base`` with ``overlay`` merged in (used to join config and state).
+
+    Raises DatastoreError if ``overlay`` holds nodes the schema does not know.
+    """
+    return apply_edit(base, overlay, schema, namer).root
+
+
+class _Editor:
+    def __init__(self, schema: SchemaLookup, namer: PathNamer, error_option: ErrorOption) -> None:
+        self.schema = schema
+        self.namer = namer
+        self.error_option = error_option
+        self.errors: list[DatastoreError] = []
+        self.changed = False
+
+    # -- paths -------------------------------------------------------------
+    def step(self, element: etree._Element, info: NodeInfo | None) -> str:
+        qname = etree.QName(element)
+        prefix = self.namer.prefix_of_namespace(qname.namespace or "") if qname.namespace else ""
+        name = f"{prefix}:{qname.localname}" if prefix else qname.localname
+        if info is not None and info.kind is NodeKind.LIST:
+            for key in info.keys:
+                value = element.findtext(key)
+                kq = etree.QName(key)
+                kp = self.namer.prefix_of_namespace(kq.namespace or "") if kq.namespace else ""
+                kname = f"{kp}:{kq.localname}" if kp else kq.localname
+                name += f"[{kname}={_xpath_literal(value or '')}]"
+        elif info is not None and info.kind is NodeKind.LEAF_LIST:
+            name += f"[.={_xpath_literal(element.text or '')}]"
+        return name
+
+    def fail(self, error: DatastoreError) -> None:
+        if self.error_option is ErrorOption.CONTINUE_ON_ERROR:
+            self.errors.append(error)
+            return
+        raise error
+
+    # -- the edit ----------------------------------------------------------
+    def edit_child(
+        self,
+        target_parent: etree._Element,
+        parent_info: NodeInfo | None,
+        item: etree._Element,
+        op: Operation,
+        parent_path: str,
+    ) -> None:
+        info = self.schema.node_info(parent_info, item.tag)
+        path = f"{parent_path}/{self.step(item, info)}"
+        if info is None:
+            self.fail(
+                DatastoreError(
+                    f"unknown element {etree.QName(item).localname!r} in the configuration",
+                    error_tag="unknown-element",
+                    path=path,
+                    info={"bad-element": etree.QName(item).localname},
+                )
+            )
+            return
+        try:
+            existing = self.find_existing(target_parent, item, info, path)
+        except DatastoreError as error:
+            self.fail(error)
+            return
+
+        if op is Operation.CREATE and existing is not None:
+            self.fail(DatastoreError(f"{path} already exists", error_tag="data-exists", path=path))
+            return
+        if op is Operation.DELETE and existing is None:
+            self.fail(DatastoreError(f"{path} does not exist", error_tag="data-missing", path=path))
+            return
+        if op in (Operation.DELETE, Operation.REMOVE):
+            if existing is not None:
+                target_parent.remove(existing)
+                self.changed = True
+            return
+        if op is Operation.REPLACE or (op is Operation.CREATE and existing is None):
+            fresh = self.build(item, info, path)
+            if fresh is None:
+                return
+            self.drop_other_cases(target_parent, info)
+            if existing is not None:
+                if _equal(existing, fresh):
+                    return
+                target_parent.replace(existing, fresh)
+            else:
+                target_parent.append(fresh)
+            self.changed = True
+            return
+
+        # merge or none
+        if info.kind in (NodeKind.LEAF, NodeKind.ANYDATA, NodeKind.LEAF_LIST):
+            if op is Operation.NONE:
+                return
+            fresh = self.build(item, info, path)
+            if fresh is None:
+                return
+            self.drop_other_cases(target_parent, info)
+            if existing is None:
+                target_parent.append(fresh)
+                self.changed = True
+            elif not _equal(existing, fresh):
+                target_parent.replace(existing, fresh)
+                self.changed = True
+            return
+
+        if existing is None:
+            if op is Operation.NONE and not _has_creating_operation(item):
+                # Nothing to create and nothing there: the children can only
+                # delete/remove, which is a no-op or data-missing below.
+                existing = None
+            else:
+                existing = etree.SubElement(target_parent, item.tag, nsmap=_own_nsmap(item))
+                self.drop_other_cases(target_parent, info, keep=existing)
+                self.changed = True
+                if info.kind is NodeKind.LIST:
+                    for key in info.keys:
+                        key_el = item.find(key)
+                        leaf = etree.SubElement(existing, key)
+                        leaf.text = key_el.text if key_el is not None else ""
+        for child in item:
+            if not isinstance(child.tag, str):
+                continue
+            if info.kind is NodeKind.LIST and child.tag in info.keys:
+                self.check_key_operation(child, path)
+                continue
+            child_op = _operation_of(child, op, self, path)
+            if existing is None:
+                if child_op is Operation.DELETE:
+                    child_info = self.schema.node_info(info, child.tag)
+                    child_path = f"{path}/{self.step(child, child_info)}"
+                    self.fail(
+                        DatastoreError(f"{child_path} does not exist", error_tag="data-missing", path=child_path)
+                    )
+                continue
+            self.edit_child(existing, info, child, child_op, path)
+
+    def check_key_operation(self, key_el: etree._Element, path: str) -> None:
+        value = key_el.get(OPERATION_ATTR)
+        if value not in (None, "merge", "replace", "create"):
+            self.fail(
+                DatastoreError(
+                    f"a list key cannot be the target of operation {value!r}",
+                    error_tag="bad-attribute",
+                    error_type="protocol",
+                    path=path,
+                    info={"bad-attribute": "operation", "bad-element": etree.QName(key_el).localname},
+                )
+            )
+
+    def find_existing(
+        self, parent: etree._Element, item: etree._Element, info: NodeInfo, path: str
+    ) -> etree._Element | None:
+        if info.kind is NodeKind.LIST:
+            wanted: list[tuple[str, str]] = []
+            for key in info.keys:
+                key_el = item.find(key)
+                if key_el is None:
+                    raise DatastoreError(
+                        f"list entry {path} lacks its key {etree.QName(key).localname!r}",
+                        error_tag="missing-element",
+                        error_type="protocol",
+                        path=path,
+                        info={"bad-element": etree.QName(key).localname},
+                    )
+                wanted.append((key, (key_el.text or "").strip()))
+            for candidate in parent.iterchildren(item.tag):
+                if all((candidate.findtext(k) or "").strip() == v for k, v in wanted):
+                    return candidate
+            return None
+        if info.kind is NodeKind.LEAF_LIST:
+            value = (item.text or "").strip()
+            for candidate in parent.iterchildren(item.tag):
+                if (candidate.text or "").strip() == value:
+                    return candidate
+            return None
+        return next(parent.iterchildren(item.tag), None)
+
+    def drop_other_cases(self, parent: etree._Element, info: NodeInfo, keep: etree._Element | None = None) -> None:
+        if not info.other_case_tags:
+            return
+        for sibling in list(parent):
+            if sibling is not keep and sibling.tag in info.other_case_tags:
+                parent.remove(sibling)
+                self.changed = True
+
+    def build(self, item: etree._Element, info: NodeInfo, path: str) -> etree._Element | None:
+        """A copy of ``item`` without operation attributes or deleted children.
+
+        Unknown descendants are refused: the datastore never stores what the
+        schema does not describe.
+        """
+        fresh = etree.Element(item.tag, nsmap=_own_nsmap(item))
+        if info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST):
+            fresh.text = (item.text or "").strip() if len(item) == 0 else item.text
+            for child in item:  # identityref / instance-identifier never nest, but keep it faithful
+                fresh.append(copy.deepcopy(child))
+            return fresh
+        if info.kind is NodeKind.ANYDATA:
+            return _strip_operations(copy.deepcopy(item))
+        for child in item:
+            if not isinstance(child.tag, str):
+                continue
+            child_info = self.schema.node_info(info, child.tag)
+            child_path = f"{path}/{self.step(child, child_info)}"
+            if child_info is None:
+                self.fail(
+                    DatastoreError(
+                        f"unknown element {etree.QName(child).localname!r} in the configuration",
+                        error_tag="unknown-element",
+                        path=child_path,
+                        info={"bad-element": etree.QName(child).localname},
+                    )
+                )
+                return None
+            child_op = child.get(OPERATION_ATTR)
+            if child_op in ("delete", "remove"):
+                continue
+            built = self.build(child, child_info, child_path)
+            if built is None:
+                return None
+            fresh.append(built)
+        if info.kind is NodeKind.LIST:
+            for key in info.keys:
+                if fresh.find(key) is None:
+                    raise DatastoreError(
+                        f"list entry {path} lacks its key {etree.QName(key).localname!r}",
+                        error_tag="missing-element",
+                        error_type="protocol",
+                        path=path,
+                        info={"bad-element": etree.QName(key).localname},
+                    )
+            _keys_first(fresh, info.keys)
+        return fresh
+
+
+def _operation_of(item: etree._Element, inherited: Operation, editor: _Editor, path: str) -> Operation:
+    value = item.get(OPERATION_ATTR)
+    if value is None:
+        return inherited
+    try:
+        op = Operation(value)
+    except ValueError:
+        op = Operation.NONE
+        value_ok = False
+    else:
+        value_ok = op is not Operation.NONE
+    if not value_ok:
+        raise NetconfError(
+            f"invalid operation {value!r}: use merge, replace, create, delete or remove",
+            error_tag="bad-attribute",
+            path=path or None,
+            info={"bad-attribute": "operation", "bad-element": etree.QName(item).localname},
+        )
+    return op
+
+
+def _has_creating_operation(item: etree._Element) -> bool:
+    for element in item.iter():
+        if element.get(OPERATION_ATTR) in ("merge", "replace", "create"):
+            return True
+    return False
+
+
+def _own_nsmap(item: etree._Element) -> Mapping[str, str]:
+    return default_ns(etree.QName(item).namespace)
+
+
+def _strip_operations(element: etree._Element) -> etree._Element:
+    for node in element.iter():
+        if OPERATION_ATTR in node.attrib:
+            del node.attrib[OPERATION_ATTR]
+    return element
+
+
+def _keys_first(entry: etree._Element, keys: Sequence[str]) -> None:
+    # RFC 7950 7.8.5: key leaves come first, in key order.
+    for index, key in enumerate(keys):
+        key_el = entry.find(key)
+        if key_el is not None:
+            entry.remove(key_el)
+            entry.insert(index, key_el)
+
+
+def _equal(a: etree._Element, b: etree._Element) -> bool:
+    return etree.tostring(a, method="c14n") == etree.tostring(b, method="c14n")
+
+
+def _xpath_literal(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    parts = value.split("'")
+    return "concat(" + ", \"'\", ".join(f"'{p}'" for p in parts) + ")"
