@@ -1,0 +1,233 @@
+"""Turns one framed NETCONF message into one reply: parsing, dispatch, rpc-errors.
+
+This is the protocol core, free of SSH so it can be reasoned about (and
+tested) on strings. The SSH side (agent/netconf/server.py) hands every
+received message to :meth:`NetconfAgent.handle_message`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lxml import etree
+
+from agent.clock import SYSTEM_CLOCK, Clock
+from agent.datastore.store import Datastores
+from agent.errors import AgentError, NetconfError
+from agent.netconf.rpcerror import NC_NS, rpc_error, rpc_reply, unexpected_error
+
+log = logging.getLogger(__name__)
+
+BASE_CAPABILITIES = (
+    "urn:ietf:params:netconf:capability:writable-running:1.0",
+    "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
+    "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+    "urn:ietf:params:netconf:capability:validate:1.1",
+    "urn:ietf:params:netconf:capability:xpath:1.0",
+)
+
+_PARSER = etree.XMLParser(
+    remove_blank_text=True, resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
+)
+
+
+@dataclass
+class SessionInfo:
+    """What the protocol core knows of one session (RFC 6022 /netconf-state/sessions)."""
+
+    session_id: int
+    username: str
+    source_host: str
+    login_time: dt.datetime
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+    out_notifications: int = 0
+    closing: bool = False
+    close_callback: Callable[[], None] | None = field(default=None, repr=False)
+
+
+@dataclass
+class Statistics:
+    """RFC 6022 /netconf-state/statistics."""
+
+    start_time: dt.datetime
+    in_bad_hellos: int = 0
+    in_sessions: int = 0
+    dropped_sessions: int = 0
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+    out_notifications: int = 0
+
+
+class RpcErrors(NetconfError):
+    """Several errors in one reply (edit-config with continue-on-error)."""
+
+    def __init__(self, errors: Sequence[AgentError]) -> None:
+        super().__init__(errors[0].message if errors else "errors")
+        self.errors = list(errors)
+
+
+RpcHandler = Callable[["SessionInfo", etree._Element], "Iterable[etree._Element] | None"]
+"""An operation: returns the reply's children (data or output leaves), None for <ok/>."""
+
+
+class StateProvider(Protocol):
+    def __call__(self) -> Iterable[etree._Element]:
+        """Top-level state nodes (config false) to merge into <get>."""
+        ...
+
+
+class SchemaFacade(Protocol):
+    """What the protocol core needs of the YANG schema (see agent/schema)."""
+
+    def prefixes(self) -> dict[str, str]: ...
+
+    def capabilities(self) -> list[str]: ...
+
+    def keys_of(self, element: etree._Element) -> Sequence[str]: ...
+
+
+class NetconfAgent:
+    """Sessions, the operation table and the datastores of one NETCONF server."""
+
+    def __init__(self, datastores: Datastores, schema: SchemaFacade, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.datastores = datastores
+        self.schema = schema
+        self.clock = clock
+        self.statistics = Statistics(start_time=clock.now())
+        self.sessions: dict[int, SessionInfo] = {}
+        self.operations: dict[str, RpcHandler] = {}
+        self.state_providers: list[StateProvider] = []
+        self._mutex = threading.Lock()
+        self._next_session_id = 1
+
+    # -- extension points ----------------------------------------------------
+    def register(self, tag: str, handler: RpcHandler) -> None:
+        """Serve the operation whose element is ``tag`` (Clark notation)."""
+        self.operations[tag] = handler
+
+    def add_state_provider(self, provider: StateProvider) -> None:
+        self.state_providers.append(provider)
+
+    # -- sessions ------------------------------------------------------------
+    def allocate_session_id(self) -> int:
+        with self._mutex:
+            session_id = self._next_session_id
+            self._next_session_id += 1
+            return session_id
+
+    def open_session(self, info: SessionInfo) -> None:
+        with self._mutex:
+            self.sessions[info.session_id] = info
+            self.statistics.in_sessions += 1
+        log.info("session %d opened: user %s from %s", info.session_id, info.username, info.source_host)
+
+    def close_session(self, session_id: int, dropped: bool) -> None:
+        """Forget a session; release what it held. Safe to call twice."""
+        with self._mutex:
+            info = self.sessions.pop(session_id, None)
+            if info is None:
+                return
+            if dropped:
+                self.statistics.dropped_sessions += 1
+        self.datastores.session_closed(session_id)
+        log.info("session %d closed%s", session_id, " (dropped)" if dropped else "")
+
+    def kill_session(self, session_id: int) -> None:
+        """Terminate another session. Raises NetconfError invalid-value if unknown."""
+        with self._mutex:
+            info = self.sessions.get(session_id)
+        if info is None:
+            raise NetconfError(
+                f"there is no session {session_id}", error_tag="invalid-value", error_type="protocol"
+            )
+        self.close_session(session_id, dropped=False)
+        if info.close_callback is not None:
+            info.close_callback()
+
+    def capabilities(self) -> list[str]:
+        return list(BASE_CAPABILITIES) + self.schema.capabilities()
+
+    def nc_append_capabilities(self, capabilities: etree._Element) -> None:
+        """Called by the netconf package while it builds our <hello>."""
+        tag = etree.QName(capabilities)
+        for uri in self.capabilities():
+            element = etree.SubElement(capabilities, etree.QName(tag.namespace, "capability").text)
+            element.text = uri
+
+    # -- messages ------------------------------------------------------------
+    def handle_message(self, session: SessionInfo, message: str | bytes) -> str:
+        """Answer one framed message with the serialized <rpc-reply>."""
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        try:
+            root = etree.fromstring(data.lstrip(), _PARSER)
+        except etree.XMLSyntaxError as error:
+            return self._error_reply(session, {}, [_malformed(f"the message is not well-formed XML: {error}")], True)
+        if root.tag != f"{{{NC_NS}}}rpc":
+            name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
+            return self._error_reply(
+                session, {}, [_malformed(f"expected an <rpc> in namespace {NC_NS}, got <{name}>")], True
+            )
+        attrib = dict(root.attrib)
+        if "message-id" not in attrib:
+            missing = NetconfError(
+                "the <rpc> element has no message-id attribute",
+                error_tag="missing-attribute",
+                error_type="rpc",
+                info={"bad-attribute": "message-id", "bad-element": "rpc"},
+            )
+            return self._error_reply(session, attrib, [missing], True)
+        operations = [child for child in root if isinstance(child.tag, str)]
+        if len(operations) != 1:
+            wrong = _malformed(f"an <rpc> must hold exactly one operation, it holds {len(operations)}")
+            return self._error_reply(session, attrib, [wrong], True)
+        operation = operations[0]
+        handler = self.operations.get(operation.tag)
+        with self._mutex:
+            session.in_rpcs += 1
+            self.statistics.in_rpcs += 1
+        if handler is None:
+            unsupported = NetconfError(
+                f"operation {etree.QName(operation).localname!r} is not supported",
+                error_tag="operation-not-supported",
+                error_type="protocol",
+                info={"bad-element": etree.QName(operation).localname},
+            )
+            return self._error_reply(session, attrib, [unsupported], False)
+        try:
+            result = handler(session, operation)
+        except RpcErrors as errors:
+            return self._error_reply(session, attrib, errors.errors, False)
+        except AgentError as error:
+            return self._error_reply(session, attrib, [error], False)
+        except Exception as exc:  # never let a bug kill the session
+            return self._error_reply(session, attrib, [unexpected_error(exc)], False)
+        children = list(result) if result is not None else [etree.Element(f"{{{NC_NS}}}ok")]
+        return etree.tostring(rpc_reply(attrib, children), encoding="unicode")
+
+    def _error_reply(
+        self, session: SessionInfo, attrib: dict[str, str], errors: Sequence[AgentError], bad_rpc: bool
+    ) -> str:
+        with self._mutex:
+            session.out_rpc_errors += 1
+            self.statistics.out_rpc_errors += 1
+            if bad_rpc:
+                session.in_bad_rpcs += 1
+                self.statistics.in_bad_rpcs += 1
+        prefixes = self.schema.prefixes()
+        reply = rpc_reply(attrib, (rpc_error(error, prefixes) for error in errors))
+        for error in errors:
+            log.info("session %d: rpc-error %s: %s", session.session_id, error.error_tag, error.message)
+        return etree.tostring(reply, encoding="unicode")
+
+
+def _malformed(message: str) -> NetconfError:
+    return NetconfError(message, error_tag="malformed-message", error_type="rpc")

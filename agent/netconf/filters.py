@@ -1,0 +1,477 @@
+"""NETCONF ``<filter>`` processing on lxml trees: subtree (RFC 6241 §6) and XPath (§8.9).
+
+Pure functions, no I/O. The input datastore tree is never mutated; every
+result is a new ``<data>`` element.
+
+Both filter kinds work in two phases:
+
+1. *select* -- walk the datastore once and record which data nodes are in the
+   output, either in ``full`` (the node with its whole subtree) or in
+   ``partial`` (the node itself, as an ancestor of something selected);
+2. *build* -- copy the datastore in document order, keeping what phase 1
+   recorded, plus the key leaves of every list entry that is copied only
+   partially (so the reply identifies the instance, RFC 6241 §6.2.5 and the
+   examples in §6.4.5-6.4.7).
+
+Recording selections as sets of data nodes merges overlapping selections for
+free: a node selected twice appears once, and a fully selected ancestor
+includes its selected descendants. Both phases are linear in the size of the
+datastore (the subtree filter additionally in the size of the filter).
+
+XPath and the root node
+-----------------------
+RFC 6241 §8.9 evaluates the expression with the *root node* as context node,
+and that root has every top-level data node as a child (the XSLT 1.0 §3.1
+extension of the XPath data model). libxml2 cannot hold a document with
+several root elements, and the ``<data>`` element is an element, not the root
+node, so ``/crypto:crypto`` evaluated directly would look for a *document*
+element named ``crypto``. Rather than copying the datastore into a synthetic
+wrapper per request, the expression is rewritten with a small XPath 1.0
+tokenizer: every ``/`` or ``//`` that *starts* an absolute location path
+(XPath 1.0 §3.7 disambiguation rules) is prefixed with a variable bound to the
+``<data>`` element, so ``/crypto:crypto[crypto:name='x'] | //sys:hostname``
+becomes ``$r/crypto:crypto[crypto:name='x'] | $r//sys:hostname`` and a bare
+``/`` becomes ``$r``. The context node is the ``<data>`` element, so relative
+paths also start at the top-level nodes. Selecting ``<data>`` itself (``/``)
+selects the whole datastore; nodes outside ``<data>`` (``/..``) select nothing.
+The one visible difference from a true root node: ``<data>`` is an element,
+so e.g. ``count(/x:top/ancestor::*)`` counts it.
+
+Unprefixed names in the expression follow XPath 1.0 (no namespace), so they
+match nothing in YANG data; the default namespace in scope on ``<filter>`` is
+not applied to them.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from lxml import etree
+
+from agent.errors import NetconfError
+
+__all__ = ["KeyLookup", "NC_NS", "apply_filter", "subtree_filter", "xpath_filter"]
+
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+KeyLookup = Callable[[etree._Element], Sequence[str]]
+"""Given an element of the datastore, the Clark tags of its list keys (empty if not a list entry)."""
+
+# RFC 6241 Appendix A: invalid-value may be of error-type "protocol" or
+# "application". The <filter> (its type, its select expression) is a parameter
+# of the <get>/<get-config> operation itself, i.e. the Operations layer, not
+# data-model content, so filter errors are reported with error-type "protocol".
+_ERROR_TYPE = "protocol"
+
+_ROOT_VAR = "ca_agent_filter_root"
+
+_Element = etree._Element
+
+
+# --------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------
+
+
+def apply_filter(
+    data: _Element,
+    filter_el: _Element | None,
+    keys_of: KeyLookup,
+    module_prefixes: Mapping[str, str] | None = None,
+) -> _Element:
+    """Apply a NETCONF ``<filter>`` to a ``<data>`` tree and return a new ``<data>``.
+
+    ``filter_el`` is the ``<filter>`` element of the request; ``None`` returns
+    a copy of the whole datastore. Its ``type`` attribute selects subtree
+    filtering (absent or ``"subtree"``) or XPath filtering (``"xpath"``, with
+    the expression in ``select``, evaluated with the namespace prefixes in
+    scope on ``filter_el``). A prefix not declared there but equal to a YANG
+    module's prefix (``module_prefixes``) means that module: clients such as
+    ncclient send ``select`` without declarations, and a module prefix is
+    unambiguous within one server.
+
+    Raises:
+        NetconfError: ``bad-attribute`` for an unknown filter type,
+            ``missing-attribute`` for an XPath filter without ``select``,
+            ``invalid-value`` for an XPath expression that does not parse,
+            uses an unknown prefix or variable, or does not yield a node-set
+            (all with error-type ``protocol``).
+    """
+    if filter_el is None:
+        return _copy_whole(data)
+    kind = _filter_attr(filter_el, "type") or "subtree"
+    if kind == "subtree":
+        return subtree_filter(data, filter_el, keys_of)
+    if kind == "xpath":
+        select = _filter_attr(filter_el, "select")
+        if select is None:
+            raise NetconfError(
+                'an XPath filter (type="xpath") needs a "select" attribute',
+                error_tag="missing-attribute",
+                error_type=_ERROR_TYPE,
+                info={"bad-attribute": "select", "bad-element": "filter"},
+            )
+        namespaces = dict(module_prefixes or {})
+        namespaces.update({prefix: uri for prefix, uri in filter_el.nsmap.items() if prefix})
+        return xpath_filter(data, select, namespaces, keys_of)
+    raise NetconfError(
+        f'unsupported filter type "{kind}" (expected "subtree" or "xpath")',
+        error_tag="bad-attribute",
+        error_type=_ERROR_TYPE,
+        info={"bad-attribute": "type", "bad-element": "filter"},
+    )
+
+
+def _filter_attr(filter_el: _Element, name: str) -> str | None:
+    value = filter_el.get(name)
+    if value is None:
+        value = filter_el.get(f"{{{NC_NS}}}{name}")
+    return value if value is None else str(value)
+
+
+# --------------------------------------------------------------------------
+# subtree filtering (RFC 6241 section 6)
+# --------------------------------------------------------------------------
+
+
+def subtree_filter(data: _Element, filter_el: _Element, keys_of: KeyLookup) -> _Element:
+    """Apply the subtree filter whose criteria are the children of ``filter_el``.
+
+    Follows RFC 6241 §6.2-6.4: namespace selection (a filter element without
+    a namespace, ``xmlns=""``, matches any namespace), attribute match
+    expressions, containment, selection and content match nodes; sibling
+    content match nodes are ANDed and included in the output; a filter with
+    no element children selects nothing. The top-level filter elements form
+    one sibling set per namespace (RFC 6241 §6.3). Text is compared with
+    leading and trailing whitespace removed; whitespace-only text is no text.
+
+    Raises:
+        Nothing of its own: a subtree filter that matches nothing yields an
+        empty ``<data/>``, which is not an error (RFC 6241 §6.4.2).
+    """
+    full: set[_Element] = set()
+    partial: set[_Element] = set()
+    by_namespace: dict[str | None, list[_Element]] = {}
+    for node in _element_children(filter_el):
+        by_namespace.setdefault(_namespace(node.tag), []).append(node)
+    for namespace, roots in by_namespace.items():
+        _match_sibling_set(data, _plan(roots), full, partial, namespace)
+    return _build(data, full, partial, keys_of)
+
+
+@dataclass(frozen=True)
+class _NodeTest:
+    """Namespace selection, name and attribute match expressions of one filter node."""
+
+    pattern: str  # for iterchildren(): the Clark tag, or "{*}name" for any namespace
+    attributes: tuple[tuple[str, str], ...]
+
+    def candidates(self, parent: _Element) -> Iterator[_Element]:
+        for child in parent.iterchildren(self.pattern):
+            if all(child.get(name) == value for name, value in self.attributes):
+                yield child
+
+
+@dataclass(frozen=True)
+class _SiblingSet:
+    """One filter sibling set, classified once (the filter is small, the data is not)."""
+
+    content_match: tuple[tuple[_NodeTest, str], ...]
+    selection: tuple[_NodeTest, ...]
+    containment: tuple[tuple[_NodeTest, _SiblingSet], ...]
+
+
+def _plan(filters: Iterable[_Element]) -> _SiblingSet:
+    content_match: list[tuple[_NodeTest, str]] = []
+    selection: list[_NodeTest] = []
+    containment: list[tuple[_NodeTest, _SiblingSet]] = []
+    for node in filters:
+        tag = str(node.tag)
+        test = _NodeTest(
+            pattern=tag if _namespace(tag) is not None else "{*}" + tag,
+            attributes=tuple((str(name), str(value)) for name, value in node.attrib.items()),
+        )
+        nested = list(_element_children(node))
+        text = (node.text or "").strip()
+        if nested:  # mixed content: the text is ignored
+            containment.append((test, _plan(nested)))
+        elif text:
+            content_match.append((test, text))
+        else:  # empty or whitespace-only (RFC 6241 6.2.4, 6.2.5)
+            selection.append(test)
+    return _SiblingSet(tuple(content_match), tuple(selection), tuple(containment))
+
+
+def _match_sibling_set(
+    parent: _Element,
+    plan: _SiblingSet,
+    full: set[_Element],
+    partial: set[_Element],
+    everything_namespace: str | None = None,
+) -> bool:
+    """Select among ``parent``'s children per one filter sibling set; True if anything was.
+
+    Nothing is recorded unless True is returned. ``everything_namespace``
+    limits the "no selection or containment nodes: take every sibling" rule to
+    one namespace (used for the top-level sibling sets, RFC 6241 6.3).
+    """
+    content_hits: list[_Element] = []
+    for test, text in plan.content_match:
+        hits = [d for d in test.candidates(parent) if len(d) == 0 and (d.text or "").strip() == text]
+        if not hits:  # content match nodes are ANDed
+            return False
+        content_hits.extend(hits)
+
+    if not plan.selection and not plan.containment:
+        if not plan.content_match:
+            return False
+        chosen = [
+            child
+            for child in _element_children(parent)
+            if everything_namespace is None or _namespace(child.tag) == everything_namespace
+        ]
+        full.update(chosen)
+        return bool(chosen)
+
+    selected = bool(content_hits)
+    full.update(content_hits)
+    for test in plan.selection:
+        for child in test.candidates(parent):
+            full.add(child)
+            selected = True
+    for test, nested in plan.containment:
+        for child in test.candidates(parent):
+            if _match_sibling_set(child, nested, full, partial):
+                partial.add(child)
+                selected = True
+    return selected
+
+
+# --------------------------------------------------------------------------
+# XPath filtering (RFC 6241 section 8.9)
+# --------------------------------------------------------------------------
+
+
+def xpath_filter(data: _Element, select: str, namespaces: Mapping[str, str], keys_of: KeyLookup) -> _Element:
+    """Apply the XPath 1.0 expression ``select`` to ``data`` (RFC 6241 §8.9).
+
+    ``namespaces`` maps the prefixes usable in the expression (those in scope
+    on the ``<filter>`` element) to namespace URIs. Absolute paths start at the
+    top-level data nodes (see the module docstring). The output holds every
+    selected element with its whole subtree and its ancestors (list entries
+    with their keys); a selected text or attribute node selects the element
+    that carries it. Document order is kept and overlaps are merged.
+
+    Raises:
+        NetconfError: ``invalid-value`` (error-type ``protocol``) when the
+            expression does not parse, uses a prefix missing from
+            ``namespaces`` or an unbound variable, or evaluates to a boolean,
+            number or string instead of a node-set.
+    """
+    usable = {prefix: uri for prefix, uri in namespaces.items() if prefix}
+    expression = _anchor_absolute_paths(select, usable)
+    variables: dict[str, Any] = {_ROOT_VAR: [data]}  # a node-set holding <data>
+    try:
+        compiled = etree.XPath(expression, namespaces=usable)
+    except etree.XPathError as exc:
+        raise _invalid(f"invalid XPath expression {select!r}: {exc}") from exc
+    try:
+        result = compiled(data, **variables)
+    except etree.XPathError as exc:
+        raise _invalid(f"cannot evaluate XPath expression {select!r}: {exc}") from exc
+    if not isinstance(result, list):
+        raise _invalid(
+            f"XPath filter {select!r} evaluates to a {_xpath_type(result)}, "
+            "but a filter must select a node-set (RFC 6241 section 8.9)"
+        )
+
+    full: set[_Element] = set()
+    partial: set[_Element] = set()
+    for item in result:
+        element = _owner_element(item)
+        if element is None:
+            continue
+        if element is data:
+            return _copy_whole(data)
+        chain: list[_Element] = []
+        ancestor = element.getparent()
+        while ancestor is not None and ancestor is not data and ancestor not in partial:
+            chain.append(ancestor)
+            ancestor = ancestor.getparent()
+        if ancestor is None:  # not inside <data> (e.g. "/..")
+            continue
+        full.add(element)
+        partial.update(chain)
+    return _build(data, full, partial, keys_of)
+
+
+def _invalid(message: str) -> NetconfError:
+    return NetconfError(message, error_tag="invalid-value", error_type=_ERROR_TYPE)
+
+
+def _xpath_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def _owner_element(item: object) -> _Element | None:
+    """The data element an XPath result item selects, or None if it selects none."""
+    if isinstance(item, etree._Element):
+        if isinstance(item.tag, str):
+            return item
+        return item.getparent()  # a comment or processing instruction
+    getparent = getattr(item, "getparent", None)
+    if not isinstance(item, str) or getparent is None:
+        return None  # namespace nodes and other non-node values
+    parent: _Element | None = getparent()
+    if parent is None:
+        return None
+    if getattr(item, "is_attribute", False):
+        return parent
+    if getattr(item, "is_tail", False):
+        parent = parent.getparent()
+        if parent is None or not item.strip():
+            return None  # indentation between elements is no data node
+        return parent
+    if not item.strip() and len(parent):
+        return None  # indentation inside a container is no data node
+    return parent
+
+
+# XPath 1.0 lexical structure (section 3.7), enough to tell a "/" that starts
+# an absolute location path from a "/" that separates steps.
+_NCNAME = r"[^\W\d][\w.\-]*"
+_TOKEN = re.compile(
+    rf"""
+    (?P<ws>\s+)
+  | (?P<literal>"[^"]*"|'[^']*')
+  | (?P<number>\d+(?:\.\d*)?|\.\d+)
+  | (?P<variable>\$(?:{_NCNAME}:)?{_NCNAME})
+  | (?P<name>{_NCNAME}(?::(?:{_NCNAME}|\*))?)
+  | (?P<punct>//|::|\.\.|!=|<=|>=|[/()\[\].@,|+\-=<>*])
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_OPERATOR_NAMES = frozenset({"and", "or", "mod", "div"})
+_ENDS_OPERAND_PUNCT = frozenset({")", "]", ".", ".."})
+_STEP_START_PUNCT = frozenset({"*", "@", ".", ".."})
+
+
+def _anchor_absolute_paths(select: str, namespaces: Mapping[str, str]) -> str:
+    """Rewrite absolute location paths to start at ``$ca_agent_filter_root`` (the ``<data>``).
+
+    Also checks that every prefixed name uses a prefix in ``namespaces``.
+
+    Raises:
+        NetconfError: ``invalid-value`` for an unknown namespace prefix.
+    """
+    tokens = [(match.lastgroup or "other", match.group()) for match in _TOKEN.finditer(select)]
+    significant = [i for i, (kind, _) in enumerate(tokens) if kind != "ws"]
+    following = {a: b for a, b in zip(significant, significant[1:], strict=False)}
+    out: list[str] = []
+    # XPath 1.0 §3.7: after a token that ends an operand, "*" is the multiply
+    # operator, an NCName is an operator name and "/" separates steps.
+    ends_operand = False
+    for i, (kind, text) in enumerate(tokens):
+        if kind == "ws":
+            out.append(text)
+            continue
+        if kind == "punct" and text in ("/", "//") and not ends_operand:
+            if text == "//":
+                out.append(f"${_ROOT_VAR}//")
+            else:
+                nxt = following.get(i)
+                next_kind, next_text = tokens[nxt] if nxt is not None else ("end", "")
+                starts_step = next_kind == "name" or (next_kind == "punct" and next_text in _STEP_START_PUNCT)
+                # the space keeps a following "-" from joining the variable name
+                out.append(f"${_ROOT_VAR}/" if starts_step else f"${_ROOT_VAR} ")
+            ends_operand = False
+            continue
+        out.append(text)
+        if kind == "name":
+            if ends_operand and text in _OPERATOR_NAMES:
+                ends_operand = False
+                continue
+            prefix, colon, _ = text.partition(":")
+            if colon and prefix not in namespaces:
+                raise _invalid(
+                    f"unknown namespace prefix {prefix!r} in XPath expression {select!r}; "
+                    "declare it with xmlns:" + prefix + " on the <filter> element or the <rpc>"
+                )
+            ends_operand = True
+        elif kind in ("literal", "number", "variable"):
+            ends_operand = True
+        elif kind == "punct" and text == "*":
+            ends_operand = not ends_operand  # a name test ends an operand, multiply does not
+        elif kind == "punct":
+            ends_operand = text in _ENDS_OPERAND_PUNCT
+        else:
+            ends_operand = False
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------
+# building the output
+# --------------------------------------------------------------------------
+
+
+def _build(data: _Element, full: set[_Element], partial: set[_Element], keys_of: KeyLookup) -> _Element:
+    out = etree.Element(data.tag, attrib=_attributes(data), nsmap=_nsmap(data))
+    _copy_selected(data, out, full, partial, keys_of, ())
+    return out
+
+
+def _copy_selected(
+    source: _Element,
+    target: _Element,
+    full: set[_Element],
+    partial: set[_Element],
+    keys_of: KeyLookup,
+    keys: Sequence[str],
+) -> None:
+    for child in _element_children(source):
+        if child in full or child.tag in keys:
+            target.append(_deep_copy(child))
+        elif child in partial:
+            shallow = etree.SubElement(target, child.tag, attrib=_attributes(child), nsmap=_nsmap(child))
+            _copy_selected(child, shallow, full, partial, keys_of, tuple(keys_of(child)))
+
+
+def _copy_whole(data: _Element) -> _Element:
+    return _deep_copy(data)
+
+
+def _attributes(element: _Element) -> dict[str, str]:
+    return {str(name): str(value) for name, value in element.attrib.items()}
+
+
+def _nsmap(element: _Element) -> Mapping[str, str]:
+    # lxml-stubs types nsmap keys as str, but lxml takes the None key (the
+    # default namespace) both ways; copying nsmap keeps the client-visible prefixes.
+    return cast("Mapping[str, str]", element.nsmap)
+
+
+def _deep_copy(element: _Element) -> _Element:
+    duplicate: _Element = copy.deepcopy(element)
+    duplicate.tail = None
+    return duplicate
+
+
+def _element_children(element: _Element) -> Iterable[_Element]:
+    return (child for child in element if isinstance(child.tag, str))
+
+
+def _namespace(tag: str) -> str | None:
+    if tag.startswith("{"):
+        return tag[1 : tag.index("}")]
+    return None

@@ -1,0 +1,73 @@
+"""What the NETCONF layer and the datastores need of the YANG schema, in one adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from lxml import etree
+
+from agent.errors import SchemaError
+from agent.schema.model import NodeInfo, SchemaModel
+from agent.schema.validate import validate_config
+
+_VALUE_ERRORS = frozenset({"invalid-value", "unknown-element"})
+YANG_LIBRARY_CAPABILITY = "urn:ietf:params:netconf:capability:yang-library:1.1"
+
+
+class YangSupport:
+    """Schema lookups for edit-config, filters, error paths, hello and validation."""
+
+    def __init__(self, model: SchemaModel) -> None:
+        self.model = model
+        self._prefixes = {m.prefix: m.namespace for m in model.modules}
+        self._keys_of_path = lru_cache(maxsize=4096)(self._keys_for_tags)
+
+    # -- edit engine (agent.datastore.edit.SchemaLookup / PathNamer) --------------
+    def node_info(self, parent: NodeInfo | None, tag: str) -> NodeInfo | None:
+        return self.model.node_info(parent.ref if parent is not None else None, tag)
+
+    def prefix_of_namespace(self, namespace: str) -> str:
+        return self.model.prefix_of_namespace(namespace) or ""
+
+    # -- NETCONF layer (agent.netconf.dispatch.SchemaFacade) ----------------------
+    def prefixes(self) -> dict[str, str]:
+        return dict(self._prefixes)
+
+    def capabilities(self) -> list[str]:
+        from agent.netconf.monitoring import content_id, module_capability
+
+        modules = list(self.model.modules)
+        caps = [module_capability(m) for m in modules if m.conformance == "implement"]
+        caps.append(f"{YANG_LIBRARY_CAPABILITY}?revision=2019-01-04&content-id={content_id(modules)}")
+        return caps
+
+    def keys_of(self, element: etree._Element) -> Sequence[str]:
+        tags: list[str] = []
+        node: etree._Element | None = element
+        while node is not None and node.getparent() is not None:
+            tags.append(str(node.tag))
+            node = node.getparent()
+        return self._keys_of_path(tuple(reversed(tags)))
+
+    def _keys_for_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        info: NodeInfo | None = None
+        for tag in tags:
+            info = self.node_info(info, tag)
+            if info is None:
+                return ()
+        return tuple(info.keys) if info is not None else ()
+
+    # -- datastores (agent.datastore.store.Validator) ----------------------------
+    def validate(self, root: etree._Element, *, full: bool) -> None:
+        """Raise SchemaError when ``root`` is not valid configuration.
+
+        ``full=False`` (an edit of the candidate) reports only errors of the
+        edited values themselves; constraints between nodes (mandatory,
+        leafref, unique, must) may be unmet until the commit, which checks all.
+        """
+        try:
+            validate_config(root, self.model)
+        except SchemaError as error:
+            if full or error.error_tag in _VALUE_ERRORS:
+                raise

@@ -1,0 +1,46 @@
+"""Who may open a NETCONF session: users of the running config, keys of the keystore."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable, Sequence
+
+from cryptography.hazmat.primitives import serialization
+from lxml import etree
+
+from agent.passwords import verify_password
+from agent.pki.keystore import KeyStore
+
+SYS_NS = "urn:ca-agent:yang:system"
+log = logging.getLogger(__name__)
+
+
+class Accounts:
+    """The Authenticator of the NETCONF layer (agent/netconf/auth.py)."""
+
+    def __init__(self, running: Callable[[], etree._Element], keystore: KeyStore) -> None:
+        self._running = running
+        self._keystore = keystore
+
+    def _user(self, username: str) -> etree._Element | None:
+        for user in self._running().iterfind(f"{{{SYS_NS}}}aaa/{{{SYS_NS}}}user"):
+            if user.findtext(f"{{{SYS_NS}}}name") == username:
+                return user
+        return None
+
+    def check_password(self, username: str, password: str) -> bool:
+        user = self._user(username)
+        if user is None:
+            return False
+        stored = user.findtext(f"{{{SYS_NS}}}password-hash")
+        return bool(stored) and verify_password(password, stored or "")
+
+    def authorized_keys(self, username: str) -> Sequence[bytes]:
+        if self._user(username) is None:
+            return []
+        blobs = []
+        for key in self._keystore.authorized_keys(username):
+            line = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            blobs.append(base64.b64decode(line.split()[1]))
+        return blobs

@@ -1,0 +1,106 @@
+"""Start the real `ca-agent` as a subprocess and talk to it with ncclient."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ncclient import manager
+from ncclient.transport import session as nc_session
+
+# ncclient polls its socket every TICK seconds before writing a queued request;
+# the default (0.1 s) would add up to 100 ms to every RPC of the suite.
+nc_session.TICK = 0.005
+
+ADMIN_PASSWORD = "test-admin-pw"
+READY = re.compile(r"ready: NETCONF over SSH on (\S+) port (\d+)")
+
+
+class AgentProcess:
+    """One `ca-agent` subprocess on a free port with its own data dir."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.env = dict(os.environ, CA_AGENT_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
+        if env:
+            self.env.update(env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self._log_lines: list[str] = []
+
+    def start(self, port: int = 0, timeout: float = 30.0) -> AgentProcess:
+        """Start and wait until the agent says it is ready. Raises RuntimeError."""
+        self._log_lines = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "--data-dir", str(self.data_dir), "--port", str(port)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=self.env,
+        )
+        ready = threading.Event()
+        proc = self.proc
+
+        def pump() -> None:
+            assert proc.stderr is not None
+            with open(self.log_path, "a", encoding="utf-8") as log:
+                for raw in proc.stderr:
+                    line = raw.decode("utf-8", "replace")
+                    log.write(line)
+                    log.flush()
+                    self._log_lines.append(line)
+                    match = READY.search(line)
+                    if match:
+                        self.port = int(match.group(2))
+                        ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(timeout) or not self.port:
+            self.stop()
+            raise RuntimeError("ca-agent did not become ready:\n" + "".join(self._log_lines))
+        return self
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def connect(self, username: str = "admin", password: str = ADMIN_PASSWORD, **kwargs: Any) -> manager.Manager:
+        params: dict[str, Any] = dict(
+            host="127.0.0.1",
+            port=self.port,
+            username=username,
+            password=password,
+            hostkey_verify=False,
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=60,
+        )
+        params.update(kwargs)
+        return manager.connect(**params)
