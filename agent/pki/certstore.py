@@ -1,0 +1,416 @@
+"""Certificates of each trustpoint: the CA's, its RAs', and the router's own.
+
+On disk (``directory`` is ``<data>/trustpoints``, every directory 0700 and
+every file 0600, each written atomically)::
+
+    <directory>/<trustpoint>/ca.pem              the CA certificate
+    <directory>/<trustpoint>/ra-<fp16>.pem       RA certificates (SCEP), if any
+    <directory>/<trustpoint>/cert-general.pem    router certificate per key usage
+    <directory>/<trustpoint>/cert-signature.pem
+    <directory>/<trustpoint>/cert-encryption.pem
+
+``ca.pem`` is the commit point of :meth:`CertificateStore.set_ca`: comment
+lines before its PEM block (``# ra: <fp16>``) list the RA files that belong to
+it, so a crash while the CA and RA files are replaced leaves either the old
+or the new CA+RA set visible, never a mix. Other files in a trustpoint
+directory (e.g. pending enrollment state) are left alone, except by
+:meth:`CertificateStore.remove_trustpoint`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from agent.clock import SYSTEM_CLOCK, Clock
+from agent.errors import PkiError
+from agent.files import atomic_write, ensure_private_dir, fsync_dir
+from agent.pki.certificate import (
+    InvalidCertificateError,
+    format_name,
+    format_router_date,
+    load_certificate,
+    load_certificates,
+    verify_issued_by,
+)
+from agent.pki.keystore import LABEL_PATTERN, KeyPairInfo, KeyStore, KeyUsage
+
+_CA_FILE = "ca.pem"
+_RA_FILE = re.compile(r"ra-[0-9a-f]{16}\.pem")
+_RA_LINE = re.compile(r"# ra: ([0-9a-f]{16})")
+_REMOVED_PREFIX = ".removed-"
+
+
+class CertificateStoreError(PkiError):
+    """Root of the certificate store's errors."""
+
+    error_app_tag = "certificate-store-error"
+
+
+class InvalidTrustpointNameError(CertificateStoreError):
+    """A trustpoint name that is not a safe, valid name."""
+
+    error_tag = "invalid-value"
+    error_app_tag = "invalid-trustpoint-name"
+
+
+class CaNotAuthenticatedError(CertificateStoreError):
+    """The trustpoint has no CA certificate yet (``crypto ca authenticate`` first)."""
+
+    error_tag = "operation-failed"
+    error_app_tag = "ca-not-authenticated"
+
+
+class WrongIssuerError(CertificateStoreError):
+    """The certificate was not issued by the trustpoint's CA."""
+
+    error_tag = "invalid-value"
+    error_app_tag = "wrong-issuer"
+
+
+class KeyMismatchError(CertificateStoreError):
+    """The certificate's public key is none of the key label's pairs."""
+
+    error_tag = "invalid-value"
+    error_app_tag = "key-mismatch"
+
+
+class CertificateExpiredError(CertificateStoreError):
+    """The certificate's validity ended."""
+
+    error_tag = "invalid-value"
+    error_app_tag = "certificate-expired"
+
+
+class CertificateNotYetValidError(CertificateStoreError):
+    """The certificate's validity has not started."""
+
+    error_tag = "invalid-value"
+    error_app_tag = "certificate-not-yet-valid"
+
+
+class CertificateStoreCorruptError(CertificateStoreError):
+    """A stored certificate file that cannot be read back."""
+
+    error_tag = "operation-failed"
+    error_app_tag = "certificate-store-corrupt"
+
+
+def validate_trustpoint_name(name: object) -> str:
+    """Return ``name`` if it is a valid trustpoint name (same rule as key labels).
+
+    Raises InvalidTrustpointNameError otherwise.
+    """
+    if not isinstance(name, str) or not LABEL_PATTERN.fullmatch(name):
+        raise InvalidTrustpointNameError(
+            f"Invalid trustpoint name {name!r}: use 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _fp16(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()[:16]
+
+
+def _cert_file(usage: KeyUsage) -> str:
+    return f"cert-{usage.value}.pem"
+
+
+def _same_key(cert: x509.Certificate, info: KeyPairInfo) -> KeyUsage | None:
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for usage, der in info.public_keys.items():
+        if der == spki:
+            return usage
+    return None
+
+
+class CertificateStore:
+    """Per-trustpoint certificate files under one directory.
+
+    Thread-safe: one lock serialises reads and writes.
+    """
+
+    def __init__(self, directory: Path, clock: Clock = SYSTEM_CLOCK) -> None:
+        """Open (creating, mode 0700) the trustpoints directory.
+
+        Leftovers of an interrupted :meth:`remove_trustpoint` are deleted.
+        Raises OSError.
+        """
+        self._dir = ensure_private_dir(directory)
+        self._clock = clock
+        self._lock = threading.RLock()
+        for leftover in self._dir.iterdir():
+            if leftover.name.startswith(_REMOVED_PREFIX) and leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    @property
+    def directory(self) -> Path:
+        """The trustpoints directory."""
+        return self._dir
+
+    def trustpoint_dir(self, tp: str, create: bool = True) -> Path:
+        """The directory of trustpoint ``tp`` (created, mode 0700, unless ``create`` is False).
+
+        Other parts of the agent keep per-trustpoint state (pending enrollment) here.
+        Raises InvalidTrustpointNameError, OSError.
+        """
+        path = self._dir / validate_trustpoint_name(tp)
+        if create and not path.is_dir():
+            ensure_private_dir(path)
+            fsync_dir(self._dir)  # the new directory entry is durable too
+        return path
+
+    def trustpoints(self) -> list[str]:
+        """Names of the trustpoints that have a directory, sorted. Raises OSError."""
+        with self._lock:
+            return sorted(
+                p.name for p in self._dir.iterdir() if p.is_dir() and LABEL_PATTERN.fullmatch(p.name)
+            )
+
+    # ------------------------------------------------------------ CA and RA
+
+    def set_ca(self, tp: str, ca_cert: x509.Certificate, ra_certs: Iterable[x509.Certificate] = ()) -> None:
+        """Install the CA certificate (and RA certificates) of ``tp``, replacing any.
+
+        New RA files are written first, then ``ca.pem`` (the commit point,
+        listing them), then stale RA files are removed.
+        Raises InvalidTrustpointNameError, OSError.
+        """
+        ras = {_fp16(ra): ra for ra in ra_certs}  # duplicates collapse, order kept
+        with self._lock:
+            folder = self.trustpoint_dir(tp)
+            for fp, ra in ras.items():
+                atomic_write(folder / f"ra-{fp}.pem", _pem(ra))
+            names = list(ras)
+            header = "".join(f"# ra: {fp}\n" for fp in names).encode("ascii")
+            atomic_write(folder / _CA_FILE, header + _pem(ca_cert))
+            self._remove_stale_ras(folder, set(names))
+
+    def ca(self, tp: str) -> x509.Certificate | None:
+        """The CA certificate of ``tp``, or None if not authenticated.
+
+        Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
+        """
+        with self._lock:
+            path = self._dir / validate_trustpoint_name(tp) / _CA_FILE
+            data = self._read(path)
+            return None if data is None else self._parse(path, data)
+
+    def ra(self, tp: str) -> list[x509.Certificate]:
+        """The RA certificates installed with ``tp``'s CA certificate (maybe none).
+
+        Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
+        """
+        with self._lock:
+            folder = self._dir / validate_trustpoint_name(tp)
+            data = self._read(folder / _CA_FILE)
+            if data is None:
+                return []
+            result = []
+            for fp in self._listed_ras(data):
+                path = folder / f"ra-{fp}.pem"
+                ra_data = self._read(path)
+                if ra_data is None:
+                    raise CertificateStoreCorruptError(f"RA certificate file {path.name} of {tp} is missing")
+                result.append(self._parse(path, ra_data))
+            return result
+
+    # ------------------------------------------------------------ router certificates
+
+    def set_certificate(self, tp: str, usage: KeyUsage, cert: x509.Certificate) -> None:
+        """Install the router certificate of ``tp`` for ``usage``, replacing any.
+
+        No checks; see :meth:`import_certificate` for the checked path.
+        Raises InvalidTrustpointNameError, OSError.
+        """
+        with self._lock:
+            atomic_write(self.trustpoint_dir(tp) / _cert_file(usage), _pem(cert))
+
+    def remove_certificate(self, tp: str, usage: KeyUsage) -> bool:
+        """Remove ``tp``'s router certificate for ``usage``; whether there was one.
+
+        Raises InvalidTrustpointNameError, OSError.
+        """
+        with self._lock:
+            folder = self._dir / validate_trustpoint_name(tp)
+            path = folder / _cert_file(usage)
+            if not path.is_file():
+                return False
+            path.unlink()
+            fsync_dir(folder)
+            return True
+
+    def certificates(self, tp: str) -> dict[KeyUsage, x509.Certificate]:
+        """``tp``'s router certificates by key usage (general, signature, encryption order).
+
+        Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
+        """
+        result: dict[KeyUsage, x509.Certificate] = {}
+        with self._lock:
+            folder = self._dir / validate_trustpoint_name(tp)
+            for usage in KeyUsage:
+                path = folder / _cert_file(usage)
+                data = self._read(path)
+                if data is not None:
+                    result[usage] = self._parse(path, data)
+        return result
+
+    def import_certificate(self, tp: str, cert_text: str | bytes, keystore: KeyStore, key_label: str) -> KeyUsage:
+        """Cut-and-paste import of a router certificate (``crypto ca import TP certificate``).
+
+        The certificate is installed, on the usage of the key pair it belongs
+        to, only if it was issued by ``tp``'s CA (issuer name and signature),
+        its public key is one of ``key_label``'s pairs, and it is valid now.
+        For usage keys call this twice, in either order. If several
+        certificates are pasted (e.g. with the chain), the one holding one of
+        ``key_label``'s public keys is taken. Router certificates of the other
+        key-pair type (left over from before a regenerate) are removed.
+
+        Returns the key usage the certificate was installed for.
+        Raises InvalidTrustpointNameError; InvalidCertificateError (not a
+        certificate); CaNotAuthenticatedError (no CA certificate: authenticate
+        first); WrongIssuerError (issued by another CA); KeyNotFoundError (no
+        such key label); KeyMismatchError (public key matches none of the
+        label's pairs); CertificateExpiredError / CertificateNotYetValidError
+        (with the validity dates); OSError.
+        """
+        validate_trustpoint_name(tp)
+        certs = load_certificates(cert_text)
+        with self._lock:
+            ca = self.ca(tp)
+            if ca is None:
+                raise CaNotAuthenticatedError(
+                    f"Trustpoint {tp} has no CA certificate: authenticate the CA first "
+                    f"(crypto ca authenticate {tp})"
+                )
+            info: KeyPairInfo | None = None
+            if len(certs) == 1:
+                cert = certs[0]
+            else:
+                info = keystore.get_rsa(key_label)
+                matching = [c for c in certs if _same_key(c, info) is not None]
+                if not matching:
+                    raise self._mismatch(key_label)
+                if len(matching) > 1:
+                    raise InvalidCertificateError(
+                        f"{len(matching)} of the pasted certificates hold {key_label}'s keys; give one at a time"
+                    )
+                cert = matching[0]
+            if not verify_issued_by(cert, ca):
+                raise self._wrong_issuer(tp, cert, ca)
+            if info is None:
+                info = keystore.get_rsa(key_label)
+            usage = _same_key(cert, info)
+            if usage is None:
+                raise self._mismatch(key_label)
+            self._check_validity(cert)
+            self.set_certificate(tp, usage, cert)
+            for other in KeyUsage:
+                if other not in info.key_type.usages:
+                    self.remove_certificate(tp, other)
+            return usage
+
+    # ------------------------------------------------------------ clearing
+
+    def clear(self, tp: str | None = None) -> None:
+        """Remove router, CA and RA certificates of ``tp``, or of every trustpoint.
+
+        ``clear crypto ca certificates [name]``. Router certificates go first,
+        so a crash never leaves a router certificate without its CA. The
+        trustpoint directory and other state in it stay.
+        Raises InvalidTrustpointNameError, OSError.
+        """
+        with self._lock:
+            names = self.trustpoints() if tp is None else [validate_trustpoint_name(tp)]
+            for name in names:
+                folder = self._dir / name
+                if not folder.is_dir():
+                    continue
+                for usage in KeyUsage:
+                    (folder / _cert_file(usage)).unlink(missing_ok=True)
+                fsync_dir(folder)
+                (folder / _CA_FILE).unlink(missing_ok=True)
+                fsync_dir(folder)
+                self._remove_stale_ras(folder, set())
+
+    def remove_trustpoint(self, tp: str) -> None:
+        """Delete trustpoint ``tp``'s directory and everything in it (no error if absent).
+
+        One rename makes it disappear; the renamed directory is then deleted.
+        Raises InvalidTrustpointNameError, OSError.
+        """
+        with self._lock:
+            folder = self._dir / validate_trustpoint_name(tp)
+            if not folder.is_dir():
+                return
+            doomed = self._dir / f"{_REMOVED_PREFIX}{tp}-{secrets.token_hex(4)}"
+            os.rename(folder, doomed)
+            fsync_dir(self._dir)
+            shutil.rmtree(doomed)
+
+    # ------------------------------------------------------------ internals
+
+    def _check_validity(self, cert: x509.Certificate) -> None:
+        now = self._clock.now()
+        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        dates = f"valid from {format_router_date(start)} to {format_router_date(end)}"
+        if now < start:
+            raise CertificateNotYetValidError(f"The certificate is not yet valid: {dates}")
+        if now > end:
+            raise CertificateExpiredError(f"The certificate has expired: {dates}")
+
+    @staticmethod
+    def _mismatch(key_label: str) -> KeyMismatchError:
+        return KeyMismatchError(f"The certificate's public key matches none of {key_label}'s key pairs")
+
+    @staticmethod
+    def _wrong_issuer(tp: str, cert: x509.Certificate, ca: x509.Certificate) -> WrongIssuerError:
+        if cert.issuer == ca.subject:
+            detail = "its signature does not verify with the CA certificate's key"
+        else:
+            detail = f"it is issued by {format_name(cert.issuer)}, not by {format_name(ca.subject)}"
+        return WrongIssuerError(f"The certificate was not issued by trustpoint {tp}'s CA: {detail}")
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _parse(path: Path, data: bytes) -> x509.Certificate:
+        try:
+            return load_certificate(data)
+        except InvalidCertificateError:
+            raise CertificateStoreCorruptError(f"Certificate file {path} is unreadable") from None
+
+    @staticmethod
+    def _listed_ras(ca_data: bytes) -> list[str]:
+        text = ca_data.decode("ascii", "replace")
+        return [m.group(1) for line in text.splitlines() if (m := _RA_LINE.fullmatch(line.strip()))]
+
+    @staticmethod
+    def _remove_stale_ras(folder: Path, keep: set[str]) -> None:
+        removed = False
+        for path in folder.iterdir():
+            if _RA_FILE.fullmatch(path.name) and path.name[3:19] not in keep:
+                path.unlink(missing_ok=True)
+                removed = True
+        if removed:
+            fsync_dir(folder)
