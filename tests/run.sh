@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian machine, then runs them:
+# YANG lint (pyang, yanglint), ruff, mypy and pytest. .ci/run calls this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    scep slapd ldap-utils snmptrapd snmp netconfd yangcli libyang2-tools openssh-server \
+    iproute2 openssl util-linux >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== YANG: pyang --lint and yanglint (no warnings allowed)"
+out=$(pyang --lint -p yang yang/*.yang 2>&1) || { echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "$out"; exit 1; }
+out=$(yanglint -p yang yang/*.yang 2>&1) || { echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "$out"; exit 1; }
+
+echo "== ruff and mypy"
+ruff check agent tests
+mypy agent
+
+echo "== pytest, in a private network namespace (scepserver listens on every interface)"
+bash tests/netns_run.sh python3 -m pytest -q -p no:cacheprovider "$@"
