@@ -27,6 +27,7 @@ from agent.passwords import hash_password, random_password
 from agent.pki.keystore import KeyStore
 from agent.schema.model import SchemaModel
 from agent.services.accounts import Accounts
+from agent.services.keys import KeyService
 from agent.services.system import SYS_NS, SystemIdentity
 from agent.xmltree import default_ns
 
@@ -60,6 +61,8 @@ class Application:
         self.agent = NetconfAgent(self.datastores, self.yang)
         BaseOperations(self.agent)
         Monitoring(self.agent, self.schema).register()
+        self.keys = KeyService(self.keystore, lambda: self.identity.fqdn, lambda: None)
+        self.keys.register(self.agent, self.schema)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
         self.server = NetconfServer(self.agent, accounts, host_key, config.host, config.port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import cast
 
@@ -13,3 +14,8 @@ def default_ns(namespace: str | None) -> Mapping[str, str]:
     types the keys as ``str``, hence the cast in this one place.
     """
     return cast("Mapping[str, str]", {None: namespace} if namespace else {})
+
+
+def yang_date_and_time(value: datetime.datetime) -> str:
+    """A yang:date-and-time (RFC 6991) in UTC, e.g. 2026-11-26T19:33:52Z."""
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from agent.datastore.store import Target
 from agent.errors import NetconfError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
 from agent.schema.model import ModuleInfo, SchemaModel
-from agent.xmltree import default_ns
+from agent.xmltree import default_ns, yang_date_and_time
 
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
@@ -25,10 +24,6 @@ def _leaf(parent: etree._Element, ns: str, name: str, text: str) -> etree._Eleme
     element = etree.SubElement(parent, f"{{{ns}}}{name}")
     element.text = text
     return element
-
-
-def _time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def module_capability(module: ModuleInfo) -> str:
@@ -80,7 +75,7 @@ class Monitoring:
                 lock = etree.SubElement(locks, f"{{{NCM_NS}}}global-lock")
                 _leaf(lock, NCM_NS, "locked-by-session", str(holder))
                 since = store.lock_time(target)
-                _leaf(lock, NCM_NS, "locked-time", _time(since))
+                _leaf(lock, NCM_NS, "locked-time", yang_date_and_time(since))
         schemas = etree.SubElement(root, f"{{{NCM_NS}}}schemas")
         for module in self.schema.modules:
             entry = etree.SubElement(schemas, f"{{{NCM_NS}}}schema")
@@ -96,7 +91,7 @@ class Monitoring:
             sessions.append(self._session(info))
         stats = self.agent.statistics
         statistics = etree.SubElement(root, f"{{{NCM_NS}}}statistics")
-        _leaf(statistics, NCM_NS, "netconf-start-time", _time(stats.start_time))
+        _leaf(statistics, NCM_NS, "netconf-start-time", yang_date_and_time(stats.start_time))
         for name in (
             "in-bad-hellos", "in-sessions", "dropped-sessions", "in-rpcs", "in-bad-rpcs",
             "out-rpc-errors", "out-notifications",
@@ -110,7 +105,7 @@ class Monitoring:
         _leaf(entry, NCM_NS, "transport", "ncm:netconf-ssh")
         _leaf(entry, NCM_NS, "username", info.username)
         _leaf(entry, NCM_NS, "source-host", info.source_host)
-        _leaf(entry, NCM_NS, "login-time", _time(info.login_time))
+        _leaf(entry, NCM_NS, "login-time", yang_date_and_time(info.login_time))
         for name in ("in-rpcs", "in-bad-rpcs", "out-rpc-errors", "out-notifications"):
             _leaf(entry, NCM_NS, name, str(getattr(info, name.replace("-", "_"))))
         return entry
