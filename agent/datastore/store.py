@@ -47,6 +47,7 @@ class Target(enum.Enum):
 
 
 class TestOption(enum.Enum):
+    __test__ = False  # not a pytest test class, despite its name
     TEST_THEN_SET = "test-then-set"
     SET = "set"
     TEST_ONLY = "test-only"

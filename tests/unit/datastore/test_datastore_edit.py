@@ -1,0 +1,164 @@
+"""The edit-config engine and the datastores, on the real YANG schema, without SSH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from agent.datastore.edit import ErrorOption, Operation, apply_edit, new_root
+from agent.datastore.store import ROLLBACK_FILE, RUNNING_FILE, Datastores, Target, TestOption
+from agent.errors import AgentError, DatastoreError, SchemaError
+from agent.netconf.yang import YangSupport
+from agent.schema.model import SchemaModel
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+SYS = "urn:ca-agent:yang:system"
+CRYPTO = "urn:ca-agent:yang:crypto"
+NS = {"s": SYS, "c": CRYPTO}
+
+
+@pytest.fixture(scope="module")
+def yang() -> YangSupport:
+    return YangSupport(SchemaModel.load())
+
+
+def config(body: str) -> etree._Element:
+    return etree.fromstring(f'<config xmlns="{NC}" xmlns:nc="{NC}">{body}</config>')
+
+
+def tp(name: str, inner: str = "", op: str | None = None) -> str:
+    attr = f' nc:operation="{op}"' if op else ""
+    return f'<crypto xmlns="{CRYPTO}"><ca><trustpoint{attr}><name>{name}</name>{inner}</trustpoint></ca></crypto>'
+
+
+def edit(yang: YangSupport, root: etree._Element, body: str, **kwargs: object) -> etree._Element:
+    return apply_edit(root, config(body), yang, yang, **kwargs).root  # type: ignore[arg-type]
+
+
+def test_merge_creates_and_input_is_not_mutated(yang: YangSupport) -> None:
+    root = new_root()
+    before = etree.tostring(root)
+    new = edit(yang, root, tp("a", "<rsakeypair>k</rsakeypair>"))
+    assert etree.tostring(root) == before
+    assert new.findtext("c:crypto/c:ca/c:trustpoint/c:rsakeypair", namespaces=NS) == "k"
+
+
+def test_list_entries_matched_by_key_and_keys_first(yang: YangSupport) -> None:
+    root = edit(yang, new_root(), tp("a", "<rsakeypair>k1</rsakeypair>") + tp("b"))
+    root = edit(yang, root, f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><rsakeypair>k2</rsakeypair><name>a</name></trustpoint></ca></crypto>')
+    entries = root.findall("c:crypto/c:ca/c:trustpoint", NS)
+    assert [e.findtext("c:name", namespaces=NS) for e in entries] == ["a", "b"]
+    assert entries[0].findtext("c:rsakeypair", namespaces=NS) == "k2"
+    assert etree.QName(entries[0][0]).localname == "name"
+
+
+def test_choice_case_replaces_other_case(yang: YangSupport) -> None:
+    root = edit(yang, new_root(), tp("a", "<enrollment><url>http://x</url></enrollment>"))
+    root = edit(yang, root, tp("a", "<enrollment><terminal/></enrollment>"))
+    enrollment = root.find("c:crypto/c:ca/c:trustpoint/c:enrollment", NS)
+    assert [etree.QName(c).localname for c in enrollment] == ["terminal"]
+
+
+def test_create_delete_remove_errors(yang: YangSupport) -> None:
+    root = edit(yang, new_root(), tp("a", op="create"))
+    with pytest.raises(DatastoreError) as exists:
+        edit(yang, root, tp("a", op="create"))
+    assert exists.value.error_tag == "data-exists"
+    assert exists.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']"
+    root = edit(yang, root, tp("a", op="delete"))
+    with pytest.raises(DatastoreError) as missing:
+        edit(yang, root, tp("a", op="delete"))
+    assert missing.value.error_tag == "data-missing"
+    assert edit(yang, root, tp("a", op="remove")) is not None
+
+
+def test_default_operation_none_and_replace(yang: YangSupport) -> None:
+    root = edit(yang, new_root(), f'<hostname xmlns="{SYS}">h</hostname>' + tp("a", "<rsakeypair>k</rsakeypair>"))
+    # none: unmentioned-operation nodes do not change anything
+    same = edit(yang, root, f'<hostname xmlns="{SYS}">other</hostname>', default_operation=Operation.NONE)
+    assert same.findtext("s:hostname", namespaces=NS) == "h"
+    # none with an explicit operation deeper down
+    changed = edit(
+        yang, root, tp("a", '<rsakeypair nc:operation="replace">k2</rsakeypair>'), default_operation=Operation.NONE
+    )
+    assert changed.findtext("c:crypto/c:ca/c:trustpoint/c:rsakeypair", namespaces=NS) == "k2"
+    # replace at the top replaces the whole datastore
+    replaced = edit(yang, root, f'<hostname xmlns="{SYS}">r</hostname>', default_operation=Operation.REPLACE)
+    assert replaced.find("c:crypto", NS) is None and replaced.findtext("s:hostname", namespaces=NS) == "r"
+
+
+def test_bad_operation_and_unknown_element(yang: YangSupport) -> None:
+    with pytest.raises(AgentError) as bad:
+        edit(yang, new_root(), tp("a", op="frobnicate"))
+    assert bad.value.error_tag == "bad-attribute"
+    with pytest.raises(DatastoreError) as unknown:
+        edit(yang, new_root(), f'<crypto xmlns="{CRYPTO}"><nosuch/></crypto>')
+    assert unknown.value.error_tag == "unknown-element"
+    with pytest.raises(DatastoreError) as nokey:
+        edit(yang, new_root(), f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><rsakeypair>k</rsakeypair></trustpoint></ca></crypto>')
+    assert nokey.value.error_tag == "missing-element"
+
+
+def test_continue_on_error_applies_the_rest(yang: YangSupport) -> None:
+    result = apply_edit(
+        new_root(),
+        config(tp("gone", op="delete") + f'<hostname xmlns="{SYS}">h</hostname>'),
+        yang,
+        yang,
+        error_option=ErrorOption.CONTINUE_ON_ERROR,
+    )
+    assert [e.error_tag for e in result.errors] == ["data-missing"]
+    assert result.root.findtext("s:hostname", namespaces=NS) == "h"
+
+
+def make_store(path: Path, yang: YangSupport) -> Datastores:
+    return Datastores(path, yang, yang, yang.validate)
+
+
+def test_store_persists_and_validates(tmp_path: Path, yang: YangSupport) -> None:
+    store = make_store(tmp_path, yang)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">h1</hostname>'), 1)
+    assert store.candidate_modified
+    assert b"h1" not in (tmp_path / RUNNING_FILE).read_bytes()
+    store.commit(1)
+    assert b"h1" in (tmp_path / RUNNING_FILE).read_bytes()
+    with pytest.raises(SchemaError) as bad:
+        store.edit(Target.RUNNING, config(tp("a", "<enrollment><retry><period>61</period></retry></enrollment>")), 1)
+    assert bad.value.error_tag == "invalid-value"
+    # test-only validates and changes nothing
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">h2</hostname>'), 1, test_option=TestOption.TEST_ONLY)
+    assert not store.candidate_modified
+    again = make_store(tmp_path, yang)
+    assert again.get(Target.RUNNING).findtext("s:hostname", namespaces=NS) == "h1"
+
+
+def test_pending_confirmed_commit_is_rolled_back_on_restart(tmp_path: Path, yang: YangSupport) -> None:
+    store = make_store(tmp_path, yang)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">before</hostname>'), 1)
+    store.commit(1)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">after</hostname>'), 1)
+    store.commit(1, confirmed=True, confirm_timeout=3600, persist="p")
+    assert (tmp_path / ROLLBACK_FILE).exists()
+    restarted = make_store(tmp_path, yang)  # as after a crash: the confirm never came
+    assert restarted.get(Target.RUNNING).findtext("s:hostname", namespaces=NS) == "before"
+    assert not (tmp_path / ROLLBACK_FILE).exists()
+
+
+def test_locks(tmp_path: Path, yang: YangSupport) -> None:
+    store = make_store(tmp_path, yang)
+    store.lock(Target.CANDIDATE, 1)
+    with pytest.raises(DatastoreError) as denied:
+        store.lock(Target.CANDIDATE, 2)
+    assert denied.value.error_tag == "lock-denied" and denied.value.info == {"session-id": "1"}
+    with pytest.raises(DatastoreError) as in_use:
+        store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">x</hostname>'), 2)
+    assert in_use.value.error_tag == "in-use"
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">x</hostname>'), 1)
+    store.session_closed(1)  # releasing the candidate lock discards its changes
+    assert not store.candidate_modified
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">y</hostname>'), 2)
+    with pytest.raises(DatastoreError) as dirty:
+        store.lock(Target.CANDIDATE, 3)
+    assert dirty.value.info == {"session-id": "0"}
