@@ -24,11 +24,14 @@ from agent.netconf.operations import BaseOperations
 from agent.netconf.server import NetconfServer
 from agent.netconf.yang import YangSupport
 from agent.passwords import hash_password, random_password
+from agent.pki.certstore import CertificateStore
+from agent.pki.enrollment import Pki
 from agent.pki.keystore import KeyStore
 from agent.schema.model import SchemaModel
 from agent.services.accounts import Accounts
 from agent.services.keys import KeyService
 from agent.services.system import SYS_NS, SystemIdentity
+from agent.services.trustpoints import TrustpointService
 from agent.xmltree import default_ns
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class AgentConfig:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8830
+    retry_period_unit: float = 60.0  # seconds in one 'enrollment retry period' unit
 
 
 class Application:
@@ -61,8 +65,13 @@ class Application:
         self.agent = NetconfAgent(self.datastores, self.yang)
         BaseOperations(self.agent)
         Monitoring(self.agent, self.schema).register()
-        self.keys = KeyService(self.keystore, lambda: self.identity.fqdn, lambda: None)
+        self.keys = KeyService(self.keystore, lambda: self.identity.fqdn)
         self.keys.register(self.agent, self.schema)
+        certstore = CertificateStore(data_dir / "trustpoints")
+        self.pki = Pki(
+            data_dir, self.keystore, certstore, lambda: self.identity.fqdn, retry_unit_seconds=config.retry_period_unit
+        )
+        TrustpointService(self.pki, lambda: self.datastores.get(Target.RUNNING)).register(self.agent, self.schema)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
         self.server = NetconfServer(self.agent, accounts, host_key, config.host, config.port)
@@ -90,3 +99,4 @@ class Application:
     def stop(self) -> None:
         """Close every session and stop listening."""
         self.server.shutdown()
+        self.pki.close()

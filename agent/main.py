@@ -15,6 +15,14 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("./ca-agent-data"), help="state directory (0700)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8830, help="NETCONF over SSH port (default 8830)")
+    parser.add_argument(
+        "--retry-period-unit",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="length of one 'enrollment retry period' unit (default 60: minutes, as on the router; "
+        "demos and tests shorten it)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -33,7 +41,11 @@ def _serve(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        app = Application(AgentConfig(data_dir=args.data_dir, host=args.host, port=args.port))
+        app = Application(
+            AgentConfig(
+                data_dir=args.data_dir, host=args.host, port=args.port, retry_period_unit=args.retry_period_unit
+            )
+        )
     except OSError as error:
         logging.getLogger("ca-agent").error("cannot start: %s", error)
         return 1

@@ -25,12 +25,13 @@ READY = re.compile(r"ready: NETCONF over SSH on (\S+) port (\d+)")
 class AgentProcess:
     """One `ca-agent` subprocess on a free port with its own data dir."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self.env = dict(os.environ, CA_AGENT_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
         if env:
             self.env.update(env)
+        self.args = list(args or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self._log_lines: list[str] = []
@@ -39,7 +40,7 @@ class AgentProcess:
         """Start and wait until the agent says it is ready. Raises RuntimeError."""
         self._log_lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "--data-dir", str(self.data_dir), "--port", str(port)],
+            [sys.executable, "-m", "agent", "--data-dir", str(self.data_dir), "--port", str(port), *self.args],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=self.env,

@@ -1,0 +1,205 @@
+"""Trustpoints: config from running -> backend, CA RPCs, and the trustpoint state.
+
+'crypto ca authenticate|enroll|import|...' and 'show crypto ca certificates'
+as YANG RPCs and state over the PKI backend (agent/pki/enrollment.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from lxml import etree
+
+from agent.errors import AgentError
+from agent.netconf.dispatch import NetconfAgent, SessionInfo
+from agent.pki.certificate import CertificateInfo
+from agent.pki.enrollment import Pki
+from agent.pki.trustpoint import TrustpointConfig
+from agent.schema.model import SchemaModel
+from agent.services.keys import USAGE_NAMES
+from agent.services.yangio import CRYPTO_NS, RpcInput, container, leaf, output_leaf, tag, yang_rpc
+
+log = logging.getLogger(__name__)
+
+_TP = f"{{{CRYPTO_NS}}}crypto/{{{CRYPTO_NS}}}ca/{{{CRYPTO_NS}}}trustpoint"
+
+
+def trustpoint_configs(running: etree._Element) -> dict[str, TrustpointConfig]:
+    """The trustpoints of a configuration tree, as the backend wants them."""
+    configs: dict[str, TrustpointConfig] = {}
+    for entry in running.iterfind(_TP):
+        name = entry.findtext(tag("name")) or ""
+        enrollment = entry.find(tag("enrollment"))
+        retry = enrollment.find(tag("retry")) if enrollment is not None else None
+        configs[name] = TrustpointConfig(
+            name=name,
+            enrollment_url=enrollment.findtext(tag("url")) if enrollment is not None else None,
+            terminal=enrollment is not None and enrollment.find(tag("terminal")) is not None,
+            retry_period=int(retry.findtext(tag("period")) or 1) if retry is not None else 1,
+            retry_count=int(retry.findtext(tag("count")) or 10) if retry is not None else 10,
+            query_url=entry.findtext(tag("query-url")),
+            rsakeypair=entry.findtext(tag("rsakeypair")),
+            subject_name=entry.findtext(tag("subject-name")),
+        )
+    return configs
+
+
+class TrustpointService:
+    """Maps trustpoint config, the CA RPCs and trustpoint state onto :class:`Pki`."""
+
+    def __init__(self, pki: Pki, running: Callable[[], etree._Element]) -> None:
+        self.pki = pki
+        self.running = running
+
+    def register(self, agent: NetconfAgent, model: SchemaModel) -> None:
+        for name, handler in (
+            ("ca-authenticate", self.authenticate),
+            ("ca-enroll", self.enroll),
+            ("ca-cancel-enroll", self.cancel_enroll),
+            ("ca-import-certificate", self.import_certificate),
+            ("ca-clear-certificates", self.clear_certificates),
+        ):
+            agent.register(tag(name), yang_rpc(model, tag(name), handler))
+        agent.add_state_provider(self.state)
+        agent.datastores.add_commit_listener(self.committed)
+        self.pki.configure(list(trustpoint_configs(self.running()).values()))
+
+    # -- commits -------------------------------------------------------------
+    def committed(self, old: etree._Element, new: etree._Element) -> None:
+        """Deleted trustpoints stop polling and lose their certificates; the rest are (re)configured."""
+        before, after = trustpoint_configs(old), trustpoint_configs(new)
+        for name in before.keys() - after.keys():
+            log.info("trustpoint %s deleted: its polling stops and its certificates are removed", name)
+            self.pki.trustpoint_removed(name)
+        self.pki.configure(list(after.values()))
+
+    def _config(self, params: RpcInput, rpc: str) -> TrustpointConfig:
+        name = params.text("trustpoint") or ""
+        config = trustpoint_configs(self.running()).get(name)
+        if config is None:
+            raise AgentError(
+                f"trustpoint {name} is not configured (crypto ca trustpoint {name})",
+                error_tag="data-missing",
+                error_app_tag="no-such-trustpoint",
+                path=f"/crypto:{rpc}/crypto:trustpoint",
+            )
+        return config
+
+    # -- RPCs ----------------------------------------------------------------
+    def authenticate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
+        config = self._config(params, "ca-authenticate")
+        result = self.pki.authenticate(
+            config,
+            accept=params.flag("accept"),
+            fingerprint=params.text("fingerprint"),
+            ca_pem=params.text("ca-certificate"),
+        )
+        log.info("trustpoint %s: CA certificate %s by %s", config.name,
+                 "installed" if result.installed else "shown, not installed", session.username)
+        out = _certificate_leaves(result.ca, output=True)
+        out.append(output_leaf("installed", result.installed))
+        out.append(output_leaf("ra-certificates", len(result.ra)))
+        return out
+
+    def enroll(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
+        config = self._config(params, "ca-enroll")
+        outcome = self.pki.enroll(config, params.text("challenge-password"))
+        out = [output_leaf("status", outcome.status.value)]
+        if outcome.transaction_id:
+            out.append(output_leaf("transaction-id", outcome.transaction_id))
+        out.append(output_leaf("message", outcome.message))
+        for usage, request in outcome.requests.items():
+            entry = container("request")
+            leaf(entry, "key-usage", USAGE_NAMES[usage])
+            leaf(entry, "status", request.status.value)
+            if request.transaction_id:
+                leaf(entry, "transaction-id", request.transaction_id)
+            leaf(entry, "message", request.message)
+            if request.fingerprint:
+                leaf(entry, "fingerprint", request.fingerprint.upper())
+            if request.serial_number:
+                leaf(entry, "serial-number", request.serial_number)
+            out.append(entry)
+        for usage, pem in outcome.certificate_requests.items():
+            entry = container("certificate-request")
+            leaf(entry, "key-usage", USAGE_NAMES[usage])
+            leaf(entry, "pem", pem)
+            out.append(entry)
+        return out
+
+    def cancel_enroll(self, session: SessionInfo, params: RpcInput) -> None:
+        config = self._config(params, "ca-cancel-enroll")
+        self.pki.cancel_enrollment(config.name)
+
+    def import_certificate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
+        config = self._config(params, "ca-import-certificate")
+        imported = self.pki.import_certificate(config, params.text("certificate") or "")
+        return [output_leaf("key-usage", USAGE_NAMES[imported.key_usage]), *_certificate_leaves(imported.certificate, True)]
+
+    def clear_certificates(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
+        name = params.text("trustpoint")
+        if name is not None:
+            self._config(params, "ca-clear-certificates")
+        cleared = self.pki.clear_certificates(name)
+        return [output_leaf("cleared", n) for n in cleared]
+
+    # -- state ---------------------------------------------------------------
+    def state(self) -> list[etree._Element]:
+        crypto = container("crypto")
+        ca = etree.SubElement(crypto, tag("ca"))
+        for name in trustpoint_configs(self.running()):
+            tp_state = self.pki.state(name)
+            entry = etree.SubElement(ca, tag("trustpoint"))
+            leaf(entry, "name", name)
+            if tp_state.requests:
+                enrollment = etree.SubElement(entry, tag("enrollment"))
+                for usage, request in tp_state.requests.items():
+                    req = etree.SubElement(enrollment, tag("request"))
+                    leaf(req, "key-usage", USAGE_NAMES[usage])
+                    leaf(req, "state", request.state.value)
+                    if request.transaction_id:
+                        leaf(req, "transaction-id", request.transaction_id)
+                    leaf(req, "attempts", request.attempts)
+                    if request.next_poll is not None and not request.state.is_final:
+                        leaf(req, "next-poll", request.next_poll)
+                    if request.last_error:
+                        leaf(req, "last-error", request.last_error)
+            if tp_state.ca is not None:
+                ca_el = etree.SubElement(entry, tag("ca-certificate"))
+                ca_el.extend(_certificate_leaves(tp_state.ca))
+            for ra in tp_state.ra:
+                ra_el = etree.SubElement(entry, tag("ra-certificate"))
+                ra_el.extend(_certificate_leaves(ra.info, key_first="fingerprint"))
+                for ra_usage in ra.usages:
+                    leaf(ra_el, "usage", ra_usage.value)
+            for usage, certificate in tp_state.certificates.items():
+                cert_el = etree.SubElement(entry, tag("certificate"))
+                leaf(cert_el, "key-usage", USAGE_NAMES[usage])
+                leaf(cert_el, "status", certificate.status.value)
+                if certificate.info is not None:
+                    cert_el.extend(_certificate_leaves(certificate.info))
+        return [crypto]
+
+
+def _certificate_leaves(info: CertificateInfo, output: bool = False, key_first: str | None = None) -> list[etree._Element]:
+    """The certificate-info grouping, as output leaves or as children of a state node."""
+    values: list[tuple[str, object]] = [
+        ("serial-number", info.serial_number),
+        ("subject", info.subject),
+        ("issuer", info.issuer),
+        ("valid-from", info.valid_from),
+        ("valid-to", info.valid_to),
+        *[("crl-distribution-point", uri) for uri in info.crl_distribution_points],
+        ("fingerprint", info.fingerprint_sha256.upper()),
+        ("fingerprint-md5", info.fingerprint_md5.upper()),
+        ("pem", info.pem),
+    ]
+    if key_first is not None:  # a list key comes first (RFC 7950 7.8.5)
+        values.sort(key=lambda item: item[0] != key_first)
+    if output:
+        return [output_leaf(name, value) for name, value in values]
+    holder = container("holder")
+    for name, value in values:
+        leaf(holder, name, value)
+    return list(holder)
