@@ -18,6 +18,7 @@ from typing import Protocol
 from lxml import etree
 
 from agent.errors import DatastoreError, NetconfError
+from agent.schema.convert import xpath_literal
 from agent.schema.model import NodeInfo, NodeKind
 from agent.xmltree import default_ns
 
@@ -121,9 +122,9 @@ class _Editor:
                 kq = etree.QName(key)
                 kp = self.namer.prefix_of_namespace(kq.namespace or "") if kq.namespace else ""
                 kname = f"{kp}:{kq.localname}" if kp else kq.localname
-                name += f"[{kname}={_xpath_literal(value or '')}]"
+                name += f"[{kname}={xpath_literal(value or '')}]"
         elif info is not None and info.kind is NodeKind.LEAF_LIST:
-            name += f"[.={_xpath_literal(element.text or '')}]"
+            name += f"[.={xpath_literal(element.text or '')}]"
         return name
 
     def fail(self, error: DatastoreError) -> None:
@@ -144,14 +145,7 @@ class _Editor:
         info = self.schema.node_info(parent_info, item.tag)
         path = f"{parent_path}/{self.step(item, info)}"
         if info is None:
-            self.fail(
-                DatastoreError(
-                    f"unknown element {etree.QName(item).localname!r} in the configuration",
-                    error_tag="unknown-element",
-                    path=path,
-                    info={"bad-element": etree.QName(item).localname},
-                )
-            )
+            self.fail(_unknown_element(item, path))
             return
         try:
             existing = self.find_existing(target_parent, item, info, path)
@@ -300,14 +294,7 @@ class _Editor:
             child_info = self.schema.node_info(info, child.tag)
             child_path = f"{path}/{self.step(child, child_info)}"
             if child_info is None:
-                self.fail(
-                    DatastoreError(
-                        f"unknown element {etree.QName(child).localname!r} in the configuration",
-                        error_tag="unknown-element",
-                        path=child_path,
-                        info={"bad-element": etree.QName(child).localname},
-                    )
-                )
+                self.fail(_unknown_element(child, child_path))
                 return None
             child_op = child.get(OPERATION_ATTR)
             if child_op in ("delete", "remove"):
@@ -382,10 +369,11 @@ def _equal(a: etree._Element, b: etree._Element) -> bool:
     return etree.tostring(a, method="c14n") == etree.tostring(b, method="c14n")
 
 
-def _xpath_literal(value: str) -> str:
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    parts = value.split("'")
-    return "concat(" + ", \"'\", ".join(f"'{p}'" for p in parts) + ")"
+def _unknown_element(element: etree._Element, path: str) -> DatastoreError:
+    name = etree.QName(element).localname
+    return DatastoreError(
+        f"unknown element {name!r} in the configuration",
+        error_tag="unknown-element",
+        path=path,
+        info={"bad-element": name},
+    )
