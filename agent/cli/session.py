@@ -1,0 +1,317 @@
+"""One CLI session: the modes (exec, config, config-trustp), configuration editing, show commands.
+
+Configuration mode edits the NETCONF candidate, one ``<edit-config>`` per
+command (so a bad value is refused at once, as on the router); ``commit`` is
+``<commit>``; ``end`` asks ``Uncommitted changes found, commit them? [yes]:``
+when the candidate differs from running; ``abort`` is ``<discard-changes>``.
+The key and CA commands are in :mod:`agent.cli.pki_commands`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lxml import etree
+
+from agent.cli.client import AgentClient, CliError, ConnectionLost, edit_config_element
+from agent.cli.commands import Mode, tree
+from agent.cli.console import Console
+from agent.cli.grammar import ErrorKind, Parsed, ParseError, completions, format_help, help_entries, parse
+from agent.cli.pki_commands import PkiCommands
+from agent.cli.render import (
+    CRYPTO_NS,
+    DEFAULT_HOSTNAME,
+    SYS_NS,
+    hostname_of,
+    render_authentication_keys,
+    render_certificates,
+    render_mypubkey,
+    render_running_config,
+)
+
+__all__ = ["CliSession", "ExitCli", "PROMPT_PREFIX", "same_config"]
+
+PROMPT_PREFIX = "RP/0/RP0/CPU0:"
+
+
+class ExitCli(Exception):
+    """``exit`` at the EXEC prompt."""
+
+
+def _canonical(element: etree._Element) -> tuple[object, ...]:
+    children = sorted(_canonical(child) for child in element if isinstance(child.tag, str))
+    return (element.tag, (element.text or "").strip(), tuple(sorted(element.attrib.items())), tuple(children))
+
+
+def same_config(a: etree._Element, b: etree._Element) -> bool:
+    """Whether two <data> trees hold the same configuration (sibling order ignored). Raises nothing."""
+    return _canonical(a) == _canonical(b)
+
+
+_YES = ("y", "ye", "yes")
+_NO = ("n", "no")
+
+
+class CliSession:
+    """The state of one operator's session: the mode, the trustpoint being edited, the hostname for the prompt."""
+
+    def __init__(self, client: AgentClient, console: Console) -> None:
+        self.client = client
+        self.console = console
+        self.mode = Mode.EXEC
+        self.trustpoint: str | None = None
+        self.hostname = DEFAULT_HOSTNAME
+        self.pki = PkiCommands(client, console)
+        self._handlers: dict[str, Callable[[Parsed], None]] = {
+            "configure": lambda p: self._enter(Mode.CONFIG),
+            "exit": self._exit,
+            "end": lambda p: self._end(),
+            "abort": lambda p: self._abort(),
+            "commit": lambda p: self._commit(),
+            "show-running": self._show_running,
+            "show-mypubkey": self._show_mypubkey,
+            "show-authkeys": self._show_authkeys,
+            "show-certificates": self._show_certificates,
+            "hostname": lambda p: self._set_system(("hostname",), p),
+            "no-hostname": lambda p: self._unset_system(("hostname",)),
+            "domain": lambda p: self._set_system(("domain", "name"), p),
+            "no-domain": lambda p: self._unset_system(("domain", "name")),
+            "trustpoint": self._trustpoint,
+            "no-trustpoint": self._no_trustpoint,
+            "enrollment-url": lambda p: self._set_tp(("enrollment", "url"), p),
+            "no-enrollment-url": lambda p: self._unset_tp(("enrollment", "url")),
+            "enrollment-terminal": lambda p: self._set_tp(("enrollment", "terminal"), None),
+            "no-enrollment-terminal": lambda p: self._unset_tp(("enrollment", "terminal")),
+            "retry-period": lambda p: self._set_tp(("enrollment", "retry", "period"), p),
+            "no-retry-period": lambda p: self._unset_tp(("enrollment", "retry", "period")),
+            "retry-count": lambda p: self._set_tp(("enrollment", "retry", "count"), p),
+            "no-retry-count": lambda p: self._unset_tp(("enrollment", "retry", "count")),
+            "query-url": lambda p: self._set_tp(("query-url",), p),
+            "no-query-url": lambda p: self._unset_tp(("query-url",)),
+            "rsakeypair": lambda p: self._set_tp(("rsakeypair",), p),
+            "no-rsakeypair": lambda p: self._unset_tp(("rsakeypair",)),
+            "subject-name": lambda p: self._set_tp(("subject-name",), p),
+            "no-subject-name": lambda p: self._unset_tp(("subject-name",)),
+            "key-generate": lambda p: self.pki.key_generate(p.args.get("type"), p.args.get("label")),
+            "key-zeroize": lambda p: self.pki.key_zeroize(p.args.get("label")),
+            "key-import": lambda p: self.pki.key_import(p.args.get("type"), p.args.get("label")),
+            "ca-authenticate": lambda p: self.pki.ca_authenticate(p.args["trustpoint"]),
+            "ca-enroll": lambda p: self.pki.ca_enroll(p.args["trustpoint"]),
+            "ca-cancel-enroll": lambda p: self.pki.ca_cancel_enroll(p.args["trustpoint"]),
+            "ca-import": lambda p: self.pki.ca_import(p.args["trustpoint"]),
+            "ca-clear": lambda p: self.pki.ca_clear(p.args.get("trustpoint")),
+        }
+
+    # ------------------------------------------------------------------ prompt, help, completion
+
+    @property
+    def prompt(self) -> str:
+        """``RP/0/RP0/CPU0:router#``, ``...(config)#``, ``...(config-trustp)#``."""
+        suffix = "" if self.mode is Mode.EXEC else f"({self.mode.value})"
+        return f"{PROMPT_PREFIX}{self.hostname}{suffix}#"
+
+    def refresh_hostname(self) -> None:
+        """Read the committed hostname for the prompt. Raises CliError, ConnectionLost."""
+        self.hostname = hostname_of(self.client.running())
+
+    def _trees(self) -> list[Mode]:
+        # In a submode, a command of the parent mode also works (and leaves the submode), as on the router.
+        return [Mode.TRUSTPOINT, Mode.CONFIG] if self.mode is Mode.TRUSTPOINT else [self.mode]
+
+    def help_lines(self, text: str) -> list[str]:
+        """What ``?`` shows after ``text`` in the current mode. Raises nothing."""
+        try:
+            entries = help_entries(tree(self.mode), text)
+        except ParseError as error:
+            return [error.message]
+        if not entries:
+            return ["% Unrecognized command"]
+        return format_help(entries)
+
+    def completions(self, text: str) -> list[str]:
+        """Keywords completing the last word of ``text`` (Tab). Raises nothing."""
+        return completions(tree(self.mode), text)
+
+    # ------------------------------------------------------------------ running one line
+
+    def execute(self, line: str) -> bool:
+        """Run one command line; False if it failed (the error is printed as ``% ...``).
+
+        Raises ExitCli for ``exit`` at the EXEC prompt, ConnectionLost when the
+        session to the agent is gone.
+        """
+        stripped = line.strip()
+        if not stripped or stripped.startswith("!") or stripped.startswith("#"):
+            return True  # blank lines and comments, as in the seed's configuration example
+        if stripped.endswith("?"):
+            self._write_lines(self.help_lines(line.rstrip()[:-1]))
+            return True
+        shown_prompt = self.prompt  # what the line was typed after, for the '^' marker
+        try:
+            parsed, mode = self._parse(line)
+        except ParseError as error:
+            self._report(line, error, shown_prompt)
+            return False
+        if mode is not self.mode:  # a parent-mode command typed in a submode
+            self.mode, self.trustpoint = mode, None
+        try:
+            self._handlers[parsed.action](parsed)
+        except CliError as error:
+            self._report_cli_error(line, parsed, error, shown_prompt)
+            return False
+        except KeyboardInterrupt:
+            self.console.write("\n% Aborted\n")
+            return False
+        except (ConnectionLost, ExitCli):
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug must read like a router error, not a traceback
+            self.console.write(f"% Internal error: {type(error).__name__}: {error}\n")
+            return False
+        return True
+
+    def _parse(self, line: str) -> tuple[Parsed, Mode]:
+        best: ParseError | None = None
+        for mode in self._trees():
+            try:
+                return parse(tree(mode), line), mode
+            except ParseError as error:
+                if best is None or error.position > best.position:
+                    best = error
+        assert best is not None
+        raise best
+
+    def _report(self, line: str, error: ParseError, shown_prompt: str) -> None:
+        if error.kind is ErrorKind.INVALID:
+            offset = error.position
+            if self.console.echoes_commands:
+                offset += len(shown_prompt)
+            else:
+                self.console.write(line.rstrip() + "\n")
+            self.console.write(" " * offset + "^\n")
+        self.console.write(error.message + "\n")
+
+    def _report_cli_error(self, line: str, parsed: Parsed, error: CliError, shown_prompt: str) -> None:
+        position = parsed.positions.get("value")
+        if error.tag == "invalid-value" and position is not None and self.mode is not Mode.EXEC:
+            self._report(line, ParseError(ErrorKind.INVALID, position), shown_prompt)
+        self.console.write(f"% {error.message}\n")
+
+    def _write_lines(self, lines: list[str]) -> None:
+        if lines:
+            self.console.write("\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------------ modes
+
+    def _enter(self, mode: Mode) -> None:
+        self.mode = mode
+
+    def _exit(self, parsed: Parsed) -> None:
+        if self.mode is Mode.EXEC:
+            raise ExitCli()
+        if self.mode is Mode.TRUSTPOINT:
+            self.mode, self.trustpoint = Mode.CONFIG, None
+            return
+        self._end()
+
+    def has_uncommitted_changes(self) -> bool:
+        """Whether the candidate differs from running. Raises CliError, ConnectionLost."""
+        return not same_config(self.client.candidate(), self.client.running())
+
+    def _end(self) -> None:
+        if self.has_uncommitted_changes():
+            while True:
+                answer = self.console.ask("Uncommitted changes found, commit them? [yes]:")
+                choice = "cancel" if answer is None else (answer.strip().lower() or "yes")
+                if choice in _YES:
+                    self._commit_changes()
+                    break
+                if choice in _NO:
+                    self.client.discard()
+                    break
+                if "cancel".startswith(choice):
+                    return  # stay in configuration mode, changes kept
+                self.console.write("% Please answer 'yes', 'no' or 'cancel'.\n")
+        self.mode, self.trustpoint = Mode.EXEC, None
+
+    def _abort(self) -> None:
+        self.client.discard()
+        self.mode, self.trustpoint = Mode.EXEC, None
+
+    def _commit(self) -> None:
+        if not self.has_uncommitted_changes():
+            self.console.write("% No configuration changes to commit.\n")
+            return
+        self._commit_changes()
+
+    def _commit_changes(self) -> None:
+        try:
+            self.client.commit()
+        except CliError as error:
+            raise CliError(f"Failed to commit the configuration changes: {error.message}", error.tag) from error
+        self.refresh_hostname()
+
+    def finish(self) -> None:
+        """Leaving the CLI: uncommitted changes of this session are discarded, as the router does.
+
+        Raises CliError, ConnectionLost.
+        """
+        if self.mode is not Mode.EXEC and self.has_uncommitted_changes():
+            self.client.discard()
+            self.console.write("% Uncommitted configuration changes were discarded.\n")
+        self.mode = Mode.EXEC
+
+    # ------------------------------------------------------------------ configuration edits
+
+    def _set_system(self, path: tuple[str, ...], parsed: Parsed) -> None:
+        self.client.edit(edit_config_element(SYS_NS, path, parsed.args["value"]))
+
+    def _unset_system(self, path: tuple[str, ...]) -> None:
+        self.client.edit(edit_config_element(SYS_NS, path, operation="remove"))
+
+    def _tp_path(self, name: str, leaf: tuple[str, ...]) -> list[str | tuple[str, str, str]]:
+        return ["crypto", "ca", ("trustpoint", "name", name), *leaf]
+
+    def _trustpoint(self, parsed: Parsed) -> None:
+        name = parsed.args["trustpoint"]
+        self.client.edit(edit_config_element(CRYPTO_NS, self._tp_path(name, ())))
+        self.mode, self.trustpoint = Mode.TRUSTPOINT, name
+
+    def _no_trustpoint(self, parsed: Parsed) -> None:
+        path = self._tp_path(parsed.args["trustpoint"], ())
+        self.client.edit(edit_config_element(CRYPTO_NS, path, operation="remove"))
+
+    def _set_tp(self, leaf: tuple[str, ...], parsed: Parsed | None) -> None:
+        assert self.trustpoint is not None
+        value = None if parsed is None else parsed.args["value"]
+        self.client.edit(edit_config_element(CRYPTO_NS, self._tp_path(self.trustpoint, leaf), value))
+
+    def _unset_tp(self, leaf: tuple[str, ...]) -> None:
+        assert self.trustpoint is not None
+        path = self._tp_path(self.trustpoint, leaf)
+        self.client.edit(edit_config_element(CRYPTO_NS, path, operation="remove"))
+
+    # ------------------------------------------------------------------ show
+
+    def _show_running(self, parsed: Parsed) -> None:
+        self._write_lines(render_running_config(self.client.running(), parsed.args.get("section")))
+
+    def _show_mypubkey(self, parsed: Parsed) -> None:
+        label = parsed.args.get("label")
+        lines = render_mypubkey(self.client.state("key"), label)
+        if not lines and label is not None:
+            raise CliError(f"No RSA key pair named {label}")
+        self._write_lines(lines)
+
+    def _show_authkeys(self, parsed: Parsed) -> None:
+        label = parsed.args.get("label")
+        lines = render_authentication_keys(self.client.state("key"), label)
+        if not lines and label is not None:
+            raise CliError(f"No authentication key named {label}")
+        self._write_lines(lines)
+
+    def _show_certificates(self, parsed: Parsed) -> None:
+        name = parsed.args.get("trustpoint")
+        lines = render_certificates(self.client.state("ca"), name)
+        if not lines and name is not None:
+            raise CliError(f"Trustpoint {name} is not configured")
+        self._write_lines(lines)
