@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: our agent against yuma123 netconfd, openssl and micromdm SCEP.
+
+    python bench/run.py [--quick] [--json FILE] [--no-scep] [--keep]
+
+Starts our agent and, beside it, netconfd loaded with our ca-agent-crypto
+module (behind a throwaway sshd on 127.0.0.1), drives both with the same
+ncclient code, times key-generate-rsa against `openssl genrsa` and one SCEP
+authenticate+enroll against micromdm's scepclient (inside a private network
+namespace, see bench/scep_bench.py), prints a table and writes it as JSON.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import figures  # noqa: E402
+from figures import Figure, Settings  # noqa: E402
+from peers import (  # noqa: E402
+    CRYPTO_MODULE,
+    REPO,
+    YANG_DIR,
+    AgentPeer,
+    NetconfdPeer,
+    YumaGuard,
+    config_only_copy,
+    make_ssh_key,
+)
+
+CRYPTO_CAPABILITY = "urn:ca-agent:yang:crypto?module=ca-agent-crypto"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: which figure, against whom, and which way is better."""
+
+    peer: str
+    key: str
+    figure: str
+    better: str  # "higher" or "lower"
+    target: str  # how the target is expressed, e.g. "ratio >= 1"
+
+
+ROWS = [
+    Row("netconfd (candidate)", "setup", "session set-up, SSH + hello (s, median)", "lower", "ratio <= 1"),
+    Row("netconfd (candidate)", "setup_password", "  same, ours with password auth (scrypt)", "lower", "info"),
+    Row("netconfd (candidate)", "get_config_empty", "get-config /s, empty datastore", "higher", "ratio >= 1"),
+    Row("netconfd (candidate)", "get_config_1000", "get-config /s, 1,000 trustpoints", "higher", "ratio >= 1"),
+    Row("netconfd (candidate)", "edit_commit", "edit-config + commit /s (1 trustpoint each)", "higher", "ratio >= 1"),
+    Row("netconfd (candidate)", "edit_commit_1000", "  same, on 1,000 trustpoints", "higher", "ratio >= 1"),
+    Row("netconfd (candidate)", "bulk_commit", "edit-config 1,000 trustpoints + commit (s)", "lower", "ratio <= 1"),
+    Row("netconfd (candidate)", "concurrent_empty", "20 sessions get-config, total /s, empty", "higher", "ratio >= 1"),
+    Row("netconfd (candidate)", "concurrent_1000", "20 sessions get-config, total /s, 1,000 tp", "higher",
+        "ratio >= 1"),
+    Row("netconfd (candidate)", "rss_1000", "peak RSS with 1,000 trustpoints (MiB)", "lower", "ours < 150"),
+    Row("netconfd (running)", "edit_running", "edit-config on running /s (1 trustpoint each)", "higher",
+        "ratio >= 1"),
+    Row("netconfd (running)", "edit_running_1000", "  same, on 1,000 trustpoints", "higher", "ratio >= 1"),
+    Row("netconfd (running)", "bulk_running", "edit-config 1,000 trustpoints on running (s)", "lower", "ratio <= 1"),
+    Row("netconfd (running)", "rss_running", "peak RSS, running-target run (MiB)", "lower", "ours < 150"),
+    Row("openssl genrsa", "keygen", "key-generate-rsa 2048 vs openssl genrsa 2048 (s, median)", "lower", "info"),
+    Row("micromdm scepclient", "scep", "SCEP authenticate + enroll vs scepclient (s, median)", "lower", "info"),
+]
+
+
+def agent_version() -> str:
+    """The commit measured, and whether agent/ or yang/ differ from it (the tree changes under us)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "agent", "yang"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes in agent/ or yang/" if dirty else "")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# servers
+
+
+def start_netconfd(workdir: Path, client_key: Path, target: str, module: Path, modpath: str) -> NetconfdPeer:
+    peer = NetconfdPeer(workdir / f"netconfd-{target}", client_key, module, target, modpath)
+    return peer.start()
+
+
+def netconfd_accepts(peer: NetconfdPeer) -> tuple[bool, str]:
+    """Whether netconfd loaded our module: it is advertised and the log has no error."""
+    try:
+        mgr = figures.connect(peer.connect_params())
+    except Exception as error:
+        return False, f"cannot connect: {error}"
+    try:
+        advertised = any(cap.startswith(CRYPTO_CAPABILITY) for cap in mgr.server_capabilities)
+        mgr.edit_config(target=peer.target, config=figures.config([figures.trustpoint("probe", 0)]))
+        if peer.target == "candidate":
+            mgr.commit()
+        mgr.edit_config(target=peer.target, config=figures.remove_config(["probe"]))
+        if peer.target == "candidate":
+            mgr.commit()
+    except Exception as error:
+        return False, f"refused a trustpoint edit: {error}"
+    finally:
+        figures.close(mgr)
+    errors = [line for line in peer.log_text().splitlines() if line.lower().startswith("error")]
+    if not advertised:
+        return False, "module not advertised in <hello>"
+    if errors:
+        return False, "; ".join(errors[:3])
+    return True, "full module accepted (config false state nodes and RPCs included; no SIL code, so RPCs are no-ops)"
+
+
+def use_publickey(agent: AgentPeer, client_key: Path) -> str:
+    """Import the client key with key-import-authentication-rsa so both servers use key auth."""
+    mgr = figures.connect(agent.connect_params())
+    try:
+        public = Path(f"{client_key}.pub").read_text().strip()
+        mgr.dispatch(figures.rpc_element("key-import-authentication-rsa", label="bench-client", public_key=public,
+                                         user="admin"))
+    except Exception as error:
+        return "password (key-import-authentication-rsa: " + (
+            "n/a (not available)" if figures.unsupported(error) else str(error)) + ")"
+    finally:
+        figures.close(mgr)
+    agent.auth = "publickey"
+    return "publickey (RSA 2048, as for netconfd)"
+
+
+# --------------------------------------------------------------------------
+# SCEP sub-benchmark (private network namespace)
+
+
+def run_scep(workdir: Path, settings: Settings, whatif: str = "") -> dict[str, Any]:
+    out = workdir / "scep.json"
+    command = [
+        "bash", str(REPO / "tests" / "netns_run.sh"), sys.executable, str(REPO / "bench" / "scep_bench.py"),
+        "--json-out", str(out), "--count", str(settings.scep_count), "--workdir", str(workdir / "scep"),
+    ] + (["--whatif", whatif] if whatif else [])
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=str(REPO))
+    except subprocess.TimeoutExpired:
+        return {"error": "scep_bench.py timed out after 240 s"}
+    if proc.returncode != 0 or not out.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": f"scep_bench.py exited {proc.returncode}: " + " | ".join(tail)}
+    return json.loads(out.read_text())
+
+
+# --------------------------------------------------------------------------
+# table
+
+
+def ratio(row: Row, ours: Figure | None, theirs: Figure | None) -> float | None:
+    if ours is None or theirs is None or ours.value is None or theirs.value is None or theirs.value == 0:
+        return None
+    return ours.value / theirs.value
+
+
+def target_met(row: Row, ours: Figure | None, value: float | None) -> bool | None:
+    if row.target == "ratio >= 1":
+        return None if value is None else value >= 1.0
+    if row.target == "ratio <= 1":
+        return None if value is None else value <= 1.0
+    if row.target == "ours < 150":
+        return None if ours is None or ours.value is None else ours.value < 150
+    return None
+
+
+def fmt(figure: Figure | None) -> str:
+    if figure is None:
+        return "-"
+    if figure.value is None:
+        return figure.note or "n/a"
+    value = figure.value
+    if figure.unit == "s":
+        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+    if figure.unit == "MiB":
+        return f"{value:.1f} MiB"
+    return f"{value:.1f}/s"
+
+
+def fmt_cpu(figure: Figure | None) -> str:
+    if figure is None or figure.server_cpu_ms_per_op is None:
+        return "-"
+    return f"{figure.server_cpu_ms_per_op:.2f}"
+
+
+def build_rows(ours: dict[str, Figure], theirs: dict[str, Figure]) -> list[dict[str, Any]]:
+    rows = []
+    for row in ROWS:
+        o, t = ours.get(row.key), theirs.get(row.key)
+        r = ratio(row, o, t)
+        rows.append({
+            "server": row.peer, "figure": row.figure.strip(), "key": row.key, "better": row.better,
+            "target": row.target, "ours": o.to_json() if o else None, "theirs": t.to_json() if t else None,
+            "ratio": round(r, 4) if r is not None else None, "target_met": target_met(row, o, r),
+            "_ours": o, "_theirs": t, "_row": row,
+        })
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = ("server", "figure", "ours", "theirs", "ratio", "target", "met", "CPU ms/op ours|theirs")
+    lines = [header]
+    for row in rows:
+        met = {True: "yes", False: "NO", None: ""}[row["target_met"]]
+        r = row["ratio"]
+        lines.append((
+            row["server"], row["_row"].figure, fmt(row["_ours"]), fmt(row["_theirs"]),
+            f"{r:.3f}" if r is not None else "n/a", row["target"], met,
+            f"{fmt_cpu(row['_ours'])} | {fmt_cpu(row['_theirs'])}",
+        ))
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    for index, line in enumerate(lines):
+        print("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+# --------------------------------------------------------------------------
+# main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short run (well under 2 minutes)")
+    parser.add_argument("--json", type=Path, help="write the table and raw figures as JSON to this file")
+    parser.add_argument("--no-scep", action="store_true", help="skip the SCEP sub-benchmark (needs unshare -rn)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data dirs)")
+    parser.add_argument("--whatif", default="", metavar="PATCHES",
+                        help="run our agent with bench/whatif_agent.py monkeypatches (measures fix proposals)")
+    args = parser.parse_args(argv)
+    settings = Settings.quick() if args.quick else Settings.full()
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="ca-agent-bench-"))
+    yuma = YumaGuard()
+    modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
+    ours: dict[str, Figure] = {}
+    theirs: dict[str, Figure] = {}
+    meta: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "settings": settings.__dict__,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": os.getloadavg()},
+        "ncclient_tick": figures.TICK,
+        "whatif": args.whatif or None,
+        "agent_version": agent_version(),
+    }
+    running: list[Any] = []
+    try:
+        client_key = workdir / "client_key"
+        make_ssh_key(client_key, "rsa")
+
+        # ---- candidate: both servers side by side ----------------------------------------------
+        log("ca-agent: starting (candidate figures)")
+        agent = AgentPeer(workdir / "agent-candidate", client_key, args.whatif)
+        running.append(agent)
+        agent.start()
+        log("netconfd: starting --target=candidate with " + CRYPTO_MODULE.name)
+        module = CRYPTO_MODULE
+        ncd = start_netconfd(workdir, client_key, "candidate", module, modpath)
+        running.append(ncd)
+        accepted, why = netconfd_accepts(ncd)
+        if not accepted:
+            log(f"netconfd refused the full module ({why}): using a config-only copy made with pyang")
+            ncd.stop()
+            running.remove(ncd)
+            module = config_only_copy(CRYPTO_MODULE, workdir / "config-only", modpath.split(os.pathsep))
+            ncd = start_netconfd(workdir, client_key, "candidate", module, modpath)
+            running.append(ncd)
+            accepted2, why2 = netconfd_accepts(ncd)
+            why = f"full module refused ({why}); config-only copy generated with pyang: " + (
+                "accepted" if accepted2 else f"also refused ({why2})")
+        meta["netconfd_module"] = why
+        log("netconfd: " + why)
+
+        log("ca-agent: session set-up with password authentication")
+        ours["setup_password"] = figures.setup_time(agent.connect_params(), settings, [agent.rss_pid()])
+        meta["ours_auth"] = use_publickey(agent, client_key)
+        log(f"ca-agent: authentication {meta['ours_auth']}")
+        pair = figures.candidate_figures_pair([agent, ncd], settings, lambda m: log("both: " + m))
+        ours.update(pair[0])
+        theirs.update(pair[1])
+        theirs["setup_password"] = theirs["setup"]  # netconfd: key authentication only
+        log("ca-agent: key-generate-rsa 2048")
+        ours["keygen"] = figures.keygen_ours(agent, settings)
+        for peer in (agent, ncd):
+            peer.stop()
+            running.remove(peer)
+
+        # ---- running target: both servers side by side ------------------------------------------
+        log("ca-agent: starting a fresh agent; netconfd --target=running (running figures)")
+        agent = AgentPeer(workdir / "agent-running", client_key, args.whatif)
+        running.append(agent)
+        agent.start()
+        use_publickey(agent, client_key)
+        ncd = start_netconfd(workdir, client_key, "running", module, modpath)
+        running.append(ncd)
+        pair = figures.running_figures_pair([agent, ncd], settings, lambda m: log("both: " + m))
+        ours.update(pair[0])
+        theirs.update(pair[1])
+        for peer in (agent, ncd):
+            peer.stop()
+            running.remove(peer)
+
+        # ---- key generation and SCEP --------------------------------------------------------
+        log("openssl genrsa 2048")
+        theirs["keygen"] = figures.keygen_openssl(str(workdir), settings)
+        if args.no_scep:
+            ours["scep"] = Figure(value=None, unit="s", note="skipped (--no-scep)")
+            theirs["scep"] = Figure(value=None, unit="s", note="skipped (--no-scep)")
+        else:
+            log("SCEP authenticate + enroll (inside unshare -rn)")
+            scep = run_scep(workdir, settings, args.whatif)
+            meta["scep"] = {k: v for k, v in scep.items() if k not in ("ours", "theirs")}
+            for side, store in (("ours", ours), ("theirs", theirs)):
+                data = scep.get(side)
+                store["scep"] = Figure(**data) if data else Figure(value=None, unit="s",
+                                                                   note=f"n/a ({scep.get('error', 'no result')})")
+    finally:
+        for peer in reversed(running):
+            try:
+                peer.stop()
+            except Exception as error:  # keep cleaning up
+                log(f"stopping {peer.name}: {error}")
+        yuma.cleanup()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    meta["seconds"] = round(time.monotonic() - started, 1)
+    meta["machine"]["loadavg_end"] = os.getloadavg()
+    rows = build_rows(ours, theirs)
+    print()
+    print_table(rows)
+    print(f"\n{meta['mode']} run, {meta['seconds']} s; ours: {meta.get('ours_auth')}; "
+          f"netconfd: {meta.get('netconfd_module')}")
+    if args.json:
+        clean = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+        args.json.write_text(json.dumps({"meta": meta, "rows": clean}, indent=1, default=str) + "\n")
+        log(f"JSON written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
