@@ -54,8 +54,12 @@ class TestOption(enum.Enum):
 
 
 class Validator(Protocol):
-    def __call__(self, root: etree._Element, *, full: bool) -> None:
-        """Raise an AgentError if ``root`` is not valid config (full: all constraints)."""
+    def __call__(self, root: etree._Element, *, full: bool) -> bool:
+        """Raise an AgentError if ``root`` is not valid config (full: all constraints).
+
+        Returns True when every constraint holds, False when only the value
+        checks of a ``full=False`` call passed.
+        """
         ...
 
 
@@ -94,6 +98,7 @@ class Datastores:
         self._pending: _PendingConfirm | None = None
         self._running = self._load(initial)
         self._candidate: etree._Element | None = None  # None: identical to running
+        self._valid_candidate: etree._Element | None = None  # the candidate, if known fully valid
 
     # -- start-up ----------------------------------------------------------
     def _load(self, initial: etree._Element | None) -> etree._Element:
@@ -179,7 +184,7 @@ class Datastores:
                 )
             del self._locks[target]
             if target is Target.CANDIDATE:
-                self._candidate = None
+                self._drop_candidate()
 
     def _check_writable(self, target: Target, session_id: int) -> None:
         holder = self._locks.get(target, 0)
@@ -212,12 +217,14 @@ class Datastores:
                 self.get(target), config, self.schema, self.namer, default_operation, error_option
             )
             if target is Target.CANDIDATE:
+                fully_valid = False
                 if test_option is not TestOption.SET:
                     # Constraints across nodes (mandatory, leafref...) are only
-                    # checked at validate/commit: a candidate may be incomplete.
-                    self._validate(result.root, full=False)
+                    # enforced at validate/commit: a candidate may be incomplete.
+                    fully_valid = self._validate(result.root, full=False)
                 if test_option is not TestOption.TEST_ONLY and result.changed:
                     self._candidate = result.root
+                    self._valid_candidate = result.root if fully_valid else None
                 return result
             if test_option is not TestOption.SET:
                 self._validate(result.root, full=True)
@@ -233,8 +240,9 @@ class Datastores:
         with self._mutex:
             self._check_writable(target, session_id)
             if target is Target.CANDIDATE:
-                self._validate(root, full=False)
+                fully_valid = self._validate(root, full=False)
                 self._candidate = root
+                self._valid_candidate = root if fully_valid else None
                 return
             self._validate(root, full=True)
             self._publish_running(root)
@@ -243,7 +251,7 @@ class Datastores:
         """Reset the candidate to running. Raises DatastoreError in-use."""
         with self._mutex:
             self._check_writable(Target.CANDIDATE, session_id)
-            self._candidate = None
+            self._drop_candidate()
 
     def validate(self, root: etree._Element) -> None:
         """Full validation of a tree. Raises SchemaError."""
@@ -270,7 +278,8 @@ class Datastores:
             if pending is not None:
                 self._check_confirm_owner(pending, session_id, persist_id)
             candidate = self.get(Target.CANDIDATE)
-            self._validate(candidate, full=True)
+            if candidate is not self._running and candidate is not self._valid_candidate:
+                self._validate(candidate, full=True)
             if confirmed:
                 rollback_to = pending.rollback_to if pending is not None else self._running
                 if pending is not None:
@@ -286,7 +295,7 @@ class Datastores:
                 self._pending = None
             if candidate is not self._running:
                 self._publish_running(candidate)
-            self._candidate = None
+            self._drop_candidate()
             if not confirmed and pending is not None:
                 (self._dir / ROLLBACK_FILE).unlink(missing_ok=True)
 
@@ -328,7 +337,7 @@ class Datastores:
         assert pending is not None
         pending.timer.cancel()
         self._pending = None
-        self._candidate = None
+        self._drop_candidate()
         self._publish_running(pending.rollback_to)
         (self._dir / ROLLBACK_FILE).unlink(missing_ok=True)
         log.warning("confirmed commit rolled back (%s)", reason)
@@ -340,10 +349,14 @@ class Datastores:
             for target in [t for t, sid in self._locks.items() if sid == session_id]:
                 del self._locks[target]
                 if target is Target.CANDIDATE:
-                    self._candidate = None
+                    self._drop_candidate()
             pending = self._pending
             if pending is not None and pending.persist is None and pending.session_id == session_id:
                 self._roll_back("session closed before confirm")
+
+    def _drop_candidate(self) -> None:
+        self._candidate = None
+        self._valid_candidate = None
 
     # -- persistence -------------------------------------------------------
     def _publish_running(self, root: etree._Element) -> None:

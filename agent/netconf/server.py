@@ -36,6 +36,8 @@ class _Connection(sshutil.server.SSHServerSocket):
     def __init__(self, server_ctl: Any, session_class: Any, extra_args: Any, server: Any,
                  newsocket: socket.socket, addr: Any, debug: bool) -> None:
         authenticator: Authenticator = server_ctl
+        # Small NETCONF messages must not wait for Nagle (a 40 ms stall at set-up).
+        newsocket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().__init__(SshAuthController(authenticator), session_class, extra_args, server, newsocket, addr, debug)
 
 

@@ -59,15 +59,18 @@ class YangSupport:
         return tuple(info.keys) if info is not None else ()
 
     # -- datastores (agent.datastore.store.Validator) ----------------------------
-    def validate(self, root: etree._Element, *, full: bool) -> None:
+    def validate(self, root: etree._Element, *, full: bool) -> bool:
         """Raise SchemaError when ``root`` is not valid configuration.
 
         ``full=False`` (an edit of the candidate) reports only errors of the
         edited values themselves; constraints between nodes (mandatory,
         leafref, unique, must) may be unmet until the commit, which checks all.
+        Returns True when every constraint holds.
         """
         try:
             validate_config(root, self.model)
         except SchemaError as error:
             if full or error.error_tag in _VALUE_ERRORS:
                 raise
+            return False
+        return True

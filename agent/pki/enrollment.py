@@ -172,11 +172,14 @@ class Pki:
         """
         configs = {validate_trustpoint_name(tp.name): tp for tp in trustpoints}
         with self._lock:
-            forgotten = set(self._configs) - set(configs)
+            previous = self._configs
+            forgotten = set(previous) - set(configs)
             self._configs = dict(configs)
         for name in forgotten:
             self._unschedule(name)
         for tp in configs.values():
+            if previous.get(tp.name) == tp:
+                continue  # unchanged: its pending requests are scheduled already
             with self._tp_lock(tp.name):
                 for record in self._files.load(tp.name).values():
                     if record.state is RequestState.PENDING:

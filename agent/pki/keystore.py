@@ -600,8 +600,12 @@ class KeyStore:
         finally:
             if old_fd is not None:
                 os.close(old_fd)
-        self._cache.pop(label, None)
-        return _pair_info(label, key_type, size, created, keys)
+        info = _pair_info(label, key_type, size, created, keys)
+        # Cache what was just written: reloading it would re-run OpenSSL's RSA
+        # consistency check (~35 ms for 2048 bits) on the next enrollment.
+        st = path.stat()
+        self._cache[label] = ((st.st_ino, st.st_mtime_ns, st.st_size), _PairSet(info, keys))
+        return info
 
     def _load(self, label: str) -> _PairSet | None:
         path = self._pair_path(label)

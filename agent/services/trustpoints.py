@@ -51,6 +51,7 @@ class TrustpointService:
     def __init__(self, pki: Pki, running: Callable[[], etree._Element]) -> None:
         self.pki = pki
         self.running = running
+        self._configs: dict[str, TrustpointConfig] = {}  # as of the last commit
 
     def register(self, agent: NetconfAgent, model: SchemaModel) -> None:
         for name, handler in (
@@ -63,20 +64,22 @@ class TrustpointService:
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
         agent.add_state_provider(self.state)
         agent.datastores.add_commit_listener(self.committed)
-        self.pki.configure(list(trustpoint_configs(self.running()).values()))
+        self._configs = trustpoint_configs(self.running())
+        self.pki.configure(list(self._configs.values()))
 
     # -- commits -------------------------------------------------------------
     def committed(self, old: etree._Element, new: etree._Element) -> None:
         """Deleted trustpoints stop polling and lose their certificates; the rest are (re)configured."""
-        before, after = trustpoint_configs(old), trustpoint_configs(new)
+        before, after = self._configs, trustpoint_configs(new)
         for name in before.keys() - after.keys():
             log.info("trustpoint %s deleted: its polling stops and its certificates are removed", name)
             self.pki.trustpoint_removed(name)
+        self._configs = after
         self.pki.configure(list(after.values()))
 
     def _config(self, params: RpcInput, rpc: str) -> TrustpointConfig:
         name = params.text("trustpoint") or ""
-        config = trustpoint_configs(self.running()).get(name)
+        config = self._configs.get(name)
         if config is None:
             raise AgentError(
                 f"trustpoint {name} is not configured (crypto ca trustpoint {name})",
@@ -148,7 +151,7 @@ class TrustpointService:
     def state(self) -> list[etree._Element]:
         crypto = container("crypto")
         ca = etree.SubElement(crypto, tag("ca"))
-        for name in trustpoint_configs(self.running()):
+        for name in list(self._configs):
             tp_state = self.pki.state(name)
             entry = etree.SubElement(ca, tag("trustpoint"))
             leaf(entry, "name", name)
