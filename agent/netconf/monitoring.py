@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -11,7 +9,7 @@ from lxml import etree
 from agent.datastore.store import Target
 from agent.errors import NetconfError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
-from agent.schema.model import ModuleInfo, SchemaModel
+from agent.schema.model import SchemaModel
 from agent.xmltree import default_ns, yang_date_and_time
 
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -24,22 +22,6 @@ def _leaf(parent: etree._Element, ns: str, name: str, text: str) -> etree._Eleme
     element = etree.SubElement(parent, f"{{{ns}}}{name}")
     element.text = text
     return element
-
-
-def module_capability(module: ModuleInfo) -> str:
-    """The hello capability URI of a module (RFC 6020 section 5.6.4 style)."""
-    uri = f"{module.namespace}?module={module.name}"
-    if module.revision:
-        uri += f"&revision={module.revision}"
-    if module.features:
-        uri += "&features=" + ",".join(module.features)
-    return uri
-
-
-def content_id(modules: Sequence[ModuleInfo]) -> str:
-    """A stable id of the module set (RFC 8525 content-id)."""
-    text = ";".join(f"{m.name}@{m.revision}:{m.conformance}" for m in modules)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -152,5 +134,5 @@ class Monitoring:
             datastore = etree.SubElement(root, f"{{{YANGLIB_NS}}}datastore")
             _leaf(datastore, YANGLIB_NS, "name", f"ds:{name}")
             _leaf(datastore, YANGLIB_NS, "schema", "complete")
-        _leaf(root, YANGLIB_NS, "content-id", content_id(modules))
+        _leaf(root, YANGLIB_NS, "content-id", self.schema.module_set_id)
         return [root]

@@ -35,11 +35,8 @@ class YangSupport:
         return dict(self._prefixes)
 
     def capabilities(self) -> list[str]:
-        from agent.netconf.monitoring import content_id, module_capability
-
-        modules = list(self.model.modules)
-        caps = [module_capability(m) for m in modules if m.conformance == "implement"]
-        caps.append(f"{YANG_LIBRARY_CAPABILITY}?revision=2019-01-04&content-id={content_id(modules)}")
+        caps = [m.capability for m in self.model.modules if m.conformance == "implement"]
+        caps.append(f"{YANG_LIBRARY_CAPABILITY}?revision=2019-01-04&content-id={self.model.module_set_id}")
         return caps
 
     def keys_of(self, element: etree._Element) -> Sequence[str]:
