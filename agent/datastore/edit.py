@@ -253,13 +253,7 @@ class _Editor:
             for key in info.keys:
                 key_el = item.find(key)
                 if key_el is None:
-                    raise DatastoreError(
-                        f"list entry {path} lacks its key {etree.QName(key).localname!r}",
-                        error_tag="missing-element",
-                        error_type="protocol",
-                        path=path,
-                        info={"bad-element": etree.QName(key).localname},
-                    )
+                    raise _missing_key(key, path)
                 wanted.append((key_el.text or "").strip())
             return self._list_index(parent, item.tag, info).get(tuple(wanted))
         if info.kind is NodeKind.LEAF_LIST:
@@ -328,13 +322,7 @@ class _Editor:
         if info.kind is NodeKind.LIST:
             for key in info.keys:
                 if fresh.find(key) is None:
-                    raise DatastoreError(
-                        f"list entry {path} lacks its key {etree.QName(key).localname!r}",
-                        error_tag="missing-element",
-                        error_type="protocol",
-                        path=path,
-                        info={"bad-element": etree.QName(key).localname},
-                    )
+                    raise _missing_key(key, path)
             _keys_first(fresh, info.keys)
         return fresh
 
@@ -393,6 +381,17 @@ def _equal(a: etree._Element, b: etree._Element) -> bool:
 
 def _key_of(entry: etree._Element, info: NodeInfo) -> tuple[str, ...]:
     return tuple((entry.findtext(key) or "").strip() for key in info.keys)
+
+
+def _missing_key(key: str, path: str) -> DatastoreError:
+    name = etree.QName(key).localname
+    return DatastoreError(
+        f"list entry {path} lacks its key {name!r}",
+        error_tag="missing-element",
+        error_type="protocol",
+        path=path,
+        info={"bad-element": name},
+    )
 
 
 def _unknown_element(element: etree._Element, path: str) -> DatastoreError:
