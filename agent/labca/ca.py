@@ -38,6 +38,7 @@ from agent.labca.store import (
     serial_hex,
 )
 from agent.pki import cms
+from agent.pki.certificate import key_usage
 from agent.pki.scep.cacerts import CaCertificates
 from agent.pki.scep.capabilities import CaCaps, Capability
 from agent.pki.scep.errors import ScepProtocolError, ScepVerificationError
@@ -174,17 +175,7 @@ class LabCa:
             .not_valid_after(now + CA_VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                key_usage(sign=True, ca=True),
                 critical=True,
             )
             .add_extension(_ski(key.public_key()), critical=False)
@@ -213,17 +204,7 @@ class LabCa:
             .not_valid_after(ca_cert.not_valid_after_utc)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                key_usage(sign=True, encipher=True),
                 critical=True,
             )
             .add_extension(_ski(key.public_key()), critical=False)
@@ -338,17 +319,7 @@ class LabCa:
             assert isinstance(usage, x509.KeyUsage)
             if not usage.key_cert_sign and not usage.crl_sign:
                 return usage
-        return x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=True,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
+        return key_usage(sign=True, encipher=True)
 
     # ------------------------------------------------------------------ administration
 

@@ -417,3 +417,21 @@ def load_certificate(data: str | bytes) -> x509.Certificate:
 def certificate_to_pem(cert: x509.Certificate) -> str:
     """``cert`` as a PEM ``CERTIFICATE`` block. Raises nothing."""
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def key_usage(*, sign: bool = False, encipher: bool = False, ca: bool = False) -> x509.KeyUsage:
+    """A KeyUsage extension value: digitalSignature, keyEncipherment, and for a CA keyCertSign + cRLSign.
+
+    Raises nothing.
+    """
+    return x509.KeyUsage(
+        digital_signature=sign,
+        content_commitment=False,
+        key_encipherment=encipher,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import AttributeOID, NameOID
 
 from agent.errors import PkiError
-from agent.pki.certificate import ATTRIBUTE_NAMES
+from agent.pki.certificate import ATTRIBUTE_NAMES, key_usage
 from agent.pki.keystore import KeyUsage
 
 MAX_CHALLENGE_PASSWORD = 255  # ub-challengePassword, RFC 2985
@@ -176,18 +176,9 @@ def default_subject(fqdn: str) -> x509.Name:
 
 
 def _key_usage_extension(usage: KeyUsage) -> x509.KeyUsage:
-    signature = usage in (KeyUsage.GENERAL, KeyUsage.SIGNATURE)
-    encryption = usage in (KeyUsage.GENERAL, KeyUsage.ENCRYPTION)
-    return x509.KeyUsage(
-        digital_signature=signature,
-        content_commitment=False,
-        key_encipherment=encryption,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
+    return key_usage(
+        sign=usage in (KeyUsage.GENERAL, KeyUsage.SIGNATURE),
+        encipher=usage in (KeyUsage.GENERAL, KeyUsage.ENCRYPTION),
     )
 
 
