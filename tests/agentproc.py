@@ -22,6 +22,48 @@ ADMIN_PASSWORD = "test-admin-pw"
 READY = re.compile(r"ready: NETCONF over SSH on (\S+) port (\d+)")
 
 
+def spawn_until_ready(
+    argv: list[str],
+    ready: re.Pattern[str],
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    timeout: float = 30.0,
+) -> tuple[subprocess.Popen[bytes], re.Match[str] | None, list[str]]:
+    """Start ``argv`` and wait (with a deadline) for a stderr line matching ``ready``.
+
+    Returns the process, the match (None if it exited or timed out first) and
+    the stderr lines so far; stderr keeps being drained (and appended to
+    ``log_path``) for the life of the process.
+    """
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    lines: list[str] = []
+    found: list[re.Match[str]] = []
+    done = threading.Event()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        log = open(log_path, "a", encoding="utf-8") if log_path is not None else None
+        try:
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace")
+                lines.append(line)
+                if log is not None:
+                    log.write(line)
+                    log.flush()
+                match = ready.search(line)
+                if match and not found:
+                    found.append(match)
+                    done.set()
+        finally:
+            if log is not None:
+                log.close()
+            done.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    done.wait(timeout)
+    return proc, (found[0] if found else None), lines
+
+
 class AgentProcess:
     """One `ca-agent` subprocess on a free port with its own data dir."""
 
@@ -34,38 +76,20 @@ class AgentProcess:
         self.args = list(args or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
-        self._log_lines: list[str] = []
 
     def start(self, port: int = 0, timeout: float = 30.0) -> AgentProcess:
         """Start and wait until the agent says it is ready. Raises RuntimeError."""
-        self._log_lines = []
-        self.proc = subprocess.Popen(
+        self.proc, match, lines = spawn_until_ready(
             [sys.executable, "-m", "agent", "--data-dir", str(self.data_dir), "--port", str(port), *self.args],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            env=self.env,
+            READY,
+            self.env,
+            self.log_path,
+            timeout,
         )
-        ready = threading.Event()
-        proc = self.proc
-
-        def pump() -> None:
-            assert proc.stderr is not None
-            with open(self.log_path, "a", encoding="utf-8") as log:
-                for raw in proc.stderr:
-                    line = raw.decode("utf-8", "replace")
-                    log.write(line)
-                    log.flush()
-                    self._log_lines.append(line)
-                    match = READY.search(line)
-                    if match:
-                        self.port = int(match.group(2))
-                        ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(timeout) or not self.port:
+        if match is None:
             self.stop()
-            raise RuntimeError("ca-agent did not become ready:\n" + "".join(self._log_lines))
+            raise RuntimeError("ca-agent did not become ready:\n" + "".join(lines))
+        self.port = int(match.group(2))
         return self
 
     def log_text(self) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
+
+from agentproc import spawn_until_ready
 
 READY = re.compile(r"lab-ca listening on (http://\S+)")
 
@@ -23,29 +24,15 @@ class LabCaProcess:
 
     def start(self, timeout: float = 30.0) -> LabCaProcess:
         """Start and wait for the ready line. Raises RuntimeError."""
-        self.proc = subprocess.Popen(
+        self.proc, match, self.log = spawn_until_ready(
             [sys.executable, "-m", "agent", "lab-ca", "--port", "0", "--data-dir", str(self.data_dir), *self.options],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            READY,
+            timeout=timeout,
         )
-        ready = threading.Event()
-        proc = self.proc
-
-        def pump() -> None:
-            assert proc.stderr is not None
-            for raw in proc.stderr:
-                line = raw.decode("utf-8", "replace")
-                self.log.append(line)
-                match = READY.search(line)
-                if match:
-                    self.url = match.group(1)
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(timeout) or not self.url:
+        if match is None:
             self.stop()
             raise RuntimeError("lab-ca did not start:\n" + "".join(self.log))
+        self.url = match.group(1)
         return self
 
     def command(self, *args: str) -> str:
