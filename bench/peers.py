@@ -161,7 +161,7 @@ class AgentPeer:
 
     def __init__(self, workdir: Path, client_key: Path | None = None, whatif: str = "") -> None:
         self.workdir = workdir
-        self.whatif = whatif  # monkeypatches of bench/whatif_agent.py, e.g. "nodelay,edit_index"
+        self.whatif = whatif  # monkeypatches of bench/whatif_agent.py, e.g. "chunks,key_load"
         self.data_dir = workdir / "agent-data"
         self.log_path = workdir / "agent.log"
         self.client_key = client_key
