@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
@@ -21,7 +21,7 @@ from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.monitoring import Monitoring
 from agent.netconf.operations import BaseOperations
-from agent.netconf.server import NetconfServer
+from agent.netconf.ssh import NetconfSshServer, ServerLimits
 from agent.netconf.yang import YangSupport
 from agent.passwords import hash_password, random_password
 from agent.pki.certstore import CertificateStore
@@ -46,6 +46,7 @@ class AgentConfig:
     host: str = "127.0.0.1"
     port: int = 8830
     retry_period_unit: float = 60.0  # seconds in one 'enrollment retry period' unit
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
 
 class Application:
@@ -74,7 +75,7 @@ class Application:
         TrustpointService(self.pki, lambda: self.datastores.get(Target.RUNNING)).register(self.agent, self.schema)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
-        self.server = NetconfServer(self.agent, accounts, host_key, config.host, config.port)
+        self.server = NetconfSshServer(self.agent, accounts, host_key, config.host, config.port, config.limits)
 
     @property
     def port(self) -> int:

@@ -5,49 +5,70 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
-# Every scrypt runs on this one thread. scrypt allocates 16 MiB per call; on
-# the SSH connection threads, glibc gave each thread its own malloc arena and
-# kept those buffers (20 logins: +97 MiB of peak RSS that never went back).
-_SCRYPT_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrypt")
+# scrypt runs on a small, fixed pool: logins hash concurrently (one slow login
+# does not hold the others back), and the number of threads that ever touch
+# scrypt's 16 MiB buffers stays bounded. On the SSH connection threads, glibc
+# gave each thread its own malloc arena and kept those buffers (20 logins:
+# +97 MiB of peak RSS that never went back).
+_WORKERS = max(2, min(4, os.cpu_count() or 2))
+_SCRYPT_POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="scrypt")
 
 _N, _R, _P = 2**14, 8, 1
+_DKLEN = 32
+PARAMETERS = f"n={_N},r={_R},p={_P}"
+"""The only scrypt cost the agent accepts: a stored hash with another cost
+(e.g. p=200, seconds per login) could be used to stall logins."""
+
+# Hashed for a user that does not exist, so that an unknown name costs the
+# same as a known one (no user enumeration by timing).
+_DUMMY_SALT = secrets.token_bytes(16)
+
+
+def _scrypt(password: str, salt: bytes) -> bytes:
+    return _SCRYPT_POOL.submit(
+        hashlib.scrypt, password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN
+    ).result()
 
 
 def hash_password(password: str) -> str:
     """``$scrypt$n=N,r=R,p=P$SALT$HASH`` (base64) for ``password``."""
     salt = secrets.token_bytes(16)
-    digest = _SCRYPT_THREAD.submit(
-        hashlib.scrypt, password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=32
-    ).result()
+    digest = _scrypt(password, salt)
     b64 = base64.b64encode
-    return f"$scrypt$n={_N},r={_R},p={_P}${b64(salt).decode()}${b64(digest).decode()}"
+    return f"$scrypt${PARAMETERS}${b64(salt).decode()}${b64(digest).decode()}"
 
 
-def verify_password(password: str, stored: str) -> bool:
-    """True when ``password`` matches ``stored``; False for any malformed hash."""
+def parse_hash(stored: str) -> tuple[bytes, bytes] | None:
+    """(salt, digest) of a hash made with the agent's own parameters; None otherwise."""
     try:
-        _, scheme, params, salt_b64, digest_b64 = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        values = dict(item.split("=") for item in params.split(","))
+        empty, scheme, params, salt_b64, digest_b64 = stored.split("$")
+        if empty or scheme != "scrypt" or params != PARAMETERS:
+            return None
         salt = base64.b64decode(salt_b64, validate=True)
-        expected = base64.b64decode(digest_b64, validate=True)
-        digest = _SCRYPT_THREAD.submit(
-            hashlib.scrypt,
-            password.encode("utf-8"),
-            salt=salt,
-            n=int(values["n"]),
-            r=int(values["r"]),
-            p=int(values["p"]),
-            dklen=len(expected),
-            maxmem=2**26,
-        ).result()
-    except (ValueError, KeyError):
+        digest = base64.b64decode(digest_b64, validate=True)
+    except ValueError:
+        return None
+    if not salt or len(digest) != _DKLEN:
+        return None
+    return salt, digest
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """True when ``password`` matches ``stored``.
+
+    A missing hash, a malformed one, or one with other scrypt parameters is a
+    mismatch, and costs the same one scrypt as a real check.
+    """
+    parsed = parse_hash(stored) if stored else None
+    if parsed is None:
+        _scrypt(password, _DUMMY_SALT)
         return False
-    return hmac.compare_digest(digest, expected)
+    salt, expected = parsed
+    return hmac.compare_digest(_scrypt(password, salt), expected)
 
 
 def random_password() -> str:

@@ -20,6 +20,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.store import Datastores
 from agent.errors import AgentError, NetconfError
 from agent.netconf.rpcerror import NC_NS, rpc_error, rpc_reply, unexpected_error
+from agent.xmltree import has_doctype
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,19 @@ class SessionInfo:
     out_rpc_errors: int = 0
     out_notifications: int = 0
     closing: bool = False
+    base11: bool = True  # chunked framing; False: a base:1.0-only client
+    subscribed: bool = False  # has a notification subscription (exempt from the idle timeout)
+    send: Callable[[bytes], None] | None = field(default=None, repr=False)  # queue a message, never blocks
     close_callback: Callable[[], None] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to do with one received message: send ``text`` (if any), then close if ``close``."""
+
+    text: str | None
+    close: bool = False
+    reason: str = ""
 
 
 @dataclass
@@ -130,7 +143,7 @@ class NetconfAgent:
             self.statistics.in_sessions += 1
         log.info("session %d opened: user %s from %s", info.session_id, info.username, info.source_host)
 
-    def close_session(self, session_id: int, dropped: bool) -> None:
+    def close_session(self, session_id: int, dropped: bool, reason: str = "") -> None:
         """Forget a session; release what it held. Safe to call twice."""
         with self._mutex:
             info = self.sessions.pop(session_id, None)
@@ -139,7 +152,12 @@ class NetconfAgent:
             if dropped:
                 self.statistics.dropped_sessions += 1
         self.datastores.session_closed(session_id)
-        log.info("session %d closed%s", session_id, " (dropped)" if dropped else "")
+        log.info("session %d closed%s%s", session_id, " (dropped)" if dropped else "", f": {reason}" if reason else "")
+
+    def count_bad_hello(self) -> None:
+        """RFC 6022 in-bad-hellos: a hello that could not be accepted."""
+        with self._mutex:
+            self.statistics.in_bad_hellos += 1
 
     def kill_session(self, session_id: int) -> None:
         """Terminate another session. Raises NetconfError invalid-value if unknown."""
@@ -156,27 +174,27 @@ class NetconfAgent:
     def capabilities(self) -> list[str]:
         return list(BASE_CAPABILITIES) + self.schema.capabilities()
 
-    def nc_append_capabilities(self, capabilities: etree._Element) -> None:
-        """Called by the netconf package while it builds our <hello>."""
-        tag = etree.QName(capabilities)
-        for uri in self.capabilities():
-            element = etree.SubElement(capabilities, etree.QName(tag.namespace, "capability").text)
-            element.text = uri
-
     # -- messages ------------------------------------------------------------
-    def handle_message(self, session: SessionInfo, message: str | bytes) -> str:
-        """Answer one framed message with the serialized <rpc-reply>."""
-        data = message.encode("utf-8") if isinstance(message, str) else message
+    def handle_message(self, session: SessionInfo, message: bytes) -> Reply:
+        """Answer one framed message.
+
+        A message that is not a well-formed <rpc> is answered with
+        malformed-message on base:1.1; a base:1.0-only client must not get
+        that error-tag (RFC 6241 Appendix A), so its session is closed instead.
+        """
         try:
-            root = etree.fromstring(data.lstrip(), _PARSER)
-        except etree.XMLSyntaxError as error:
-            return self._error_reply(session, {}, [_malformed(f"the message is not well-formed XML: {error}")], True)
+            root = etree.fromstring(message.lstrip(), _PARSER)
+            if has_doctype(root):
+                raise ValueError("a document type declaration is not allowed in a NETCONF message")
+        except (etree.XMLSyntaxError, ValueError) as error:
+            return self._malformed_reply(session, f"the message is not well-formed XML: {error}")
         if root.tag != f"{{{NC_NS}}}rpc":
             name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
-            return self._error_reply(
-                session, {}, [_malformed(f"expected an <rpc> in namespace {NC_NS}, got <{name}>")], True
-            )
+            return self._malformed_reply(session, f"expected an <rpc> in namespace {NC_NS}, got <{name}>")
         attrib = dict(root.attrib)
+        # The rpc's own prefixes, so its other attributes come back as sent;
+        # the base namespace stays the reply's default one.
+        nsmap = {prefix: ns for prefix, ns in root.nsmap.items() if prefix is not None and ns != NC_NS}
         if "message-id" not in attrib:
             missing = NetconfError(
                 "the <rpc> element has no message-id attribute",
@@ -184,11 +202,13 @@ class NetconfAgent:
                 error_type="rpc",
                 info={"bad-attribute": "message-id", "bad-element": "rpc"},
             )
-            return self._error_reply(session, attrib, [missing], True)
+            return Reply(self._error_reply(session, attrib, nsmap, [missing], True))
+        if (root.text or "").strip() or any((child.tail or "").strip() for child in root):
+            return self._malformed_reply(session, "text is not allowed directly inside <rpc>", attrib, nsmap)
         operations = [child for child in root if isinstance(child.tag, str)]
         if len(operations) != 1:
-            wrong = _malformed(f"an <rpc> must hold exactly one operation, it holds {len(operations)}")
-            return self._error_reply(session, attrib, [wrong], True)
+            wrong = f"an <rpc> must hold exactly one operation, it holds {len(operations)}"
+            return self._malformed_reply(session, wrong, attrib, nsmap)
         operation = operations[0]
         handler = self.operations.get(operation.tag)
         with self._mutex:
@@ -201,20 +221,42 @@ class NetconfAgent:
                 error_type="protocol",
                 info={"bad-element": etree.QName(operation).localname},
             )
-            return self._error_reply(session, attrib, [unsupported], False)
+            return Reply(self._error_reply(session, attrib, nsmap, [unsupported], False))
         try:
             result = handler(session, operation)
         except RpcErrors as errors:
-            return self._error_reply(session, attrib, errors.errors, False)
+            return Reply(self._error_reply(session, attrib, nsmap, errors.errors, False))
         except AgentError as error:
-            return self._error_reply(session, attrib, [error], False)
+            return Reply(self._error_reply(session, attrib, nsmap, [error], False))
         except Exception as exc:  # never let a bug kill the session
-            return self._error_reply(session, attrib, [unexpected_error(exc)], False)
+            return Reply(self._error_reply(session, attrib, nsmap, [unexpected_error(exc)], False))
         children = list(result) if result is not None else [etree.Element(f"{{{NC_NS}}}ok")]
-        return etree.tostring(rpc_reply(attrib, children), encoding="unicode")
+        text = etree.tostring(rpc_reply(attrib, children, nsmap), encoding="unicode")
+        if session.closing:
+            return Reply(text, close=True, reason="<close-session>")
+        return Reply(text)
+
+    def framing_error_reply(self, session: SessionInfo, reason: str) -> str | None:
+        """The last words to a client whose framing broke (base:1.1 only), or None."""
+        if not session.base11:
+            return None
+        return self._error_reply(session, {}, {}, [_malformed(reason)], True)
+
+    def _malformed_reply(
+        self, session: SessionInfo, reason: str, attrib: dict[str, str] | None = None,
+        nsmap: dict[str, str] | None = None,
+    ) -> Reply:
+        if session.base11:
+            return Reply(self._error_reply(session, attrib or {}, nsmap or {}, [_malformed(reason)], True))
+        with self._mutex:
+            session.in_bad_rpcs += 1
+            self.statistics.in_bad_rpcs += 1
+        log.warning("session %d (base:1.0): %s; closing the session", session.session_id, reason)
+        return Reply(None, close=True, reason=f"malformed message: {reason}")
 
     def _error_reply(
-        self, session: SessionInfo, attrib: dict[str, str], errors: Sequence[AgentError], bad_rpc: bool
+        self, session: SessionInfo, attrib: dict[str, str], nsmap: dict[str, str],
+        errors: Sequence[AgentError], bad_rpc: bool,
     ) -> str:
         with self._mutex:
             session.out_rpc_errors += 1
@@ -223,7 +265,7 @@ class NetconfAgent:
                 session.in_bad_rpcs += 1
                 self.statistics.in_bad_rpcs += 1
         prefixes = self.schema.prefixes()
-        reply = rpc_reply(attrib, (rpc_error(error, prefixes) for error in errors))
+        reply = rpc_reply(attrib, (rpc_error(error, prefixes) for error in errors), nsmap)
         for error in errors:
             log.info("session %d: rpc-error %s: %s", session.session_id, error.error_tag, error.message)
         return etree.tostring(reply, encoding="unicode")

@@ -50,9 +50,15 @@ def unexpected_error(exc: BaseException) -> AgentError:
     return AgentError(f"internal error: {type(exc).__name__}: {exc}", error_tag="operation-failed")
 
 
-def rpc_reply(attrib: Mapping[str, str], children: Iterable[etree._Element]) -> etree._Element:
-    """An <rpc-reply> carrying the rpc's attributes (message-id and any others)."""
-    reply = etree.Element(f"{{{NC_NS}}}rpc-reply", nsmap=default_ns(NC_NS))
+def rpc_reply(
+    attrib: Mapping[str, str], children: Iterable[etree._Element], nsmap: Mapping[str, str] | None = None
+) -> etree._Element:
+    """An <rpc-reply> carrying the rpc's attributes (message-id and any others).
+
+    ``nsmap`` holds the rpc's prefix declarations, so that attributes in
+    other namespaces come back with their own prefixes (RFC 6241 4.2).
+    """
+    reply = etree.Element(f"{{{NC_NS}}}rpc-reply", nsmap={**(nsmap or {}), **default_ns(NC_NS)})
     for name, value in attrib.items():
         reply.set(name, value)
     for child in children:

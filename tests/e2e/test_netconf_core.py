@@ -430,24 +430,38 @@ def _frame(message: str) -> bytes:
     return b"\n#%d\n" % len(raw) + raw + b"\n##\n"
 
 
-@pytest.mark.parametrize("base11", [True, False])
-def test_malformed_message_gets_error_and_session_survives(agent: AgentProcess, base11: bool) -> None:
-    client, channel = _raw_session(agent.port, base11)
+def test_malformed_message_gets_error_and_session_survives_on_base11(agent: AgentProcess) -> None:
+    client, channel = _raw_session(agent.port, base11=True)
     try:
-        send = _frame if base11 else (lambda s: s.encode() + b"]]>]]>")
-        end = b"\n##\n" if base11 else b"]]>]]>"
-        channel.sendall(send('<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get-config><source>'))
-        reply = _read_until(channel, end)
+        channel.sendall(_frame('<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get-config><source>'))
+        reply = _read_until(channel, b"\n##\n")
         assert b"malformed-message" in reply
-        channel.sendall(send(f'<rpc message-id="2" xmlns="{NC}"><get-config><source><running/></source></get-config></rpc>'))
-        reply = _read_until(channel, end)
+        channel.sendall(_frame(f'<rpc message-id="2" xmlns="{NC}"><get-config><source><running/></source></get-config></rpc>'))
+        reply = _read_until(channel, b"\n##\n")
         assert b'message-id="2"' in reply and b"<data" in reply
-        channel.sendall(send(f'<rpc xmlns="{NC}"><get/></rpc>'))
-        assert b"missing-attribute" in _read_until(channel, end)
-        channel.sendall(send(f'<rpc message-id="3" xmlns="{NC}"><frobnicate/></rpc>'))
-        assert b"operation-not-supported" in _read_until(channel, end)
+        channel.sendall(_frame(f'<rpc xmlns="{NC}"><get/></rpc>'))
+        assert b"missing-attribute" in _read_until(channel, b"\n##\n")
+        channel.sendall(_frame(f'<rpc message-id="3" xmlns="{NC}"><frobnicate/></rpc>'))
+        assert b"operation-not-supported" in _read_until(channel, b"\n##\n")
     finally:
         client.close()
+
+
+def test_malformed_message_closes_a_base10_session_without_that_error_tag(agent: AgentProcess) -> None:
+    """RFC 6241 Appendix A: malformed-message must not be sent to a base:1.0-only client."""
+    client, channel = _raw_session(agent.port, base11=False)
+    try:
+        channel.sendall(f'<rpc xmlns="{NC}"><get/></rpc>]]>]]>'.encode())
+        assert b"missing-attribute" in _read_until(channel, b"]]>]]>")
+        channel.sendall(f'<rpc message-id="3" xmlns="{NC}"><frobnicate/></rpc>]]>]]>'.encode())
+        assert b"operation-not-supported" in _read_until(channel, b"]]>]]>")
+        channel.sendall(b'<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get-config><source>]]>]]>')
+        with pytest.raises(EOFError) as closed:
+            _read_until(channel, b"]]>]]>")
+        assert b"malformed-message" not in closed.value.args[0]
+    finally:
+        client.close()
+    assert "malformed message" in agent.log_text()
 
 
 def test_netconf_console2_as_second_client(agent: AgentProcess, tmp_path: Path) -> None:

@@ -1,0 +1,270 @@
+"""NETCONF over SSH (RFC 6242) on paramiko: the listener and its connections.
+
+The `netconf` package's server (and the `sshutil` one under it) could not be
+made correct, so this module replaces it (README, "Why not the netconf
+package's server"): its accept thread ran every SSH handshake, so one silent
+client stalled all logins; its reader spun on a closed socket; it kept every
+closed connection; it served NETCONF on channels that never asked for the
+subsystem; its framing reader was quadratic and unbounded.
+
+Here:
+- one accept thread only accepts; each connection's handshake runs on the
+  connection's own paramiko thread, bounded by ``handshake_timeout``;
+- a session starts only on a ``netconf`` subsystem request, each channel on
+  its own threads (agent/netconf/session.py), so channels are independent;
+  a pty request is granted (OpenSSH clients run with ``-tt`` ask for one);
+- a connection with no session is closed after ``handshake_timeout``;
+- nothing is kept for a closed connection;
+- past ``max_sessions`` sessions a new connection is refused (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import paramiko
+
+from agent.netconf.auth import Authenticator, LoginThrottle, SshAuthController
+from agent.netconf.deadlines import Deadline, Deadlines
+from agent.netconf.dispatch import NetconfAgent
+from agent.netconf.session import NetconfSession, SessionLimits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Limits of the SSH server (``ca-agent`` flags; defaults documented in the README)."""
+
+    handshake_timeout: float = 30.0  # TCP accept -> NETCONF subsystem started
+    max_sessions: int = 256
+    max_channels_per_connection: int = 16
+    session: SessionLimits = field(default_factory=SessionLimits)
+
+
+class _Connection:
+    """One SSH connection: its transport, its sessions, its deadline."""
+
+    def __init__(self, server: NetconfSshServer, sock: socket.socket, peer: tuple[str, int]) -> None:
+        self.server = server
+        self.peer = peer
+        self.sessions: set[NetconfSession] = set()
+        # paramiko holds channels weakly and closes one when it is garbage
+        # collected: the connection keeps every channel it accepted until it closes.
+        self.channels: set[paramiko.Channel] = set()
+        self._lock = threading.Lock()
+        self._deadline: Deadline | None = None
+        self.transport = paramiko.Transport(sock)
+        limits = server.limits
+        # paramiko's own stage timeouts, under our overall deadline.
+        self.transport.banner_timeout = limits.handshake_timeout
+        self.transport.handshake_timeout = limits.handshake_timeout
+        self.transport.auth_timeout = limits.handshake_timeout
+        self.transport.add_server_key(server.host_key)
+        self.controller = _ServerInterface(self)
+
+    def start(self) -> None:
+        self._arm_deadline()
+        # With an event, start_server returns at once; the handshake runs on
+        # the transport's own thread, never on the accept thread.
+        self.transport.start_server(event=threading.Event(), server=self.controller)
+        threading.Thread(target=self._drain_channels, name=f"ssh-accept {self.peer[0]}", daemon=True).start()
+
+    def _drain_channels(self) -> None:
+        # paramiko queues every opened channel until accept()ed; sessions are
+        # started by the subsystem request, so here we only take them off the
+        # queue. accept() returns None once the transport is closed.
+        while (channel := self.transport.accept(None)) is not None:
+            with self._lock:
+                self.channels = {c for c in self.channels if not c.closed}
+                self.channels.add(channel)
+        with self._lock:
+            self.channels.clear()
+        self.server._connection_closed(self)
+
+    def _arm_deadline(self) -> None:
+        with self._lock:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.server.deadlines.after(self.server.limits.handshake_timeout, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        with self._lock:
+            idle = not self.sessions
+        if idle:
+            log.info("closing SSH connection from %s: no NETCONF session within %g s",
+                     self.peer[0], self.server.limits.handshake_timeout)
+            self.close()
+
+    def may_open_channel(self) -> bool:
+        with self._lock:
+            open_channels = sum(1 for channel in self.channels if not channel.closed)
+        return open_channels < self.server.limits.max_channels_per_connection
+
+    def start_session(self, channel: paramiko.Channel, username: str) -> bool:
+        if not self.server._reserve_session():
+            log.warning("refusing a NETCONF session for %s from %s: %d sessions already",
+                        username, self.peer[0], self.server.limits.max_sessions)
+            return False
+        session = NetconfSession(
+            channel, self.server.agent, username, self.peer[0], self.server.deadlines,
+            self.server.limits.session, self._session_ended,
+        )
+        with self._lock:
+            self.sessions.add(session)
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+        session.start()
+        return True
+
+    def _session_ended(self, session: NetconfSession) -> None:
+        self.server._release_session()
+        with self._lock:
+            self.sessions.discard(session)
+            idle = not self.sessions
+        if idle:
+            # The client may open another channel; if it does not, the
+            # connection goes like any other that holds no session.
+            self._arm_deadline()
+
+    def close(self) -> None:
+        with self._lock:
+            sessions = list(self.sessions)
+            if self._deadline is not None:
+                self._deadline.cancel()
+        for session in sessions:
+            session.abort("the agent is shutting down" if self.server.stopping else "connection closed")
+        self.transport.close()
+
+
+class _ServerInterface(SshAuthController):
+    """Channel policy of one connection on top of the authentication checks."""
+
+    def __init__(self, connection: _Connection) -> None:
+        super().__init__(connection.server.authenticator, connection.server.throttle, connection.peer[0])
+        self.connection = connection
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind != "session":
+            return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        if not self.connection.may_open_channel():
+            return paramiko.OPEN_FAILED_RESOURCE_SHORTAGE
+        return paramiko.OPEN_SUCCEEDED
+
+    def check_channel_pty_request(
+        self, channel: paramiko.Channel, term: bytes, width: int, height: int,
+        pixelwidth: int, pixelheight: int, modes: bytes,
+    ) -> bool:
+        # Granted but unused: the netconf subsystem still runs on this channel.
+        return True
+
+    def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
+        if name != "netconf" or self.username is None:
+            return False
+        return self.connection.start_session(channel, self.username)
+
+
+class NetconfSshServer:
+    """The listener: one address, one port; connections and sessions under limits."""
+
+    def __init__(
+        self,
+        agent: NetconfAgent,
+        authenticator: Authenticator,
+        host_key: paramiko.PKey,
+        host: str = "127.0.0.1",
+        port: int = 8830,
+        limits: ServerLimits | None = None,
+    ) -> None:
+        self.agent = agent
+        self.authenticator = authenticator
+        self.host_key = host_key
+        self.limits = limits or ServerLimits()
+        self.throttle = LoginThrottle()
+        self.deadlines = Deadlines()
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._connections: set[_Connection] = set()
+        self._sessions = 0
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=128)
+        self.port = int(self._listener.getsockname()[1])
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._accept_loop, name=f"netconf-listen {host}:{self.port}",
+                                        daemon=True)
+        self._thread.start()
+        log.info("NETCONF over SSH listening on %s port %d", host, self.port)
+
+    @property
+    def connection_count(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def _accept_loop(self) -> None:
+        while True:
+            readable, _, _ = select.select([self._listener, self._wake_r], [], [])
+            if self._wake_r in readable:
+                return
+            try:
+                sock, addr = self._listener.accept()
+            except OSError:
+                continue
+            self._accepted(sock, (str(addr[0]), int(addr[1])))
+
+    def _accepted(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        with self._lock:
+            full = len(self._connections) >= self.limits.max_sessions
+        if full:
+            log.warning("refusing SSH connection from %s: %d connections already (--max-sessions)",
+                        peer[0], self.limits.max_sessions)
+            sock.close()
+            return
+        # Small NETCONF messages must not wait for Nagle (a 40 ms stall at set-up).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            connection = _Connection(self, sock, peer)
+        except Exception as error:  # paramiko refuses a socket it cannot use
+            log.warning("cannot serve SSH connection from %s: %s", peer[0], error)
+            sock.close()
+            return
+        with self._lock:
+            self._connections.add(connection)
+        try:
+            connection.start()
+        except Exception as error:
+            log.warning("SSH connection from %s failed to start: %s", peer[0], error)
+            connection.close()
+
+    def _connection_closed(self, connection: _Connection) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def _reserve_session(self) -> bool:
+        with self._lock:
+            if self._sessions >= self.limits.max_sessions or self.stopping:
+                return False
+            self._sessions += 1
+            return True
+
+    def _release_session(self) -> None:
+        with self._lock:
+            self._sessions -= 1
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Stop accepting, end every session and connection; bounded by ``timeout``."""
+        with self._lock:
+            self.stopping = True
+            connections = list(self._connections)
+        self._wake_w.send(b"x")
+        self._thread.join(timeout)
+        self._listener.close()
+        for connection in connections:
+            connection.close()
+        for connection in connections:
+            connection.transport.join(timeout / max(len(connections), 1))
+        self.deadlines.stop()

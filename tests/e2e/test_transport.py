@@ -1,0 +1,421 @@
+"""NETCONF over SSH under accidents and odd clients (issue 10, "Sessions and transport").
+
+Each test reproduces a defect seen with the `netconf` package's server and
+keeps it fixed: dropped sessions that stayed, a silent client that blocked
+logins, hellos that were refused, channels that depended on each other,
+connections that were never forgotten, unbounded and quadratic reads.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+import paramiko
+import pytest
+from lxml import etree
+from ncclient import manager
+from ncclient.operations import RPCError
+
+from agentproc import AgentProcess
+from rawnetconf import (
+    EOM,
+    END_OF_CHUNKS,
+    NC,
+    cpu_seconds,
+    drop,
+    frame,
+    hello,
+    netconf_session,
+    open_subsystem,
+    read_to_eof,
+    read_until,
+    rpc,
+    rss_kib,
+    ssh_client,
+    threads,
+    wait_until,
+)
+
+NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+SYS = "urn:ca-agent:yang:system"
+SESSIONS_FILTER = ("subtree", f'<netconf-state xmlns="{NCM}"><sessions/></netconf-state>')
+STATS_FILTER = ("subtree", f'<netconf-state xmlns="{NCM}"><statistics/></netconf-state>')
+
+
+def session_ids(m: manager.Manager) -> set[int]:
+    data = m.get(filter=SESSIONS_FILTER).data_ele
+    return {int(e.text) for e in data.iterfind(f".//{{{NCM}}}session/{{{NCM}}}session-id")}
+
+
+def statistic(m: manager.Manager, name: str) -> int:
+    return int(m.get(filter=STATS_FILTER).data_ele.findtext(f".//{{{NCM}}}{name}"))
+
+
+def hostname(m: manager.Manager) -> str | None:
+    return m.get_config("running").data_ele.findtext(f"{{{SYS}}}hostname")
+
+
+def wait_for_log(agent: AgentProcess, text: str) -> None:
+    wait_until(lambda: text in agent.log_text(), 10, f"{text!r} in the agent's log")
+
+
+def assert_idle_cpu(pid: int, seconds: float = 2.0) -> None:
+    """A spinning reader burns about a CPU second per second; an idle agent almost nothing."""
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    used = cpu_seconds(pid) - before
+    assert used < 0.3 * seconds, f"agent used {used:.2f} s of CPU in {seconds} s while idle"
+
+
+# -- dropped sessions ---------------------------------------------------------------------------
+@pytest.mark.parametrize("base11", [True, False])
+def test_a_dropped_session_releases_its_locks_and_rolls_back_its_confirmed_commit(
+    agent: AgentProcess, base11: bool
+) -> None:
+    with agent.connect() as observer:
+        original = hostname(observer)
+        client, channel = netconf_session(agent.port, base11)
+        for body in (
+            "<lock><target><candidate/></target></lock>",
+            "<lock><target><running/></target></lock>",
+            f'<edit-config><target><candidate/></target><config><hostname xmlns="{SYS}">dropped</hostname></config>'
+            "</edit-config>",
+            "<commit><confirmed/><confirm-timeout>600</confirm-timeout></commit>",
+        ):
+            assert b"<ok/>" in rpc(channel, body, base11=base11), body
+        assert hostname(observer) == "dropped"
+        dropped_id = max(session_ids(observer))
+        drop(client)
+        wait_until(lambda: dropped_id not in session_ids(observer), 10, "the dropped session to go")
+        assert hostname(observer) == original  # RFC 6241 8.4: rolled back
+        observer.lock("running")
+        observer.lock("candidate")
+        observer.unlock("candidate")
+        observer.unlock("running")
+    assert_idle_cpu(agent.proc.pid)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "stage",
+    ["before-hello", "half-hello", "half-message-1.1", "half-message-1.0", "half-chunk-header"],
+)
+def test_a_connection_dropped_at_any_point_leaves_nothing_and_sigterm_still_works(
+    agent_factory, stage: str
+) -> None:
+    agent = agent_factory().start()
+    pid = agent.proc.pid
+    with agent.connect() as observer:
+        before = session_ids(observer)
+    clients = []
+    for _ in range(3):
+        client = ssh_client(agent.port)
+        channel = open_subsystem(client)
+        read_until(channel, EOM)
+        if stage == "half-hello":
+            channel.sendall(hello()[:40])
+        elif stage.startswith("half-message"):
+            base11 = stage.endswith("1.1")
+            channel.sendall(hello(base11) + EOM)
+            body = f'<rpc message-id="1" xmlns="{NC}"><get-config><source><running/>'
+            channel.sendall(frame(body)[:30] if base11 else body.encode())
+        elif stage == "half-chunk-header":
+            channel.sendall(hello(True) + EOM + b"\n#12")
+        clients.append(client)
+    for client in clients:
+        drop(client)
+    with agent.connect() as observer:
+        wait_until(lambda: session_ids(observer) <= before | {max(session_ids(observer))}, 10,
+                   "dropped sessions to leave /netconf-state")
+    assert_idle_cpu(pid)
+    started = time.monotonic()
+    assert agent.stop(timeout=10) == 0
+    assert time.monotonic() - started < 10
+
+
+def test_sigterm_exits_promptly_with_live_and_half_open_sessions(agent: AgentProcess) -> None:
+    live = agent.connect()
+    half_client = ssh_client(agent.port)
+    open_subsystem(half_client)  # never sends its hello
+    silent = socket.create_connection(("127.0.0.1", agent.port))  # never speaks SSH
+    try:
+        assert agent.stop(timeout=10) == 0
+    finally:
+        silent.close()
+        half_client.close()
+        try:
+            live.close_session()
+        except Exception:
+            pass
+
+
+# -- handshakes, hellos, limits -------------------------------------------------------------------
+def test_a_silent_tcp_client_does_not_hold_back_logins_and_is_dropped_at_the_deadline(agent_factory) -> None:
+    agent = agent_factory(args=["--handshake-timeout", "2"]).start()
+    silent = [socket.create_connection(("127.0.0.1", agent.port)) for _ in range(5)]
+    try:
+        with agent.connect(timeout=10) as m:  # would wait for the silent ones with one accept thread
+            assert m.session_id
+        for sock in silent:
+            sock.settimeout(20)
+            data = b""
+            while chunk := sock.recv(4096):  # the server's SSH banner, then EOF at the deadline
+                data += chunk
+            assert data.startswith(b"SSH-2.0-")
+    finally:
+        for sock in silent:
+            sock.close()
+    wait_for_log(agent, "no NETCONF session within 2 s")
+
+
+def test_a_missing_hello_ends_the_session_at_the_hello_deadline(agent_factory) -> None:
+    agent = agent_factory(args=["--hello-timeout", "1"]).start()
+    client = ssh_client(agent.port)
+    try:
+        channel = open_subsystem(client)
+        data = read_to_eof(channel)
+        assert data.endswith(EOM) and b"<session-id>" in data  # our hello, then the close
+    finally:
+        client.close()
+    wait_for_log(agent, "no <hello> within 1 s")
+
+
+def test_an_idle_session_is_closed_when_an_idle_timeout_is_set(agent_factory) -> None:
+    agent = agent_factory(args=["--idle-timeout", "1"]).start()
+    client, channel = netconf_session(agent.port)
+    try:
+        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+        assert read_to_eof(channel) == b""
+    finally:
+        client.close()
+    wait_for_log(agent, "idle for 1 s")
+
+
+def test_connections_beyond_max_sessions_are_refused_and_logged(agent_factory) -> None:
+    agent = agent_factory(args=["--max-sessions", "2"]).start()
+    with agent.connect() as first, agent.connect() as second:
+        assert first.session_id != second.session_id
+        with pytest.raises(Exception):
+            agent.connect(timeout=10)
+    wait_for_log(agent, "refusing SSH connection")
+    with agent.connect() as again:  # the slots are free again
+        assert again.session_id
+
+
+def test_hello_with_whitespace_before_the_xml_declaration_is_accepted(agent: AgentProcess) -> None:
+    client = ssh_client(agent.port)
+    try:
+        channel = open_subsystem(client)
+        read_until(channel, EOM)
+        channel.sendall(b"\n  " + hello(True) + EOM)  # what scrapli-netconf sends
+        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+    finally:
+        client.close()
+
+
+def test_a_chunk_framed_hello_is_tolerated(agent: AgentProcess) -> None:
+    """ncclient issue 524: its hello may come chunk-framed."""
+    client = ssh_client(agent.port)
+    try:
+        channel = open_subsystem(client)
+        read_until(channel, EOM)
+        channel.sendall(frame(hello(True)))
+        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("bad_hello", "logged"),
+    [
+        (hello(True, extra="<session-id>7</session-id>") + EOM, "sent a <session-id>"),
+        (f'<hello xmlns="{NC}"><capabilities><capability>urn:x</capability></capabilities></hello>'.encode() + EOM,
+         "neither base:1.0 nor base:1.1"),
+        (b"<not-xml" + EOM, "not well-formed"),
+        (b'<?xml version="1.0"?><!DOCTYPE hello [<!ENTITY x "y">]>' + hello(True)[21:] + EOM, "document type"),
+        (f'<rpc xmlns="{NC}" message-id="1"><get/></rpc>'.encode() + EOM, "expected <hello>"),
+    ],
+)
+def test_an_unacceptable_hello_closes_the_session_logged_and_counted(
+    agent: AgentProcess, bad_hello: bytes, logged: str
+) -> None:
+    with agent.connect() as observer:
+        bad_before = statistic(observer, "in-bad-hellos")
+        client = ssh_client(agent.port)
+        try:
+            channel = open_subsystem(client)
+            read_until(channel, EOM)
+            channel.sendall(bad_hello)
+            assert read_to_eof(channel) == b""
+        finally:
+            client.close()
+        assert statistic(observer, "in-bad-hellos") == bad_before + 1
+    wait_for_log(agent, logged)
+
+
+# -- channels -------------------------------------------------------------------------------------
+def test_a_pty_request_is_granted_and_netconf_still_runs(agent: AgentProcess) -> None:
+    client = ssh_client(agent.port)
+    try:
+        channel = open_subsystem(client, pty=True)
+        read_until(channel, EOM)
+        channel.sendall(hello(True) + EOM)
+        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+    finally:
+        client.close()
+
+
+def test_netconf_is_served_only_on_the_netconf_subsystem(agent: AgentProcess) -> None:
+    client = ssh_client(agent.port)
+    try:
+        transport = client.get_transport()
+        bare = transport.open_session()
+        bare.sendall(hello(True) + EOM)
+        bare.settimeout(1.5)
+        with pytest.raises(socket.timeout):
+            bare.recv(1)  # no hello comes back on a channel that never asked for netconf
+        for request in ("invoke_shell", "exec_command"):
+            other = transport.open_session()
+            with pytest.raises(paramiko.SSHException):
+                getattr(other, request)(*(["ls"] if request == "exec_command" else []))
+        wrong = transport.open_session()
+        with pytest.raises(paramiko.SSHException):
+            wrong.invoke_subsystem("sftp")
+    finally:
+        client.close()
+
+
+def test_channels_of_one_connection_are_independent(agent: AgentProcess) -> None:
+    client, first = netconf_session(agent.port)
+    try:
+        closed_early = open_subsystem(client)
+        closed_early.close()  # before its hello
+        silent = open_subsystem(client)  # never sends its hello
+        read_until(silent, EOM)
+        assert b"<data" in rpc(first, "<get-config><source><running/></source></get-config>", "2")
+        another = open_subsystem(client)  # a new channel is not blocked by the silent one
+        read_until(another, EOM)
+        another.sendall(hello(True) + EOM)
+        assert b"<data" in rpc(another, "<get-config><source><running/></source></get-config>", "3")
+        assert b"<data" in rpc(first, "<get-config><source><running/></source></get-config>", "4")
+    finally:
+        client.close()
+
+
+def test_closed_connections_leave_no_threads_and_little_memory(agent: AgentProcess) -> None:
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    with agent.connect():
+        pass
+    wait_until(lambda: threads(pid) <= threads(pid), 1, "settle")
+    baseline_threads = threads(pid)
+    baseline_rss = rss_kib(pid)
+    for _ in range(100):
+        client, channel = netconf_session(agent.port)
+        rpc(channel, "<get-config><source><running/></source></get-config>")
+        client.close()
+    wait_until(lambda: threads(pid) <= baseline_threads, 15, "connection threads to end")
+    assert rss_kib(pid) - baseline_rss < 20 * 1024
+
+
+# -- message sizes ----------------------------------------------------------------------------------
+def test_a_message_over_the_cap_is_refused_with_malformed_message_and_memory_comes_back(agent_factory) -> None:
+    agent = agent_factory(args=["--max-message-size", "1000000"]).start()
+    pid = agent.proc.pid
+    client, channel = netconf_session(agent.port)
+    try:
+        before = rss_kib(pid)
+        body = b'<rpc message-id="1" xmlns="' + NC.encode() + b'"><get-config><source><running/></source>'
+        payload = body + b" " * 3_000_000 + b"</get-config></rpc>"
+        channel.sendall(b"\n#%d\n" % len(payload))
+        try:
+            for start in range(0, len(payload), 65536):
+                channel.sendall(payload[start : start + 65536])
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the agent may have closed the channel already
+        reply = read_to_eof(channel)
+        assert b"malformed-message" in reply and b"larger than 1000000" in reply
+    finally:
+        client.close()
+    assert rss_kib(pid) - before < 30 * 1024
+
+
+def test_a_chunk_header_announcing_4_gb_is_refused_at_once(agent: AgentProcess) -> None:
+    client, channel = netconf_session(agent.port)
+    try:
+        channel.sendall(b"\n#4294967295\n<rpc")
+        reply = read_to_eof(channel, timeout=10)  # no waiting for 4 GB that never come
+        assert b"malformed-message" in reply
+    finally:
+        client.close()
+
+
+def test_a_large_message_within_the_cap_is_read(agent: AgentProcess) -> None:
+    client, channel = netconf_session(agent.port)
+    try:
+        # 12 MB in 1,000 pieces: lxml refuses any single text or comment node over 10 MB.
+        selects = f'<hostname xmlns="{SYS}"/>{" " * 12_000}' * 1000
+        reply = rpc(channel, f'<get-config><source><running/></source><filter type="subtree">{selects}</filter>'
+                             "</get-config>")
+        assert b"<data" in reply and b"rpc-error" not in reply
+    finally:
+        client.close()
+
+
+# -- RFC 6241 details on the wire -------------------------------------------------------------------
+def test_extra_rpc_attributes_come_back_unmodified(agent: AgentProcess) -> None:
+    client, channel = netconf_session(agent.port)
+    try:
+        message = (f'<rpc message-id="101" xmlns="{NC}" xmlns:ex="http://example.net/content/1.0" '
+                   'ex:user-id="fred"><get-config><source><running/></source></get-config></rpc>')
+        channel.sendall(frame(message))
+        reply = read_until(channel, END_OF_CHUNKS).split(b"\n", 2)[2].rsplit(b"\n##", 1)[0]
+        root = etree.fromstring(reply)
+        assert root.get("{http://example.net/content/1.0}user-id") == "fred"
+        assert b'ex:user-id="fred"' in reply and b'xmlns:ex="http://example.net/content/1.0"' in reply
+        assert root.get("message-id") == "101"
+    finally:
+        client.close()
+
+
+def test_text_mixed_into_rpc_is_malformed(agent: AgentProcess) -> None:
+    client, channel = netconf_session(agent.port)
+    try:
+        reply = rpc(channel, "stray text<get-config><source><running/></source></get-config>")
+        assert b"malformed-message" in reply
+    finally:
+        client.close()
+
+
+def test_close_session_ends_with_ok_then_eof(agent: AgentProcess) -> None:
+    client, channel = netconf_session(agent.port)
+    try:
+        assert b"<ok/>" in rpc(channel, "<close-session/>")
+        assert read_to_eof(channel) == b""
+    finally:
+        client.close()
+
+
+def test_kill_session_ends_the_other_session_and_frees_its_lock(agent: AgentProcess) -> None:
+    victim = agent.connect()
+    with agent.connect() as killer:
+        victim.lock("running")
+        with pytest.raises(RPCError) as denied:
+            killer.lock("running")
+        assert denied.value.tag == "lock-denied"
+        killer.kill_session(victim.session_id)
+        killer.lock("running")
+        assert int(victim.session_id) not in session_ids(killer)
+        killer.unlock("running")
+    wait_until(lambda: not victim.connected, 10, "the killed session's transport to close")
+
+
+def test_sigterm_with_a_stalled_reader_signal_handler(agent: AgentProcess) -> None:
+    """The agent's main thread must react to SIGTERM even with sessions mid-message."""
+    client, channel = netconf_session(agent.port)
+    channel.sendall(b"\n#100\n<rpc")  # the rest never comes
+    try:
+        agent.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        assert agent.proc.wait(10) == 0  # type: ignore[union-attr]
+    finally:
+        client.close()

@@ -1,0 +1,131 @@
+"""NETCONF by hand over paramiko, and process facts from /proc, for transport tests.
+
+ncclient hides the wire; these helpers let a test send exactly the bytes it
+means (partial hellos, broken chunks, attributes) and see exactly what comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paramiko
+
+from agentproc import ADMIN_PASSWORD
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+BASE10 = "urn:ietf:params:netconf:base:1.0"
+BASE11 = "urn:ietf:params:netconf:base:1.1"
+EOM = b"]]>]]>"
+END_OF_CHUNKS = b"\n##\n"
+
+
+def hello(base11: bool = True, extra: str = "") -> bytes:
+    caps = f"<capability>{BASE10}</capability>"
+    if base11:
+        caps += f"<capability>{BASE11}</capability>"
+    return f'<?xml version="1.0"?><hello xmlns="{NC}"><capabilities>{caps}</capabilities>{extra}</hello>'.encode()
+
+
+def frame(message: str | bytes) -> bytes:
+    raw = message.encode() if isinstance(message, str) else message
+    return b"\n#%d\n" % len(raw) + raw + END_OF_CHUNKS
+
+
+def ssh_client(port: int, username: str = "admin", password: str = ADMIN_PASSWORD) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=port, username=username, password=password, allow_agent=False,
+                   look_for_keys=False, timeout=30, banner_timeout=30, auth_timeout=30)
+    return client
+
+
+def open_subsystem(client: paramiko.SSHClient, pty: bool = False) -> paramiko.Channel:
+    transport = client.get_transport()
+    assert transport is not None
+    channel = transport.open_session()
+    if pty:
+        channel.get_pty()
+    channel.invoke_subsystem("netconf")
+    return channel
+
+
+def read_until(channel: paramiko.Channel, marker: bytes, timeout: float = 20.0) -> bytes:
+    """Bytes up to and including ``marker``; EOFError(data) if the channel closes first."""
+    data = b""
+    channel.settimeout(timeout)
+    while marker not in data:
+        chunk = channel.recv(65536)
+        if not chunk:
+            raise EOFError(data)
+        data += chunk
+    return data
+
+
+def read_to_eof(channel: paramiko.Channel, timeout: float = 20.0) -> bytes:
+    data = b""
+    channel.settimeout(timeout)
+    while chunk := channel.recv(65536):
+        data += chunk
+    return data
+
+
+def netconf_session(port: int, base11: bool = True, pty: bool = False) -> tuple[paramiko.SSHClient, paramiko.Channel]:
+    """An SSH connection with one NETCONF session past the hellos."""
+    client = ssh_client(port)
+    channel = open_subsystem(client, pty=pty)
+    read_until(channel, EOM)
+    channel.sendall(hello(base11) + EOM)
+    return client, channel
+
+
+def rpc(channel: paramiko.Channel, body: str, message_id: str = "1", base11: bool = True) -> bytes:
+    message = f'<rpc message-id="{message_id}" xmlns="{NC}">{body}</rpc>'
+    channel.sendall(frame(message) if base11 else message.encode() + EOM)
+    return read_until(channel, END_OF_CHUNKS if base11 else EOM)
+
+
+def drop(client: paramiko.SSHClient) -> None:
+    """Cut the TCP connection under SSH, as a crashed client or a dead link would."""
+    transport = client.get_transport()
+    assert transport is not None
+    sock = transport.sock
+    assert isinstance(sock, socket.socket)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    finally:
+        client.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Await a condition with a deadline (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# -- the agent process, as the OS sees it ------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def status_value(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def threads(pid: int) -> int:
+    return status_value(pid, "Threads")
+
+
+def rss_kib(pid: int) -> int:
+    return status_value(pid, "VmRSS")
