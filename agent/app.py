@@ -100,4 +100,5 @@ class Application:
     def stop(self) -> None:
         """Close every session and stop listening."""
         self.server.shutdown()
+        self.datastores.close()
         self.pki.close()

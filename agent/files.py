@@ -65,3 +65,17 @@ def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     return directory
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> int:
+    """Delete the temporary files of writes a crash interrupted (``.NAME.HEX.tmp``), recursively.
+
+    They may hold secrets (a configuration with password hashes) and are
+    never read. Returns how many were removed. Raises OSError.
+    """
+    removed = 0
+    for path in Path(directory).rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,27 +1,42 @@
-"""The running and candidate datastores, their locks, commit and confirmed commit.
+"""The running and candidate datastores: locks, edits, commit, confirmed commit, history.
 
 Published trees are never mutated: every change builds a new root and swaps
-the reference under one lock. Every change of running is durable before it
-is acknowledged (``running.xml``, atomic write), as a router's commit is.
-A pending confirmed commit also writes ``rollback.xml`` (the configuration to
-go back to) before running changes, so a crash or restart before the confirm
-restores the old configuration (RFC 6241 section 8.4.1).
+the reference. One short mutex guards the references, the locks and the
+pending confirmed commit; it is never held across disk I/O, validation of a
+whole tree, or a call into another layer.
+
+Every change of running goes through one committer thread, in order: it
+validates, makes the change durable (commit record, ``rollback.xml`` for a
+confirmed commit, ``running.xml``, each written atomically and fsynced),
+publishes it, and only then calls the listeners (services, notifications),
+still in commit order, with no lock held. The caller waits for its job, so a
+change is acknowledged only once it is durable and the backend has seen it.
+A change that cannot be saved (disk full) changes nothing and leaves no
+pending confirmed commit behind.
+
+A pending confirmed commit keeps ``rollback.xml`` (the configuration to go
+back to) on disk, so a crash or restart before the confirm restores the old
+configuration (RFC 6241 section 8.4.1).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import errno
 import logging
+import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from lxml import etree
 
 from agent.clock import SYSTEM_CLOCK, Clock
+from agent.datastore.diff import diff_trees
 from agent.datastore.edit import (
     EditResult,
     ErrorOption,
@@ -31,14 +46,16 @@ from agent.datastore.edit import (
     apply_edit,
     new_root,
 )
+from agent.datastore.history import CommitHistory, CommitRecord
 from agent.errors import DatastoreError
-from agent.files import atomic_write
+from agent.files import atomic_write, fsync_dir, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
 RUNNING_FILE = "running.xml"
 ROLLBACK_FILE = "rollback.xml"
 DEFAULT_CONFIRM_TIMEOUT = 600
+_T = TypeVar("_T")
 
 
 class Target(enum.Enum):
@@ -63,15 +80,72 @@ class Validator(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who asks for a change: the session and its user."""
+
+    session_id: int
+    user: str
+    source_host: str = ""
+
+
+SYSTEM = Principal(0, "system")
+
+
+@dataclass(frozen=True)
+class CommitNote:
+    """An optional label and comment for the commit database (``commit label L comment C``)."""
+
+    label: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class CommitEvent:
+    """Running changed: ``old`` -> ``new``, as recorded."""
+
+    old: etree._Element
+    new: etree._Element
+    record: CommitRecord
+    who: Principal
+    datastore: str = "running"
+
+
+class ConfirmEventKind(enum.Enum):
+    START = "start"
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"
+    EXTEND = "extend"
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class ConfirmEvent:
+    """A step of a confirmed commit (RFC 6470 netconf-confirmed-commit)."""
+
+    kind: ConfirmEventKind
+    who: Principal
+    timeout: int | None = None
+
+
+DatastoreEvent = CommitEvent | ConfirmEvent
+_Job = Callable[[], tuple[Any, list[DatastoreEvent]]]
 CommitListener = Callable[[etree._Element, etree._Element], None]
+EventListener = Callable[[DatastoreEvent], None]
 
 
 @dataclass
 class _PendingConfirm:
     rollback_to: etree._Element
-    session_id: int
+    who: Principal
     persist: str | None
     timer: threading.Timer
+
+
+class _ConfirmAction(enum.Enum):
+    NONE = 0
+    START = 1  # write rollback.xml before running
+    END = 2  # remove rollback.xml after running
 
 
 class Datastores:
@@ -85,20 +159,30 @@ class Datastores:
         validator: Validator,
         initial: etree._Element | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        history_keep: int = 100,
     ) -> None:
-        self._dir = data_dir
+        """Load (or create) running from ``data_dir``. Raises OSError, SchemaError."""
+        self._dir = Path(data_dir)
         self._clock = clock
-        self._lock_times: dict[Target, dt.datetime] = {}
         self.schema = schema
         self.namer = namer
         self._validate = validator
-        self._mutex = threading.RLock()
-        self._listeners: list[CommitListener] = []
+        self._mutex = threading.Lock()
+        self._commit_listeners: list[CommitListener] = []
+        self._event_listeners: list[EventListener] = []
         self._locks: dict[Target, int] = {}
+        self._lock_times: dict[Target, dt.datetime] = {}
         self._pending: _PendingConfirm | None = None
-        self._running = self._load(initial)
         self._candidate: etree._Element | None = None  # None: identical to running
         self._valid_candidate: etree._Element | None = None  # the candidate, if known fully valid
+        removed = remove_stale_temporaries(self._dir)
+        if removed:
+            log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
+        self._history = CommitHistory(self._dir, history_keep)
+        self._running = self._load(initial)
+        self._jobs: queue.SimpleQueue[tuple[_Job, Future[Any]] | None] = queue.SimpleQueue()
+        self._committer = threading.Thread(target=self._commit_loop, name="datastore-commit", daemon=True)
+        self._committer.start()
 
     # -- start-up ----------------------------------------------------------
     def _load(self, initial: etree._Element | None) -> etree._Element:
@@ -106,21 +190,39 @@ class Datastores:
         running_file = self._dir / RUNNING_FILE
         if rollback.exists():
             # A confirmed commit was never confirmed: go back (RFC 6241 8.4.1).
-            root = _parse(rollback.read_bytes())
-            atomic_write(running_file, rollback.read_bytes())
-            rollback.unlink()
-            log.warning("unconfirmed commit found at start-up: configuration rolled back")
-            return root
+            target = _parse(rollback.read_bytes())
+            current = _parse(running_file.read_bytes()) if running_file.exists() else new_root()
+            record = self._record(SYSTEM, "confirmed-commit-rollback", current, target,
+                                  CommitNote(comment="unconfirmed commit rolled back at start-up"))
+            self._persist(target, record, _ConfirmAction.END)
+            log.warning("unconfirmed commit found at start-up: configuration rolled back (commit %s)",
+                        record.commit_id)
+            return target
         if running_file.exists():
-            return _parse(running_file.read_bytes())
+            data = running_file.read_bytes()
+            self._history.reconcile(data)
+            return _parse(data)
         root = initial if initial is not None else new_root()
         self._validate(root, full=True)
-        atomic_write(running_file, _serialize(root))
+        record = self._record(SYSTEM, "initial-configuration", new_root(), root, None)
+        self._persist(root, record, _ConfirmAction.NONE)
         return root
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        """Call ``listener(old, new)`` after every change of running."""
-        self._listeners.append(listener)
+        """Call ``listener(old, new)`` after every change of running (committer thread, no lock held)."""
+        self._commit_listeners.append(listener)
+
+    def add_event_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` for every commit and confirmed-commit step, in order."""
+        self._event_listeners.append(listener)
+
+    def close(self) -> None:
+        """Stop the committer (queued jobs finish first) and the confirm timer."""
+        with self._mutex:
+            if self._pending is not None:
+                self._pending.timer.cancel()
+        self._jobs.put(None)
+        self._committer.join(timeout=10)
 
     # -- reading -----------------------------------------------------------
     def get(self, target: Target) -> etree._Element:
@@ -144,14 +246,13 @@ class Datastores:
         with self._mutex:
             return self._lock_times.get(target) or self._clock.now()
 
-    @property
-    def confirm_pending(self) -> bool:
-        with self._mutex:
-            return self._pending is not None
+    def history(self) -> list[CommitRecord]:
+        """The kept commits of running, oldest first."""
+        return self._history.records
 
     # -- locks -------------------------------------------------------------
-    def lock(self, target: Target, session_id: int) -> None:
-        """Lock ``target`` for ``session_id``.
+    def lock(self, target: Target, who: Principal) -> None:
+        """Lock ``target`` for ``who``.
 
         Raises DatastoreError lock-denied (error-info session-id = holder, 0
         when the refusal is not due to another session's lock).
@@ -159,25 +260,26 @@ class Datastores:
         with self._mutex:
             holder = self._locks.get(target, 0)
             if holder:
-                raise _lock_denied(target, holder, f"the {target.value} datastore is locked by session {holder}")
+                raise _lock_denied(holder, f"the {target.value} datastore is locked by session {holder}")
             if target is Target.CANDIDATE and self._candidate is not None:
-                raise _lock_denied(target, 0, "the candidate has uncommitted changes; commit or discard them first")
-            if target is Target.RUNNING and self._pending is not None and self._pending.session_id != session_id:
-                raise _lock_denied(target, 0, "a confirmed commit is pending on another session")
-            self._locks[target] = session_id
+                raise _lock_denied(0, "the candidate has uncommitted changes; commit or discard them first")
+            pending = self._pending
+            if target is Target.RUNNING and pending is not None and pending.who.session_id != who.session_id:
+                raise _lock_denied(0, "a confirmed commit is pending on another session")
+            self._locks[target] = who.session_id
             self._lock_times[target] = self._clock.now()
 
-    def unlock(self, target: Target, session_id: int) -> None:
+    def unlock(self, target: Target, who: Principal) -> None:
         """Release ``target``; releasing the candidate lock discards its changes.
 
         Raises DatastoreError operation-failed if this session does not hold it.
         """
         with self._mutex:
             holder = self._locks.get(target, 0)
-            if holder != session_id:
-                who = f"session {holder}" if holder else "nobody"
+            if holder != who.session_id:
+                owner = f"session {holder}" if holder else "nobody"
                 raise DatastoreError(
-                    f"the {target.value} datastore is not locked by this session (held by {who})",
+                    f"the {target.value} datastore is not locked by this session (held by {owner})",
                     error_tag="operation-failed",
                     error_type="protocol",
                     info={"session-id": str(holder)},
@@ -186,9 +288,9 @@ class Datastores:
             if target is Target.CANDIDATE:
                 self._drop_candidate()
 
-    def _check_writable(self, target: Target, session_id: int) -> None:
+    def _check_writable(self, target: Target, who: Principal) -> None:
         holder = self._locks.get(target, 0)
-        if holder and holder != session_id:
+        if holder and holder != who.session_id:
             raise DatastoreError(
                 f"the {target.value} datastore is locked by session {holder}",
                 error_tag="in-use",
@@ -201,56 +303,83 @@ class Datastores:
         self,
         target: Target,
         config: etree._Element,
-        session_id: int,
+        who: Principal,
         default_operation: Operation = Operation.MERGE,
         test_option: TestOption = TestOption.TEST_THEN_SET,
         error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
+        note: CommitNote | None = None,
     ) -> EditResult:
         """<edit-config> on ``target``; on running the result is validated and committed.
 
         Raises DatastoreError/SchemaError; on error nothing is changed unless
         error_option is continue-on-error.
         """
-        with self._mutex:
-            self._check_writable(target, session_id)
-            result = apply_edit(
-                self.get(target), config, self.schema, self.namer, default_operation, error_option
+        if target is Target.CANDIDATE:
+            return self._update_candidate(
+                who,
+                lambda base: apply_edit(base, config, self.schema, self.namer, default_operation, error_option),
+                test_option,
             )
-            if target is Target.CANDIDATE:
-                fully_valid = False
-                if test_option is not TestOption.SET:
-                    # Constraints across nodes (mandatory, leafref...) are only
-                    # enforced at validate/commit: a candidate may be incomplete.
-                    fully_valid = self._validate(result.root, full=False)
-                if test_option is not TestOption.TEST_ONLY and result.changed:
-                    self._candidate = result.root
-                    self._valid_candidate = result.root if fully_valid else None
-                return result
+
+        def job() -> tuple[Any, list[DatastoreEvent]]:
+            with self._mutex:
+                self._check_writable(Target.RUNNING, who)
+            base = self._running  # only this thread replaces it
+            result = apply_edit(base, config, self.schema, self.namer, default_operation, error_option)
             if test_option is not TestOption.SET:
                 self._validate(result.root, full=True)
-            if test_option is not TestOption.TEST_ONLY and result.changed:
-                self._publish_running(result.root)
-            return result
+            if test_option is TestOption.TEST_ONLY or not result.changed:
+                return result, []
+            return result, self._change_running(who, "edit-config", result.root, note)
 
-    def replace(self, target: Target, root: etree._Element, session_id: int) -> None:
+        return self._run(job)
+
+    def replace(self, target: Target, root: etree._Element, who: Principal, note: CommitNote | None = None) -> None:
         """<copy-config> into ``target``: validated, and committed when running.
 
         Raises DatastoreError in-use or SchemaError.
         """
-        with self._mutex:
-            self._check_writable(target, session_id)
-            if target is Target.CANDIDATE:
-                fully_valid = self._validate(root, full=False)
-                self._candidate = root
-                self._valid_candidate = root if fully_valid else None
-                return
-            self._validate(root, full=True)
-            self._publish_running(root)
+        if target is Target.CANDIDATE:
+            self._update_candidate(who, lambda base: EditResult(root, changed=True), TestOption.TEST_THEN_SET)
+            return
 
-    def discard_changes(self, session_id: int) -> None:
+        def job() -> tuple[Any, list[DatastoreEvent]]:
+            with self._mutex:
+                self._check_writable(Target.RUNNING, who)
+            self._validate(root, full=True)
+            return None, self._change_running(who, "copy-config", root, note)
+
+        self._run(job)
+
+    def _update_candidate(
+        self, who: Principal, edit: Callable[[etree._Element], EditResult], test_option: TestOption
+    ) -> EditResult:
+        # Optimistic: compute outside the mutex, publish only if nobody changed
+        # the candidate meanwhile (else compute again on the newer tree).
+        while True:
+            with self._mutex:
+                self._check_writable(Target.CANDIDATE, who)
+                base = self._candidate if self._candidate is not None else self._running
+            result = edit(base)
+            fully_valid = False
+            if test_option is not TestOption.SET:
+                # Constraints across nodes (mandatory, leafref...) are only
+                # enforced at validate/commit: a candidate may be incomplete.
+                fully_valid = self._validate(result.root, full=False)
+            with self._mutex:
+                current = self._candidate if self._candidate is not None else self._running
+                if current is not base:
+                    continue
+                self._check_writable(Target.CANDIDATE, who)
+                if test_option is not TestOption.TEST_ONLY and result.changed:
+                    self._candidate = result.root
+                    self._valid_candidate = result.root if fully_valid else None
+                return result
+
+    def discard_changes(self, who: Principal) -> None:
         """Reset the candidate to running. Raises DatastoreError in-use."""
         with self._mutex:
-            self._check_writable(Target.CANDIDATE, session_id)
+            self._check_writable(Target.CANDIDATE, who)
             self._drop_candidate()
 
     def validate(self, root: etree._Element) -> None:
@@ -260,117 +389,343 @@ class Datastores:
     # -- commit ------------------------------------------------------------
     def commit(
         self,
-        session_id: int,
+        who: Principal,
         confirmed: bool = False,
         confirm_timeout: int = DEFAULT_CONFIRM_TIMEOUT,
         persist: str | None = None,
         persist_id: str | None = None,
-    ) -> None:
+        note: CommitNote | None = None,
+    ) -> str | None:
         """Make the candidate running, optionally as a confirmed commit.
 
-        Raises DatastoreError (in-use, invalid-value for a wrong persist-id or
-        session) or SchemaError when the candidate is not valid.
+        Returns the commit id (None when nothing changed). Raises
+        DatastoreError (in-use; invalid-value for a wrong persist-id;
+        resource-denied when the disk is full) or SchemaError when the
+        candidate is not valid.
         """
-        with self._mutex:
-            self._check_writable(Target.RUNNING, session_id)
-            self._check_writable(Target.CANDIDATE, session_id)
-            pending = self._pending
-            if pending is not None:
-                self._check_confirm_owner(pending, session_id, persist_id)
-            candidate = self.get(Target.CANDIDATE)
-            if candidate is not self._running and candidate is not self._valid_candidate:
+
+        def job() -> tuple[Any, list[DatastoreEvent]]:
+            with self._mutex:
+                self._check_writable(Target.RUNNING, who)
+                self._check_writable(Target.CANDIDATE, who)
+                pending = self._pending
+                if pending is not None:
+                    _check_confirm_owner(pending, who, persist_id)
+                candidate = self._candidate if self._candidate is not None else self._running
+                known_valid = candidate is self._valid_candidate
+            running = self._running
+            if candidate is not running and not known_valid:
                 self._validate(candidate, full=True)
             if confirmed:
-                rollback_to = pending.rollback_to if pending is not None else self._running
-                if pending is not None:
+                action = _ConfirmAction.START if pending is None else _ConfirmAction.NONE
+                rollback_to = pending.rollback_to if pending is not None else running
+            else:
+                action = _ConfirmAction.END if pending is not None else _ConfirmAction.NONE
+                rollback_to = running
+            events: list[DatastoreEvent] = []
+            commit_id: str | None = None
+            record = self._record(who, "commit", running, candidate, note) if candidate is not running else None
+            if record is not None and record.changes:
+                self._persist(candidate, record, action, rollback_to)
+                commit_id = record.commit_id
+            else:
+                record = None
+                self._persist_confirm_only(action, rollback_to)
+            with self._mutex:
+                if record is not None:
+                    self._running = candidate
+                if self._candidate is candidate:
+                    self._drop_candidate()
+                if confirmed:
+                    if pending is not None:
+                        pending.timer.cancel()
+                    self._pending = self._new_pending(rollback_to, who, persist, confirm_timeout)
+                elif pending is not None:
                     pending.timer.cancel()
-                else:
-                    atomic_write(self._dir / ROLLBACK_FILE, _serialize(rollback_to))
-                timer = threading.Timer(confirm_timeout, self._confirm_timed_out)
-                timer.daemon = True
-                self._pending = _PendingConfirm(rollback_to, session_id, persist, timer)
-                timer.start()
+                    self._pending = None
+            if record is not None:
+                events.append(CommitEvent(running, candidate, record, who))
+            if confirmed:
+                kind = ConfirmEventKind.START if pending is None else ConfirmEventKind.EXTEND
+                events.append(ConfirmEvent(kind, who, confirm_timeout))
             elif pending is not None:
-                pending.timer.cancel()
-                self._pending = None
-            if candidate is not self._running:
-                self._publish_running(candidate)
-            self._drop_candidate()
-            if not confirmed and pending is not None:
-                (self._dir / ROLLBACK_FILE).unlink(missing_ok=True)
+                events.append(ConfirmEvent(ConfirmEventKind.COMPLETE, who))
+            return commit_id, events
 
-    def cancel_commit(self, session_id: int, persist_id: str | None = None) -> None:
+        result = self._run(job)
+        return str(result) if result is not None else None
+
+    def cancel_commit(self, who: Principal, persist_id: str | None = None) -> None:
         """Roll back a pending confirmed commit now.
 
         Raises DatastoreError operation-failed when none is pending, or
-        invalid-value for a wrong persist-id/session.
+        invalid-value for a wrong persist-id / in-use for another session's.
         """
+
+        def job() -> tuple[Any, list[DatastoreEvent]]:
+            with self._mutex:
+                pending = self._pending
+                if pending is None:
+                    raise DatastoreError("no confirmed commit is pending", error_tag="operation-failed")
+                _check_confirm_owner(pending, who, persist_id)
+            return None, self._roll_back(pending, ConfirmEventKind.CANCEL, who)
+
+        self._run(job)
+
+    def rollback(
+        self, who: Principal, last: int | None = None, to: str | None = None, note: CommitNote | None = None
+    ) -> str | None:
+        """Go back ``last`` commits, or to the configuration commit ``to`` produced; a commit itself.
+
+        Returns the new commit id (None if running already is that
+        configuration). Raises DatastoreError invalid-value (no such commit
+        kept), in-use (locked, or a confirmed commit pending), SchemaError.
+        """
+
+        def job() -> tuple[Any, list[DatastoreEvent]]:
+            with self._mutex:
+                self._check_writable(Target.RUNNING, who)
+                if self._pending is not None:
+                    raise DatastoreError(
+                        "a confirmed commit is pending: confirm or cancel it first", error_tag="in-use"
+                    )
+            records = self._history.records
+            if to is not None:
+                wanted = to
+                if not any(r.commit_id == to for r in records):
+                    raise DatastoreError(
+                        f"commit {to} is not in the commit database (the last {len(records)} commits are kept)",
+                        error_tag="invalid-value",
+                    )
+            else:
+                count = last or 1
+                if count >= len(records):
+                    raise DatastoreError(
+                        f"cannot roll back {count} commit{'s'[: count != 1]}: "
+                        f"only {len(records) - 1} can be undone with the commits kept",
+                        error_tag="invalid-value",
+                    )
+                wanted = records[-count - 1].commit_id
+            target = _parse(self._history.snapshot(wanted))
+            self._validate(target, full=True)
+            label = (note or CommitNote()).label
+            comment = (note or CommitNote()).comment or f"rollback to the configuration of commit {wanted}"
+            events = self._change_running(who, "rollback", target, CommitNote(label, comment))
+            records_now = [e for e in events if isinstance(e, CommitEvent)]
+            return (records_now[0].record.commit_id if records_now else None), events
+
+        result = self._run(job)
+        return str(result) if result is not None else None
+
+    # -- the committer -----------------------------------------------------
+    def _run(self, job: Callable[[], tuple[_T, list[DatastoreEvent]]]) -> _T:
+        if threading.current_thread() is self._committer:
+            raise RuntimeError("a datastore listener may not change the datastore")
+        future: Future[Any] = Future()
+        self._jobs.put((job, future))
+        result: _T = future.result()
+        return result
+
+    def _submit(self, job: _Job) -> None:
+        """Queue a job without waiting (timers)."""
+        self._jobs.put((job, Future()))
+
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, future = item
+            try:
+                result, events = job()
+            except BaseException as error:  # handed to the waiting caller
+                future.set_exception(error)
+                continue
+            self._deliver(events)
+            future.set_result(result)
+
+    def _deliver(self, events: list[DatastoreEvent]) -> None:
+        for event in events:
+            if isinstance(event, CommitEvent):
+                for commit_listener in self._commit_listeners:
+                    try:
+                        commit_listener(event.old, event.new)
+                    except Exception:  # a backend failure must not undo a durable commit
+                        log.exception("commit listener failed")
+            for listener in self._event_listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("datastore event listener failed")
+
+    def _change_running(
+        self, who: Principal, kind: str, new: etree._Element, note: CommitNote | None
+    ) -> list[DatastoreEvent]:
+        """Record, persist and publish a new running (committer thread only)."""
+        old = self._running
+        record = self._record(who, kind, old, new, note)
+        if not record.changes:
+            return []
+        self._persist(new, record, _ConfirmAction.NONE)
         with self._mutex:
-            pending = self._pending
-            if pending is None:
-                raise DatastoreError("no confirmed commit is pending", error_tag="operation-failed")
-            self._check_confirm_owner(pending, session_id, persist_id)
-            self._roll_back("cancel-commit")
+            self._running = new
+        return [CommitEvent(old, new, record, who)]
 
-    def _check_confirm_owner(self, pending: _PendingConfirm, session_id: int, persist_id: str | None) -> None:
-        if pending.persist is not None:
-            if persist_id != pending.persist:
-                raise DatastoreError(
-                    "the persist-id does not match the pending confirmed commit",
-                    error_tag="invalid-value",
-                    path="/nc:rpc/nc:commit/nc:persist-id" if persist_id is not None else None,
-                )
-        elif pending.session_id != session_id:
-            raise DatastoreError(
-                f"a confirmed commit of session {pending.session_id} is pending; only that session may confirm it",
-                error_tag="in-use",
-                info={"session-id": str(pending.session_id)},
-            )
+    def _record(
+        self, who: Principal, kind: str, old: etree._Element, new: etree._Element, note: CommitNote | None
+    ) -> CommitRecord:
+        note = note or CommitNote()
+        return CommitRecord(
+            commit_id=self._history.next_id(),
+            user=who.user,
+            session_id=who.session_id,
+            timestamp=self._clock.now(),
+            kind=kind,
+            label=note.label,
+            comment=note.comment,
+            changes=tuple(diff_trees(old, new, self.schema, self.namer)),
+        )
 
-    def _confirm_timed_out(self) -> None:
+    def _persist(
+        self,
+        new: etree._Element,
+        record: CommitRecord,
+        action: _ConfirmAction,
+        rollback_to: etree._Element | None = None,
+    ) -> None:
+        """Make ``new`` durable with its record. Raises DatastoreError; on error nothing changed on disk."""
+        snapshot = _serialize(new)
+        try:
+            self._history.write(record, snapshot)
+        except OSError as error:
+            raise _save_failed(error) from error
+        try:
+            if action is _ConfirmAction.START:
+                assert rollback_to is not None
+                atomic_write(self._dir / ROLLBACK_FILE, _serialize(rollback_to))
+            atomic_write(self._dir / RUNNING_FILE, snapshot)
+        except OSError as error:
+            self._history.discard(record.commit_id)
+            if action is _ConfirmAction.START:
+                (self._dir / ROLLBACK_FILE).unlink(missing_ok=True)
+            raise _save_failed(error) from error
+        if action is _ConfirmAction.END:
+            self._remove_rollback_file()
+        self._history.added(record)
+
+    def _persist_confirm_only(self, action: _ConfirmAction, rollback_to: etree._Element) -> None:
+        """A confirmed commit (or its confirmation) that changes nothing in running."""
+        if action is _ConfirmAction.START:
+            try:
+                atomic_write(self._dir / ROLLBACK_FILE, _serialize(rollback_to))
+            except OSError as error:
+                raise _save_failed(error) from error
+        elif action is _ConfirmAction.END:
+            self._remove_rollback_file()
+
+    def _remove_rollback_file(self) -> None:
+        path = self._dir / ROLLBACK_FILE
+        if path.exists():
+            path.unlink()
+            fsync_dir(self._dir)
+
+    # -- confirmed commit ---------------------------------------------------
+    def _new_pending(self, rollback_to: etree._Element, who: Principal, persist: str | None,
+                     timeout: int) -> _PendingConfirm:
+        timer = threading.Timer(timeout, lambda: self._submit(lambda: self._timed_out(pending)))
+        timer.daemon = True
+        pending = _PendingConfirm(rollback_to, who, persist, timer)
+        timer.start()
+        return pending
+
+    def _timed_out(self, pending: _PendingConfirm) -> tuple[object, list[DatastoreEvent]]:
         with self._mutex:
-            if self._pending is not None and self._pending.timer is threading.current_thread():
-                self._roll_back("confirm-timeout")
+            if self._pending is not pending:
+                return None, []  # confirmed, extended or cancelled meanwhile
+        try:
+            return None, self._roll_back(pending, ConfirmEventKind.TIMEOUT, SYSTEM)
+        except DatastoreError as error:
+            log.error("confirmed commit timed out but could not be rolled back (%s); retrying in 10 s", error)
+            retry = threading.Timer(10, lambda: self._submit(lambda: self._timed_out(pending)))
+            retry.daemon = True
+            retry.start()
+            return None, []
 
-    def _roll_back(self, reason: str) -> None:
-        pending = self._pending
-        assert pending is not None
-        pending.timer.cancel()
-        self._pending = None
-        self._drop_candidate()
-        self._publish_running(pending.rollback_to)
-        (self._dir / ROLLBACK_FILE).unlink(missing_ok=True)
-        log.warning("confirmed commit rolled back (%s)", reason)
+    def _roll_back(self, pending: _PendingConfirm, kind: ConfirmEventKind, who: Principal) -> list[DatastoreEvent]:
+        """Restore the configuration from before a confirmed commit (committer thread only)."""
+        old = self._running
+        target = pending.rollback_to
+        events: list[DatastoreEvent] = []
+        record = self._record(who, "confirmed-commit-rollback", old, target,
+                              CommitNote(comment=f"confirmed commit rolled back ({kind.value})"))
+        if record.changes:
+            self._persist(target, record, _ConfirmAction.END)
+            events.append(CommitEvent(old, target, record, who))
+        else:
+            self._remove_rollback_file()
+        with self._mutex:
+            pending.timer.cancel()
+            self._pending = None
+            self._running = target
+            self._drop_candidate()
+        events.append(ConfirmEvent(kind, who))
+        log.warning("confirmed commit rolled back (%s)", kind.value)
+        return events
 
     # -- sessions ----------------------------------------------------------
     def session_closed(self, session_id: int) -> None:
-        """Release the session's locks; roll back its unconfirmed non-persist commit."""
+        """Release the session's locks; roll back its unconfirmed non-persist commit (and wait for it)."""
         with self._mutex:
             for target in [t for t, sid in self._locks.items() if sid == session_id]:
                 del self._locks[target]
                 if target is Target.CANDIDATE:
                     self._drop_candidate()
             pending = self._pending
-            if pending is not None and pending.persist is None and pending.session_id == session_id:
-                self._roll_back("session closed before confirm")
+        if pending is not None and pending.persist is None and pending.who.session_id == session_id:
+
+            def job() -> tuple[Any, list[DatastoreEvent]]:
+                with self._mutex:
+                    if self._pending is not pending:
+                        return None, []
+                return None, self._roll_back(pending, ConfirmEventKind.CANCEL, pending.who)
+
+            try:
+                self._run(job)
+            except DatastoreError as error:
+                log.error("session %d closed before its confirm; rollback failed: %s", session_id, error)
 
     def _drop_candidate(self) -> None:
         self._candidate = None
         self._valid_candidate = None
 
-    # -- persistence -------------------------------------------------------
-    def _publish_running(self, root: etree._Element) -> None:
-        old = self._running
-        atomic_write(self._dir / RUNNING_FILE, _serialize(root))
-        self._running = root
-        for listener in self._listeners:
-            try:
-                listener(old, root)
-            except Exception:  # a backend failure must not undo a durable commit
-                log.exception("commit listener failed")
+
+def _check_confirm_owner(pending: _PendingConfirm, who: Principal, persist_id: str | None) -> None:
+    if pending.persist is not None:
+        if persist_id != pending.persist:
+            raise DatastoreError(
+                "the persist-id does not match the pending confirmed commit",
+                error_tag="invalid-value",
+                error_app_tag="persist-id-mismatch",
+            )
+    elif pending.who.session_id != who.session_id:
+        raise DatastoreError(
+            f"a confirmed commit of session {pending.who.session_id} is pending; only that session may confirm it",
+            error_tag="in-use",
+            info={"session-id": str(pending.who.session_id)},
+        )
 
 
-def _lock_denied(target: Target, holder: int, message: str) -> DatastoreError:
+def _save_failed(error: OSError) -> DatastoreError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DatastoreError(
+            "not enough disk space to save the configuration; nothing was changed",
+            error_tag="resource-denied",
+        )
+    return DatastoreError(f"cannot save the configuration ({error.strerror or error}); nothing was changed",
+                          error_tag="operation-failed")
+
+
+def _lock_denied(holder: int, message: str) -> DatastoreError:
     return DatastoreError(
         message,
         error_tag="lock-denied",

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from lxml import etree
 
 from agent.datastore.edit import ErrorOption, Operation, merge_trees, new_root
-from agent.datastore.store import DEFAULT_CONFIRM_TIMEOUT, Target, TestOption
-from agent.errors import NetconfError
+from agent.datastore.store import DEFAULT_CONFIRM_TIMEOUT, Principal, Target, TestOption
+from agent.errors import DatastoreError, NetconfError
 from agent.netconf.dispatch import NetconfAgent, RpcErrors, SessionInfo
 from agent.netconf.filters import apply_filter
 from agent.netconf.rpcerror import NC_NS
@@ -34,7 +34,14 @@ def _params(operation: etree._Element, allowed: Iterable[str]) -> dict[str, etre
     for child in operation:
         if not isinstance(child.tag, str):
             continue
-        if child.tag not in allowed_tags:
+        # A parameter without a namespace (e.g. <config xmlns:xc="...base:1.0">,
+        # as Ansible's netconf_config documents it) is read as the base one,
+        # as routers and ncclient do.
+        if child.tag in allowed and etree.QName(child).namespace is None:
+            child_tag = nc(child.tag)
+        else:
+            child_tag = child.tag
+        if child_tag not in allowed_tags:
             raise NetconfError(
                 f"unexpected parameter <{etree.QName(child).localname}> in <{etree.QName(operation).localname}>",
                 error_tag="unknown-element",
@@ -63,6 +70,18 @@ def _required(params: dict[str, etree._Element], name: str, operation: str) -> e
     return element
 
 
+def principal(session: SessionInfo) -> Principal:
+    """The datastore's view of who is asking."""
+    return Principal(session.session_id, session.username, session.source_host)
+
+
+def _persist_id_path(error: DatastoreError, operation: str) -> DatastoreError:
+    # The datastore cannot know which operation carried the persist-id.
+    if error.error_app_tag == "persist-id-mismatch":
+        error.path = f"/nc:rpc/nc:{operation}/nc:persist-id"
+    return error
+
+
 def _datastore_choice(holder: etree._Element, allowed: Iterable[str]) -> etree._Element:
     children = [child for child in holder if isinstance(child.tag, str)]
     name = etree.QName(holder).localname
@@ -73,7 +92,7 @@ def _datastore_choice(holder: etree._Element, allowed: Iterable[str]) -> etree._
         )
     choice = children[0]
     allowed = list(allowed)
-    if choice.tag not in {nc(a) for a in allowed}:
+    if choice.tag not in {nc(a) for a in allowed} | set(allowed):  # no namespace: read as base, as above
         raise NetconfError(
             f"<{etree.QName(choice).localname}> is not a supported {name} here; use one of: {', '.join(allowed)}",
             error_tag="invalid-value",
@@ -164,9 +183,7 @@ class BaseOperations:
         assert isinstance(default_op, Operation)
         assert isinstance(test_option, TestOption)
         assert isinstance(error_option, ErrorOption)
-        result = self.store.edit(
-            target, config, session.session_id, default_op, test_option, error_option
-        )
+        result = self.store.edit(target, config, principal(session), default_op, test_option, error_option)
         if result.errors:
             raise RpcErrors(result.errors)
 
@@ -175,7 +192,7 @@ class BaseOperations:
         target = _target(_required(params, "target", "copy-config"))
         source_holder = _required(params, "source", "copy-config")
         source = _datastore_choice(source_holder, ("running", "candidate", "config"))
-        if source.tag == nc("config"):
+        if etree.QName(source).localname == "config":
             tree = _inline_config(source)
         else:
             source_target = Target(etree.QName(source).localname)
@@ -184,7 +201,7 @@ class BaseOperations:
                     "source and target are the same datastore", error_tag="invalid-value", error_type="protocol"
                 )
             tree = self.store.get(source_target)
-        self.store.replace(target, tree, session.session_id)
+        self.store.replace(target, tree, principal(session))
 
     def delete_config(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target",))
@@ -197,20 +214,20 @@ class BaseOperations:
 
     def lock(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target",))
-        self.store.lock(_target(_required(params, "target", "lock")), session.session_id)
+        self.store.lock(_target(_required(params, "target", "lock")), principal(session))
 
     def unlock(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target",))
-        self.store.unlock(_target(_required(params, "target", "unlock")), session.session_id)
+        self.store.unlock(_target(_required(params, "target", "unlock")), principal(session))
 
     def discard_changes(self, session: SessionInfo, operation: etree._Element) -> None:
         _params(operation, ())
-        self.store.discard_changes(session.session_id)
+        self.store.discard_changes(principal(session))
 
     def validate(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("source",))
         source = _datastore_choice(_required(params, "source", "validate"), ("running", "candidate", "config"))
-        if source.tag == nc("config"):
+        if etree.QName(source).localname == "config":
             tree = _inline_config(source)
         else:
             tree = self.store.get(Target(etree.QName(source).localname))
@@ -232,20 +249,26 @@ class BaseOperations:
             timeout = int(text)
         persist_el = params.get("persist")
         persist_id_el = params.get("persist-id")
-        self.store.commit(
-            session.session_id,
-            confirmed="confirmed" in params,
-            confirm_timeout=timeout,
-            persist=(persist_el.text or "") if persist_el is not None else None,
-            persist_id=(persist_id_el.text or "") if persist_id_el is not None else None,
-        )
+        try:
+            self.store.commit(
+                principal(session),
+                confirmed="confirmed" in params,
+                confirm_timeout=timeout,
+                persist=(persist_el.text or "") if persist_el is not None else None,
+                persist_id=(persist_id_el.text or "") if persist_id_el is not None else None,
+            )
+        except DatastoreError as error:
+            raise _persist_id_path(error, "commit") from None
 
     def cancel_commit(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("persist-id",))
         persist_id_el = params.get("persist-id")
-        self.store.cancel_commit(
-            session.session_id, (persist_id_el.text or "") if persist_id_el is not None else None
-        )
+        try:
+            self.store.cancel_commit(
+                principal(session), (persist_id_el.text or "") if persist_id_el is not None else None
+            )
+        except DatastoreError as error:
+            raise _persist_id_path(error, "cancel-commit") from None
 
     def close_session(self, session: SessionInfo, operation: etree._Element) -> None:
         _params(operation, ())

@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from agent.datastore.edit import ErrorOption, Operation, apply_edit, new_root
-from agent.datastore.store import ROLLBACK_FILE, RUNNING_FILE, Datastores, Target, TestOption
+from agent.datastore.store import ROLLBACK_FILE, RUNNING_FILE, Datastores, Principal, Target, TestOption
 from agent.errors import AgentError, DatastoreError, SchemaError
 from agent.netconf.yang import YangSupport
 from agent.schema.model import SchemaModel
@@ -113,22 +113,25 @@ def test_continue_on_error_applies_the_rest(yang: YangSupport) -> None:
     assert result.root.findtext("s:hostname", namespaces=NS) == "h"
 
 
+S1, S2, S3 = (Principal(n, f"user{n}") for n in (1, 2, 3))
+
+
 def make_store(path: Path, yang: YangSupport) -> Datastores:
     return Datastores(path, yang, yang, yang.validate)
 
 
 def test_store_persists_and_validates(tmp_path: Path, yang: YangSupport) -> None:
     store = make_store(tmp_path, yang)
-    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">h1</hostname>'), 1)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">h1</hostname>'), S1)
     assert store.candidate_modified
     assert b"h1" not in (tmp_path / RUNNING_FILE).read_bytes()
-    store.commit(1)
+    store.commit(S1)
     assert b"h1" in (tmp_path / RUNNING_FILE).read_bytes()
     with pytest.raises(SchemaError) as bad:
-        store.edit(Target.RUNNING, config(tp("a", "<enrollment><retry><period>61</period></retry></enrollment>")), 1)
+        store.edit(Target.RUNNING, config(tp("a", "<enrollment><retry><period>61</period></retry></enrollment>")), S1)
     assert bad.value.error_tag == "invalid-value"
     # test-only validates and changes nothing
-    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">h2</hostname>'), 1, test_option=TestOption.TEST_ONLY)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">h2</hostname>'), S1, test_option=TestOption.TEST_ONLY)
     assert not store.candidate_modified
     again = make_store(tmp_path, yang)
     assert again.get(Target.RUNNING).findtext("s:hostname", namespaces=NS) == "h1"
@@ -136,10 +139,10 @@ def test_store_persists_and_validates(tmp_path: Path, yang: YangSupport) -> None
 
 def test_pending_confirmed_commit_is_rolled_back_on_restart(tmp_path: Path, yang: YangSupport) -> None:
     store = make_store(tmp_path, yang)
-    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">before</hostname>'), 1)
-    store.commit(1)
-    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">after</hostname>'), 1)
-    store.commit(1, confirmed=True, confirm_timeout=3600, persist="p")
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">before</hostname>'), S1)
+    store.commit(S1)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">after</hostname>'), S1)
+    store.commit(S1, confirmed=True, confirm_timeout=3600, persist="p")
     assert (tmp_path / ROLLBACK_FILE).exists()
     restarted = make_store(tmp_path, yang)  # as after a crash: the confirm never came
     assert restarted.get(Target.RUNNING).findtext("s:hostname", namespaces=NS) == "before"
@@ -148,17 +151,17 @@ def test_pending_confirmed_commit_is_rolled_back_on_restart(tmp_path: Path, yang
 
 def test_locks(tmp_path: Path, yang: YangSupport) -> None:
     store = make_store(tmp_path, yang)
-    store.lock(Target.CANDIDATE, 1)
+    store.lock(Target.CANDIDATE, S1)
     with pytest.raises(DatastoreError) as denied:
-        store.lock(Target.CANDIDATE, 2)
+        store.lock(Target.CANDIDATE, S2)
     assert denied.value.error_tag == "lock-denied" and denied.value.info == {"session-id": "1"}
     with pytest.raises(DatastoreError) as in_use:
-        store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">x</hostname>'), 2)
+        store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">x</hostname>'), S2)
     assert in_use.value.error_tag == "in-use"
-    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">x</hostname>'), 1)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">x</hostname>'), S1)
     store.session_closed(1)  # releasing the candidate lock discards its changes
     assert not store.candidate_modified
-    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">y</hostname>'), 2)
+    store.edit(Target.CANDIDATE, config(f'<hostname xmlns="{SYS}">y</hostname>'), S2)
     with pytest.raises(DatastoreError) as dirty:
-        store.lock(Target.CANDIDATE, 3)
+        store.lock(Target.CANDIDATE, S3)
     assert dirty.value.info == {"session-id": "0"}

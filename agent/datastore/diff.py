@@ -1,0 +1,126 @@
+"""What changed between two configuration trees, as a list of edits.
+
+Used for the commit history (``show configuration commit changes``) and for
+RFC 6470 ``netconf-config-change`` notifications: each :class:`Change` names
+one node by a prefixed instance-identifier and says whether it was created,
+deleted or replaced (a leaf's new value, or an entry whose leaves changed).
+
+Cost is linear in the size of the trees: subtrees whose serializations are
+equal are skipped whole (one C-level comparison), and list entries are
+paired by their keys, not by position.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from lxml import etree
+
+from agent.datastore.edit import PathNamer, SchemaLookup
+from agent.schema.convert import xpath_literal
+from agent.schema.model import NodeInfo, NodeKind
+
+
+class ChangeKind(enum.Enum):
+    CREATE = "create"
+    DELETE = "delete"
+    REPLACE = "replace"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed node: ``path`` (prefixed instance-identifier), kind, and leaf values."""
+
+    path: str
+    kind: ChangeKind
+    old_value: str | None = None
+    new_value: str | None = None
+
+
+def diff_trees(old: etree._Element, new: etree._Element, schema: SchemaLookup, namer: PathNamer) -> list[Change]:
+    """The changes that turn ``old`` into ``new`` (both datastore roots), in document order."""
+    changes: list[Change] = []
+    _diff_children(old, new, None, "", schema, namer, changes)
+    return changes
+
+
+def _serialized(element: etree._Element) -> bytes:
+    return etree.tostring(element)
+
+
+def _step(element: etree._Element, info: NodeInfo | None, namer: PathNamer) -> str:
+    qname = etree.QName(element)
+    prefix = namer.prefix_of_namespace(qname.namespace or "") if qname.namespace else ""
+    name = f"{prefix}:{qname.localname}" if prefix else qname.localname
+    if info is not None and info.kind is NodeKind.LIST:
+        for key in info.keys:
+            kq = etree.QName(key)
+            kp = namer.prefix_of_namespace(kq.namespace or "") if kq.namespace else ""
+            kname = f"{kp}:{kq.localname}" if kp else kq.localname
+            name += f"[{kname}={xpath_literal((element.findtext(key) or '').strip())}]"
+    elif info is not None and info.kind is NodeKind.LEAF_LIST:
+        name += f"[.={xpath_literal((element.text or '').strip())}]"
+    return name
+
+
+def _identity(element: etree._Element, info: NodeInfo | None) -> tuple[str, ...]:
+    """What pairs a node of ``old`` with its counterpart in ``new``."""
+    if info is None:
+        return (str(element.tag),)
+    if info.kind is NodeKind.LIST:
+        return (str(element.tag), *((element.findtext(key) or "").strip() for key in info.keys))
+    if info.kind is NodeKind.LEAF_LIST:
+        return (str(element.tag), (element.text or "").strip())
+    return (str(element.tag),)
+
+
+def _diff_children(
+    old: etree._Element,
+    new: etree._Element,
+    parent_info: NodeInfo | None,
+    parent_path: str,
+    schema: SchemaLookup,
+    namer: PathNamer,
+    out: list[Change],
+) -> None:
+    infos: dict[str, NodeInfo | None] = {}
+
+    def info_of(element: etree._Element) -> NodeInfo | None:
+        tag = str(element.tag)
+        if tag not in infos:
+            infos[tag] = schema.node_info(parent_info, tag)
+        return infos[tag]
+
+    old_children = {
+        _identity(child, info_of(child)): child for child in old if isinstance(child.tag, str)
+    }
+    seen: set[tuple[str, ...]] = set()
+    for child in new:
+        if not isinstance(child.tag, str):
+            continue
+        info = info_of(child)
+        identity = _identity(child, info)
+        seen.add(identity)
+        before = old_children.get(identity)
+        path = f"{parent_path}/{_step(child, info, namer)}"
+        if before is None:
+            out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
+            continue
+        if _serialized(before) == _serialized(child):
+            continue
+        if info is None or info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST, NodeKind.ANYDATA) or len(child) == 0:
+            out.append(Change(path, ChangeKind.REPLACE, _leaf_value(before, info), _leaf_value(child, info)))
+            continue
+        _diff_children(before, child, info, path, schema, namer, out)
+    for identity, child in old_children.items():
+        if identity not in seen:
+            info = info_of(child)
+            out.append(Change(f"{parent_path}/{_step(child, info, namer)}", ChangeKind.DELETE,
+                              old_value=_leaf_value(child, info)))
+
+
+def _leaf_value(element: etree._Element, info: NodeInfo | None) -> str | None:
+    if info is not None and info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST):
+        return (element.text or "").strip()
+    return None
