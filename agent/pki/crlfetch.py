@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import urllib.error
 import urllib.parse
@@ -116,8 +117,9 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
         parts["host"], port=parts.get("port"), use_ssl=bool(parts.get("ssl")), connect_timeout=timeout, get_info=ldap3.NONE
     )
     try:
-        connection = ldap3.Connection(server, auto_bind=True, receive_timeout=timeout, read_only=True)
-    except LDAPException as exc:
+        # ldap3 packs receive_timeout into a struct: it must be an int.
+        connection = ldap3.Connection(server, auto_bind=True, receive_timeout=max(1, math.ceil(timeout)), read_only=True)
+    except (LDAPException, OSError) as exc:
         raise FetchError(f"{url}: cannot reach the LDAP server ({_ldap_reason(exc)})") from None
     try:
         found = connection.search(base, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[attribute])
@@ -130,7 +132,7 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
         if not values:
             raise FetchError(f"{url}: the LDAP entry {base!r} has no {attribute}")
         data = bytes(values[0])
-    except LDAPException as exc:
+    except (LDAPException, OSError) as exc:
         raise FetchError(f"{url}: LDAP search failed ({_ldap_reason(exc)})") from None
     finally:
         try:
@@ -142,6 +144,6 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
     return data
 
 
-def _ldap_reason(exc: LDAPException) -> str:
+def _ldap_reason(exc: Exception) -> str:
     text = str(exc).strip()
     return text or type(exc).__name__
