@@ -17,8 +17,9 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
-from agentproc import AgentProcess  # noqa: E402
 from labcaproc import LabCaProcess  # noqa: E402
+
+from agentproc import AgentProcess  # noqa: E402
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
