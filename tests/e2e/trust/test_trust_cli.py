@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import enroll, text
+from trust_e2e_helpers import enroll, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from conftest import CRYPTO, NS, configure, enroll, rpc, text, tp_state
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from labcaproc import LabCaProcess
 from lxml import etree
 from ncclient.operations import RPCError
+from trust_e2e_helpers import CRYPTO, NS, configure, enroll, rpc, text, tp_state
 
 B_DN = "cn=Domain B CA,o=Example"
 

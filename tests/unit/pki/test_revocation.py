@@ -14,7 +14,7 @@ from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from trust_helpers import MiniCa, Served, http_server, name  # noqa: E402
+from trust_helpers import NOW, MiniCa, Served, http_server, name  # noqa: E402
 
 from agent.pki.revocation import (  # noqa: E402
     CrlInvalidError,
@@ -110,7 +110,8 @@ def test_no_source(tmp_path: Path) -> None:
 
 def test_background_refresh_fetches_again(tmp_path: Path, served: Served) -> None:
     ca = MiniCa.root("Short CA")
-    url = served.put("/s.crl", ca.crl(next_update=dt.timedelta(seconds=2)))
+    in_two_seconds = dt.datetime.now(dt.UTC) - NOW + dt.timedelta(seconds=2)  # NOW is the helpers' import time
+    url = served.put("/s.crl", ca.crl(next_update=in_two_seconds))
     crls = CrlManager(tmp_path / "crls", timeout=2.0)
     try:
         crls.fetch(ca.cert, [url])

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import certifi
 import pytest
-from conftest import CRYPTO, NS, configure, rpc, text
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from ncclient.operations import RPCError
+from trust_e2e_helpers import CRYPTO, NS, configure, rpc, text
 
 NOW = dt.datetime.now(dt.UTC)
 
