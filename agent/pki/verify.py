@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -186,7 +187,9 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+@functools.lru_cache(maxsize=4096)
 def _asn1(cert: x509.Certificate) -> ax509.Certificate:
+    """The asn1crypto form the library takes; cached, as the trustpool's anchors are converted on every call."""
     return ax509.Certificate.load(_der(cert))
 
 
