@@ -27,10 +27,14 @@ from agent.passwords import hash_password, random_password
 from agent.pki.certstore import CertificateStore
 from agent.pki.enrollment import Pki
 from agent.pki.keystore import KeyStore
+from agent.pki.revocation import CrlManager
+from agent.pki.trustpool import BundleUpdater, TrustPool
+from agent.pki.verify import PeerVerifier
 from agent.schema.model import SchemaModel
 from agent.services.accounts import Accounts
 from agent.services.keys import KeyService
 from agent.services.system import SYS_NS, SystemIdentity
+from agent.services.trust import TrustService
 from agent.services.trustpoints import TrustpointService
 from agent.xmltree import default_ns
 
@@ -47,6 +51,8 @@ class AgentConfig:
     port: int = 8830
     retry_period_unit: float = 60.0  # seconds in one 'enrollment retry period' unit
     limits: ServerLimits = field(default_factory=ServerLimits)
+    crl_timeout: float = 10.0  # seconds per CRL fetch (LDAP or HTTP) before the next source is tried
+    cabundle_refresh_seconds: float = 86400.0  # how often 'cabundle url' is imported again
 
 
 class Application:
@@ -72,7 +78,20 @@ class Application:
         self.pki = Pki(
             data_dir, self.keystore, certstore, lambda: self.identity.fqdn, retry_unit_seconds=config.retry_period_unit
         )
-        TrustpointService(self.pki, lambda: self.datastores.get(Target.RUNNING)).register(self.agent, self.schema)
+        crls = CrlManager(data_dir / "crls", timeout=config.crl_timeout)
+        pool = TrustPool(data_dir / "trustpool")
+        self.trust = TrustService(
+            certstore,
+            crls,
+            pool,
+            BundleUpdater(pool, interval=config.cabundle_refresh_seconds),
+            PeerVerifier(crls),
+            lambda: self.datastores.get(Target.RUNNING),
+        )
+        TrustpointService(
+            self.pki, lambda: self.datastores.get(Target.RUNNING), revocation=self.trust.revocation_of
+        ).register(self.agent, self.schema)
+        self.trust.register(self.agent, self.schema)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
         self.server = NetconfSshServer(self.agent, accounts, host_key, config.host, config.port, config.limits)
@@ -102,3 +121,4 @@ class Application:
         self.server.shutdown()
         self.datastores.close()
         self.pki.close()
+        self.trust.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 
+from agent.cli import trust_grammar
 from agent.cli.grammar import Node, argument, integer_range, keyword, rest_of_line
 
 __all__ = ["Mode", "tree", "RETRY_PERIOD_RANGE", "RETRY_COUNT_RANGE", "MODULUS_RANGE"]
@@ -27,6 +28,7 @@ class Mode(enum.Enum):
     EXEC = "exec"
     CONFIG = "config"
     TRUSTPOINT = "config-trustp"
+    TRUSTPOOL = "config-trustpool"
 
 
 def _label(action: str) -> Node:
@@ -250,7 +252,9 @@ _TREES: dict[Mode, list[Node]] = {
     Mode.EXEC: _exec_commands(),
     Mode.CONFIG: _config_commands(),
     Mode.TRUSTPOINT: _trustpoint_commands(),
+    Mode.TRUSTPOOL: trust_grammar.trustpool_mode(_config_common()),
 }
+trust_grammar.graft(_TREES[Mode.EXEC], _TREES[Mode.CONFIG], _TREES[Mode.TRUSTPOINT], _TREES[Mode.TRUSTPOOL])
 
 
 def tree(mode: Mode) -> list[Node]:

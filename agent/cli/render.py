@@ -96,7 +96,7 @@ def fingerprint_groups(hex_data: str) -> str:
 
 
 _KEY_USAGE = {"general-purpose": "General Purpose", "signature": "Signature", "encryption": "Encryption"}
-_STATUS = {"available": "Available", "pending": "Pending", "key-missing": "Key missing"}
+_STATUS = {"available": "Available", "pending": "Pending", "key-missing": "Key missing", "revoked": "Revoked"}
 _KEY_TYPE = {"general-purpose": "RSA General purpose", "signature": "RSA Signature", "encryption": "RSA Encryption"}
 
 
@@ -341,6 +341,8 @@ def _trustpoint_config(trustpoint: etree._Element) -> list[str]:
     rsakeypair = _text(trustpoint, "rsakeypair")
     if rsakeypair is not None:
         lines.append(f" rsakeypair {rsakeypair}")
+    if trustpoint.find(_c("crl-optional")) is not None:
+        lines.append(" crl optional")
     lines.append("!")
     return lines
 
@@ -380,6 +382,14 @@ def config_blocks(data: etree._Element) -> list[list[str]]:
         blocks.append(block)
     for trustpoint in data.iterfind(f"{_c('crypto')}/{_c('ca')}/{_c('trustpoint')}"):
         blocks.append(_trustpoint_config(trustpoint))
+    policy = data.find(f"{_c('crypto')}/{_c('ca')}/{_c('trustpool')}/{_c('policy')}")
+    if policy is not None:
+        block = ["crypto ca trustpool policy"]
+        if _text(policy, "cabundle-url") is not None:
+            block.append(f" cabundle url {_text(policy, 'cabundle-url')}")
+        if policy.find(_c("crl-optional")) is not None:
+            block.append(" crl optional")
+        blocks.append([*block, "!"])
     crypto = data.find(_c("crypto"))
     if crypto is not None:
         for child in crypto:

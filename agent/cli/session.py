@@ -28,6 +28,7 @@ from agent.cli.render import (
     render_mypubkey,
     render_running_config,
 )
+from agent.cli.trust_commands import TrustCommands
 
 __all__ = ["CliSession", "ExitCli", "PROMPT_PREFIX", "same_config"]
 
@@ -101,6 +102,7 @@ class CliSession:
             "ca-import": lambda p: self.pki.ca_import(p.args["trustpoint"]),
             "ca-clear": lambda p: self.pki.ca_clear(p.args.get("trustpoint")),
         }
+        self._handlers.update(TrustCommands(client, console, self).handlers())
 
     # ------------------------------------------------------------------ prompt, help, completion
 
@@ -116,7 +118,7 @@ class CliSession:
 
     def _trees(self) -> list[Mode]:
         # In a submode, a command of the parent mode also works (and leaves the submode), as on the router.
-        return [Mode.TRUSTPOINT, Mode.CONFIG] if self.mode is Mode.TRUSTPOINT else [self.mode]
+        return [self.mode, Mode.CONFIG] if self.mode in (Mode.TRUSTPOINT, Mode.TRUSTPOOL) else [self.mode]
 
     def help_lines(self, text: str) -> list[str]:
         """What ``?`` shows after ``text`` in the current mode. Raises nothing."""
@@ -208,7 +210,7 @@ class CliSession:
     def _exit(self, parsed: Parsed) -> None:
         if self.mode is Mode.EXEC:
             raise ExitCli()
-        if self.mode is Mode.TRUSTPOINT:
+        if self.mode in (Mode.TRUSTPOINT, Mode.TRUSTPOOL):
             self.mode, self.trustpoint = Mode.CONFIG, None
             return
         self._end()

@@ -369,9 +369,10 @@ class LabCa:
         """The certificate issued with ``serial`` (None if unknown)."""
         return self.store.read_certificate(serial)
 
-    def revoke(self, serial: int) -> x509.CertificateRevocationList:
+    def revoke(self, serial: int, reason: x509.ReasonFlags | None = None) -> x509.CertificateRevocationList:
         """Revoke an issued certificate and publish a new CRL (returned).
 
+        ``reason`` goes into the CRL entry's reasonCode extension (none when None).
         Raises LabCaNotFoundError if this CA issued no such serial,
         LabCaStateError if it is already revoked.
         """
@@ -382,7 +383,9 @@ class LabCa:
             if revocations.is_revoked(serial):
                 raise LabCaStateError(f"serial {serial_hex(serial)} is already revoked")
             revocations = RevocationList(
-                revoked=(*revocations.revoked, (serial, self._now())), crl_number=revocations.crl_number
+                revoked=(*revocations.revoked, (serial, self._now())),
+                crl_number=revocations.crl_number,
+                reasons=(*revocations.reasons, *(((serial, reason.value),) if reason is not None else ())),
             )
             crl = self._publish_crl_locked(revocations)
         log.info("revoked serial %s", serial_hex(serial))
@@ -415,11 +418,15 @@ class LabCa:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False)
         )
         for serial, when in revocations.revoked:
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
-            )
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+            reason = revocations.reason(serial)
+            if reason is not None:
+                entry = entry.add_extension(x509.CRLReason(x509.ReasonFlags(reason)), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
         crl = builder.sign(self.ca_key, hashes.SHA256())
-        self.store.write_revocations(RevocationList(revoked=revocations.revoked, crl_number=number))
+        self.store.write_revocations(
+            RevocationList(revoked=revocations.revoked, crl_number=number, reasons=revocations.reasons)
+        )
         self.store.write_crl(crl)
         return crl
 

@@ -2,10 +2,11 @@
 
     lab-ca [serve] --port P --data-dir D [--host 127.0.0.1] [--challenge PW]
                    [--ra] [--manual-approval] [--validity-days N] [--crl-url URL]
+                   [--subject DN]
     lab-ca list    --data-dir D [--all]
     lab-ca approve TXID --data-dir D
     lab-ca reject  TXID --data-dir D [--reason TEXT]
-    lab-ca revoke  SERIAL --data-dir D          (hex, as displayed: 6E)
+    lab-ca revoke  SERIAL --data-dir D [--reason REASON]   (hex, as displayed: 6E)
 
 ``serve`` runs until SIGTERM/SIGINT and prints ``lab-ca listening on
 http://HOST:PORT/scep`` on stderr once it accepts connections (``--port 0``
@@ -24,9 +25,13 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from agent.labca.ca import LabCa
+from cryptography import x509
+
+from agent.errors import PkiError
+from agent.labca.ca import DEFAULT_CA_SUBJECT, LabCa
 from agent.labca.server import LabCaServer
 from agent.labca.store import LabCaError, RequestState, parse_serial, serial_hex
+from agent.pki.csr import parse_subject_name
 
 __all__ = ["main"]
 
@@ -46,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--manual-approval", action="store_true", help="hold requests until approved")
     serve.add_argument("--validity-days", type=int, default=365, help="validity of issued certificates")
     serve.add_argument("--crl-url", default=None, help="CRL distribution point (default: this server's /crl)")
+    serve.add_argument(
+        "--subject", default=None, help="the CA's subject DN when it is created, e.g. 'CN=Domain B CA,O=Example'"
+    )
 
     listing = sub.add_parser("list", help="list pending requests")
     listing.add_argument("--data-dir", required=True)
@@ -61,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke", help="revoke an issued certificate and publish a new CRL")
     revoke.add_argument("serial", metavar="SERIAL", help="serial number in hex, e.g. 6E")
     revoke.add_argument("--data-dir", required=True)
+    revoke.add_argument(
+        "--reason",
+        default=None,
+        choices=[flag.value for flag in x509.ReasonFlags],
+        help="RFC 5280 reason code put in the CRL entry (e.g. keyCompromise)",
+    )
     return parser
 
 
@@ -98,8 +112,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.validity_days <= 0:
         print("lab-ca: --validity-days must be positive", file=sys.stderr)
         return 2
+    subject = DEFAULT_CA_SUBJECT
+    if args.subject is not None:
+        try:
+            subject = parse_subject_name(args.subject)
+        except PkiError as exc:
+            print(f"lab-ca: --subject: {exc.message}", file=sys.stderr)
+            return 2
     ca = LabCa(
         args.data_dir,
+        ca_subject=subject,
         challenge=args.challenge,
         manual_approval=args.manual_approval,
         ra=args.ra,
@@ -161,7 +183,7 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"lab-ca: {args.serial!r} is not a hexadecimal serial number", file=sys.stderr)
         return 2
     ca = LabCa(args.data_dir, create=False)
-    crl = ca.revoke(serial)
+    crl = ca.revoke(serial, x509.ReasonFlags(args.reason) if args.reason else None)
     print(f"revoked serial {serial_hex(serial)}; CRL now lists {len(list(crl))} certificate(s)")
     return 0
 

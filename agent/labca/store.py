@@ -162,6 +162,12 @@ class RevocationList:
 
     revoked: tuple[tuple[int, dt.datetime], ...] = ()
     crl_number: int = 0
+    reasons: tuple[tuple[int, str], ...] = ()
+    """RFC 5280 reason code names (``keyCompromise``...) of the serials revoked with one."""
+
+    def reason(self, serial: int) -> str | None:
+        """The reason ``serial`` was revoked with, None if none was given."""
+        return next((r for s, r in self.reasons if s == serial), None)
 
     def is_revoked(self, serial: int) -> bool:
         """True if ``serial`` is revoked."""
@@ -335,6 +341,9 @@ class LabCaStore:
                     (int(item["serial"]), dt.datetime.fromisoformat(item["revoked_at"])) for item in raw["revoked"]
                 ),
                 crl_number=int(raw["crl_number"]),
+                reasons=tuple(
+                    (int(item["serial"]), str(item["reason"])) for item in raw["revoked"] if item.get("reason")
+                ),
             )
         except FileNotFoundError:
             return RevocationList()
@@ -345,7 +354,10 @@ class LabCaStore:
         """Persist the revocation list."""
         body = {
             "crl_number": revocations.crl_number,
-            "revoked": [{"serial": s, "revoked_at": _time(t)} for s, t in revocations.revoked],
+            "revoked": [
+                {"serial": s, "revoked_at": _time(t), **({"reason": r} if (r := revocations.reason(s)) else {})}
+                for s, t in revocations.revoked
+            ],
         }
         atomic_write(self.root / "revoked.json", json.dumps(body, indent=1).encode(), mode=0o644)
 

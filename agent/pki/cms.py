@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from asn1crypto import algos, cms, core
@@ -185,6 +185,22 @@ def _matches_sid(cert: x509.Certificate, sid: cms.SignerIdentifier | cms.Recipie
     return False
 
 
+def _signed_bytes(value: core.Asn1Value, load: Callable[[bytes], object]) -> bytes:
+    """The bytes a signature covers: as received when ``load`` (a DER loader) takes them, else re-encoded.
+
+    ``dump(force=True)`` re-encodes from the parsed values, and asn1crypto
+    normalises some of them (a URI with spaces, as in the seed's LDAP CRL
+    distribution point, becomes %20), so the signature would no longer
+    verify; re-encoding is only needed for BER (indefinite lengths).
+    """
+    raw = value.dump()
+    try:
+        load(raw)
+    except ValueError:
+        return value.dump(force=True)
+    return raw
+
+
 def _load_certificates(choices: cms.CertificateSet | None) -> tuple[x509.Certificate, ...]:
     if choices is None:
         return ()
@@ -193,7 +209,7 @@ def _load_certificates(choices: cms.CertificateSet | None) -> tuple[x509.Certifi
         if choice.name != "certificate":
             continue  # attribute certificates etc. are of no use here
         try:
-            certs.append(x509.load_der_x509_certificate(choice.chosen.dump(force=True)))
+            certs.append(x509.load_der_x509_certificate(_signed_bytes(choice.chosen, x509.load_der_x509_certificate)))
         except ValueError as exc:
             raise CmsFormatError(f"a certificate inside the CMS message is invalid: {exc}") from exc
         if len(certs) > _MAX_CERTS:
@@ -363,7 +379,7 @@ def _parse_signed_data(data: bytes) -> SignedMessage:
         )
     crls: tuple[bytes, ...] = ()
     if sd["crls"]:
-        crls = tuple(c.chosen.dump(force=True) for c in sd["crls"] if c.name == "crl")
+        crls = tuple(_signed_bytes(c.chosen, x509.load_der_x509_crl) for c in sd["crls"] if c.name == "crl")
     return SignedMessage(
         content_type=encap["content_type"].dotted,
         content=content,

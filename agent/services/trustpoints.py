@@ -15,6 +15,7 @@ from agent.errors import AgentError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
 from agent.pki.certificate import CertificateInfo
 from agent.pki.enrollment import Pki
+from agent.pki.revocation import RevokedEntry
 from agent.pki.trustpoint import TrustpointConfig
 from agent.schema.model import SchemaModel
 from agent.services.keys import USAGE_NAMES
@@ -55,12 +56,19 @@ def trustpoint_configs(running: etree._Element) -> dict[str, TrustpointConfig]:
     return configs
 
 
+RevocationLookup = Callable[[str, CertificateInfo], "RevokedEntry | None"]
+"""(trustpoint, router certificate) -> its entry in the CA's fetched CRL, None if not listed (no network I/O)."""
+
+
 class TrustpointService:
     """Maps trustpoint config, the CA RPCs and trustpoint state onto :class:`Pki`."""
 
-    def __init__(self, pki: Pki, running: Callable[[], etree._Element]) -> None:
+    def __init__(
+        self, pki: Pki, running: Callable[[], etree._Element], revocation: RevocationLookup | None = None
+    ) -> None:
         self.pki = pki
         self.running = running
+        self.revocation = revocation  # marks router certificates a fetched CRL lists as revoked
         self._configs: dict[str, TrustpointConfig] = {}  # as of the last commit
 
     def register(self, agent: NetconfAgent, model: SchemaModel) -> None:
@@ -189,7 +197,14 @@ class TrustpointService:
             for usage, certificate in tp_state.certificates.items():
                 cert_el = etree.SubElement(entry, tag("certificate"))
                 leaf(cert_el, "key-usage", USAGE_NAMES[usage])
-                leaf(cert_el, "status", certificate.status.value)
+                revoked = None
+                if self.revocation is not None and certificate.info is not None:
+                    revoked = self.revocation(name, certificate.info)
+                leaf(cert_el, "status", "revoked" if revoked is not None else certificate.status.value)
+                if revoked is not None:
+                    leaf(cert_el, "revocation-date", revoked.date)
+                    if revoked.reason is not None:
+                        leaf(cert_el, "revocation-reason", revoked.reason)
                 if certificate.info is not None:
                     cert_el.extend(_certificate_leaves(certificate.info))
         return [crypto]

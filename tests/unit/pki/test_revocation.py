@@ -1,0 +1,125 @@
+"""agent.pki.revocation: CRL checks before use, the per-issuer disk cache, refresh scheduling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from trust_helpers import NOW, MiniCa, Served, http_server, name  # noqa: E402
+
+from agent.pki.revocation import (  # noqa: E402
+    CrlInvalidError,
+    CrlManager,
+    CrlUnavailableError,
+    NoCrlSourceError,
+    check_crl,
+    issuer_key,
+)
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    with http_server() as served:
+        yield served
+
+
+def test_check_crl_refuses_what_the_ca_did_not_sign() -> None:
+    ca = MiniCa.root("CRL CA")
+    crl = check_crl(ca.crl(), ca.cert)
+    assert crl.issuer == ca.cert.subject
+    with pytest.raises(CrlInvalidError, match="signature does not verify"):
+        check_crl(ca.crl(sign_with=MiniCa.root("other").key), ca.cert)
+    with pytest.raises(CrlInvalidError, match="is issued by cn=Someone"):
+        check_crl(ca.crl(issuer=name("Someone")), ca.cert)
+    with pytest.raises(CrlInvalidError, match="not a DER"):
+        check_crl(b"garbage", ca.cert)
+    newer = check_crl(ca.crl(number=5), ca.cert)
+    with pytest.raises(CrlInvalidError, match="older than the cached"):
+        check_crl(ca.crl(number=1), ca.cert, current=newer)
+    no_crl_sign = MiniCa.root("No cRLSign", crl_sign=False)
+    with pytest.raises(CrlInvalidError, match="cRLSign"):
+        check_crl(no_crl_sign.crl(), no_crl_sign.cert)
+
+
+def test_fetch_caches_on_disk_and_survives_a_restart(tmp_path: Path, served: Served) -> None:
+    ca = MiniCa.root("Cached CA")
+    peer, _ = ca.issue("peer")
+    ca.revoke(peer.serial_number, x509.ReasonFlags.cessation_of_operation)
+    url = served.put("/c.crl", ca.crl())
+    crls = CrlManager(tmp_path / "crls", timeout=2.0)
+    try:
+        record = crls.fetch(ca.cert, [url])
+        assert record.source == url and record.revoked_count == 1 and record.last_error is None
+        assert crls.revoked_entry(ca.cert, peer.serial_number).reason == "cessationOfOperation"
+        assert crls.revoked_entry(ca.cert, peer.serial_number + 1) is None
+        assert issuer_key(ca.cert) in crls.refresh_due()  # refreshed in the background before nextUpdate
+        assert 0 < crls.refresh_due()[issuer_key(ca.cert)] < 7 * 86400
+    finally:
+        crls.close()
+    stored = json.loads((tmp_path / "crls" / f"{issuer_key(ca.cert)}.json").read_bytes())
+    assert stored["source"] == url and stored["sources"] == [url]
+    again = CrlManager(tmp_path / "crls", timeout=2.0)
+    try:
+        record = again.record(ca.cert)
+        assert record is not None and record.revoked_count == 1 and record.sources == (url,)
+        assert again.obtain(ca.cert, []).source == url  # fresh: no fetch
+        assert served.hits["/c.crl"] == 1
+    finally:
+        again.close()
+
+
+def test_failed_fetch_keeps_the_old_crl_and_records_the_error(tmp_path: Path, served: Served) -> None:
+    ca = MiniCa.root("Flaky CA")
+    url = served.put("/f.crl", ca.crl())
+    crls = CrlManager(tmp_path / "crls", timeout=2.0, retry_seconds=120)
+    try:
+        first = crls.fetch(ca.cert, [url])
+        served.put("/f.crl", b"gone", status=503)
+        with pytest.raises(CrlUnavailableError, match="HTTP 503"):
+            crls.fetch(ca.cert, [])  # the remembered source is used
+        record = crls.record(ca.cert)
+        assert record.der == first.der and "HTTP 503" in (record.last_error or "")
+        assert 100 < crls.refresh_due()[issuer_key(ca.cert)] <= 120  # retried later
+        served.put("/f.crl", ca.crl(sign_with=MiniCa.root("x").key))
+        with pytest.raises(CrlInvalidError):
+            crls.fetch(ca.cert, [])
+        served.put("/f.crl", ca.crl(number=0))  # a replayed older CRL
+        with pytest.raises(CrlInvalidError, match="older"):
+            crls.fetch(ca.cert, [])
+    finally:
+        crls.close()
+
+
+def test_no_source(tmp_path: Path) -> None:
+    crls = CrlManager(tmp_path / "crls")
+    try:
+        with pytest.raises(NoCrlSourceError):
+            crls.fetch(MiniCa.root("Lonely").cert, ["file:///etc/passwd"])  # unsupported schemes are ignored
+    finally:
+        crls.close()
+
+
+def test_background_refresh_fetches_again(tmp_path: Path, served: Served) -> None:
+    ca = MiniCa.root("Short CA")
+    in_two_seconds = dt.datetime.now(dt.UTC) - NOW + dt.timedelta(seconds=2)  # NOW is the helpers' import time
+    url = served.put("/s.crl", ca.crl(next_update=in_two_seconds))
+    crls = CrlManager(tmp_path / "crls", timeout=2.0)
+    try:
+        crls.fetch(ca.cert, [url])
+        served.put("/s.crl", ca.crl())
+        deadline = time.monotonic() + 20
+        while crls.record(ca.cert).crl_number != ca.crl_number:  # the newer CRL, fetched by the refresh thread
+            assert time.monotonic() < deadline, "the CRL was not refreshed in the background"
+            time.sleep(0.05)
+        assert served.hits["/s.crl"] == 2
+    finally:
+        crls.close()

@@ -1,0 +1,185 @@
+"""agent.pki.verify: peer verification verdicts (pyhanko-certvalidator underneath), CRLs from a real HTTP server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from trust_helpers import EKU_CLIENT, EKU_SERVER, NOW, MiniCa, Served, http_server, pem  # noqa: E402
+
+from agent.pki.certificate import InvalidCertificateError  # noqa: E402
+from agent.pki.revocation import CrlManager  # noqa: E402
+from agent.pki.verify import (  # noqa: E402
+    TRUSTPOOL,
+    Anchor,
+    Failure,
+    NoAnchorError,
+    PeerVerifier,
+    Purpose,
+    RevocationStatus,
+)
+
+
+class FixedClock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.current = now
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return 0.0
+
+
+@pytest.fixture(scope="module")
+def ca_a() -> MiniCa:
+    return MiniCa.root("Domain A CA")
+
+
+@pytest.fixture(scope="module")
+def ca_b() -> MiniCa:
+    return MiniCa.root("Domain B CA")
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    with http_server() as served:
+        yield served
+
+
+@pytest.fixture
+def verifier(tmp_path: Path) -> Iterator[PeerVerifier]:
+    crls = CrlManager(tmp_path / "crls", timeout=2.0)
+    yield PeerVerifier(crls)
+    crls.close()
+
+
+def test_peer_of_another_domain_validates_only_with_that_domains_anchor(ca_a: MiniCa, ca_b: MiniCa, verifier: PeerVerifier) -> None:
+    peer, _ = ca_b.issue("peer-b")
+    refused = verifier.verify(pem(peer), [Anchor("A", ca_a.cert)])
+    assert not refused.valid and refused.failure is Failure.UNKNOWN_CA
+    assert "unknown CA" in refused.message and "Domain B CA" in refused.message
+    accepted = verifier.verify(pem(peer), [Anchor("A", ca_a.cert), Anchor("B", ca_b.cert)])
+    assert accepted.valid and accepted.trustpoint == "B"
+    assert accepted.revocation is RevocationStatus.NOT_CHECKED  # no query url, no CDP
+    assert [c.subject for c in accepted.chain] == ["cn=peer-b,o=Example", "cn=Domain B CA,o=Example"]
+
+
+def test_intermediate_sent_by_the_peer_and_trustpool_anchor(ca_a: MiniCa, verifier: PeerVerifier) -> None:
+    sub = ca_a.intermediate("Sub CA")
+    peer, _ = sub.issue("peer")
+    without = verifier.verify(pem(peer), [Anchor(TRUSTPOOL, ca_a.cert)])
+    assert without.failure is Failure.UNKNOWN_CA
+    result = verifier.verify(pem(peer, sub.cert), [Anchor(TRUSTPOOL, ca_a.cert)])
+    assert result.valid and result.trustpoint == TRUSTPOOL and len(result.chain) == 3
+
+
+def test_expired_not_yet_valid_and_bad_signature(ca_a: MiniCa, verifier: PeerVerifier) -> None:
+    anchors = [Anchor("A", ca_a.cert)]
+    old, _ = ca_a.issue("old", not_before=NOW - dt.timedelta(days=30), not_after=NOW - dt.timedelta(days=1))
+    result = verifier.verify(pem(old), anchors)
+    assert result.failure is Failure.EXPIRED and "expired" in result.message and "cn=old" in result.message
+    future, _ = ca_a.issue("future", not_before=NOW + dt.timedelta(days=2))
+    result = verifier.verify(pem(future), anchors)
+    assert result.failure is Failure.NOT_YET_VALID and "not yet valid" in result.message
+    forged, _ = ca_a.issue("forged", sign_with=MiniCa.root("x").key)
+    result = verifier.verify(pem(forged), anchors)
+    assert result.failure is Failure.BAD_SIGNATURE and "signature" in result.message
+
+
+def test_purposes(ca_a: MiniCa, verifier: PeerVerifier) -> None:
+    anchors = [Anchor("A", ca_a.cert)]
+    client, _ = ca_a.issue("client", eku=EKU_CLIENT)
+    server, _ = ca_a.issue("server", eku=EKU_SERVER)
+    plain, _ = ca_a.issue("plain")
+    assert verifier.verify(pem(client), anchors, Purpose.TLS_CLIENT).valid
+    wrong = verifier.verify(pem(client), anchors, Purpose.TLS_SERVER)
+    assert wrong.failure is Failure.WRONG_PURPOSE and "tls-server" in wrong.message
+    assert verifier.verify(pem(server), anchors, Purpose.TLS_SERVER).valid
+    assert verifier.verify(pem(client), anchors, Purpose.IKE).valid  # IKE accepts any EKU
+    assert verifier.verify(pem(plain), anchors, Purpose.TLS_SERVER).valid  # no EKU: not restricted
+
+
+def test_crl_good_revoked_and_cached(ca_b: MiniCa, verifier: PeerVerifier, served: Served) -> None:
+    cdp = served.url("/b.crl")
+    peer, _ = ca_b.issue("peer", cdp=cdp)
+    served.put("/b.crl", ca_b.crl())
+    anchors = [Anchor("B", ca_b.cert)]
+    good = verifier.verify(pem(peer), anchors)
+    assert good.valid and good.revocation is RevocationStatus.GOOD and good.crl_source == cdp
+    ca_b.revoke(peer.serial_number, x509.ReasonFlags.key_compromise)
+    served.put("/b.crl", ca_b.crl())
+    assert verifier.verify(pem(peer), anchors).revocation is RevocationStatus.GOOD  # cached until nextUpdate
+    assert served.hits["/b.crl"] == 1
+
+
+def test_revoked_with_reason_and_date(tmp_path: Path, served: Served) -> None:
+    ca = MiniCa.root("Revoking CA")
+    peer, _ = ca.issue("peer", cdp=served.url("/r.crl"))
+    ca.revoke(peer.serial_number, x509.ReasonFlags.superseded)
+    served.put("/r.crl", ca.crl())
+    crls = CrlManager(tmp_path / "crls", timeout=2.0)
+    try:
+        result = PeerVerifier(crls).verify(pem(peer), [Anchor("R", ca.cert)])
+    finally:
+        crls.close()
+    assert not result.valid and result.failure is Failure.REVOKED
+    assert result.revocation is RevocationStatus.REVOKED and result.revocation_reason == "superseded"
+    assert result.revocation_date == NOW - dt.timedelta(minutes=5)
+    assert "revoked" in result.message
+
+
+def test_query_url_first_then_cdp(ca_b: MiniCa, verifier: PeerVerifier, served: Served) -> None:
+    peer, _ = ca_b.issue("peer", cdp=served.url("/cdp.crl"))
+    served.put("/cdp.crl", ca_b.crl())
+    query = served.url("/missing.crl")  # the query url is tried first and fails: the CDP answers
+    result = verifier.verify(pem(peer), [Anchor("B", ca_b.cert, query_url=query)])
+    assert result.revocation is RevocationStatus.GOOD and result.crl_source == served.url("/cdp.crl")
+    assert served.hits[("/missing.crl")] == 1
+
+
+def test_unreachable_crl_refused_unless_crl_optional(ca_a: MiniCa, tmp_path: Path) -> None:
+    peer, _ = ca_a.issue("peer", cdp="http://127.0.0.1:9/nothing.crl")
+    crls = CrlManager(tmp_path / "c", timeout=2.0)
+    try:
+        verifier = PeerVerifier(crls)
+        refused = verifier.verify(pem(peer), [Anchor("A", ca_a.cert)])
+        accepted = verifier.verify(pem(peer), [Anchor("A", ca_a.cert, crl_optional=True)])
+    finally:
+        crls.close()
+    assert not refused.valid and refused.failure is Failure.CRL_UNREACHABLE
+    assert refused.revocation is RevocationStatus.UNKNOWN and "crl optional" in refused.message
+    assert accepted.valid and accepted.revocation is RevocationStatus.UNKNOWN
+
+
+def test_crl_signed_by_the_wrong_key_is_refused(ca_a: MiniCa, verifier: PeerVerifier, served: Served) -> None:
+    peer, _ = ca_a.issue("peer", cdp=served.url("/forged.crl"))
+    served.put("/forged.crl", ca_a.crl(sign_with=MiniCa.root("impostor").key))
+    result = verifier.verify(pem(peer), [Anchor("A", ca_a.cert)])
+    assert not result.valid and result.failure is Failure.CRL_UNREACHABLE
+    assert "signature does not verify" in result.message
+
+
+def test_stale_crl_makes_the_status_unknown(ca_a: MiniCa, tmp_path: Path, served: Served) -> None:
+    peer, _ = ca_a.issue("peer", cdp=served.url("/stale.crl"))
+    served.put("/stale.crl", ca_a.crl(next_update=dt.timedelta(minutes=-10), age=dt.timedelta(days=1)))
+    crls = CrlManager(tmp_path / "s", timeout=2.0)
+    try:
+        result = PeerVerifier(crls).verify(pem(peer), [Anchor("A", ca_a.cert)])
+    finally:
+        crls.close()
+    assert result.revocation is RevocationStatus.UNKNOWN and not result.valid
+
+
+def test_bad_input(ca_a: MiniCa, verifier: PeerVerifier) -> None:
+    with pytest.raises(InvalidCertificateError):
+        verifier.verify("not a certificate", [Anchor("A", ca_a.cert)])
+    with pytest.raises(NoAnchorError):
+        verifier.verify(pem(ca_a.issue("x")[0]), [])
