@@ -17,11 +17,10 @@ import pytest
 from lxml import etree
 from ncclient import manager
 from ncclient.operations import RPCError
-
-from agentproc import AgentProcess
+from ncclient.transport.errors import SSHError
 from rawnetconf import (
-    EOM,
     END_OF_CHUNKS,
+    EOM,
     NC,
     cpu_seconds,
     drop,
@@ -37,6 +36,8 @@ from rawnetconf import (
     threads,
     wait_until,
 )
+
+from agentproc import AgentProcess
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 SYS = "urn:ca-agent:yang:system"
@@ -196,7 +197,7 @@ def test_connections_beyond_max_sessions_are_refused_and_logged(agent_factory) -
     agent = agent_factory(args=["--max-sessions", "2"]).start()
     with agent.connect() as first, agent.connect() as second:
         assert first.session_id != second.session_id
-        with pytest.raises(Exception):
+        with pytest.raises((SSHError, OSError, EOFError, paramiko.SSHException)):
             agent.connect(timeout=10)
     wait_for_log(agent, "refusing SSH connection")
     with agent.connect() as again:  # the slots are free again
