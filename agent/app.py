@@ -20,6 +20,7 @@ from agent.datastore.store import Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.monitoring import Monitoring
+from agent.netconf.nmda import NmdaOperations
 from agent.netconf.operations import BaseOperations
 from agent.netconf.ssh import NetconfSshServer, ServerLimits
 from agent.netconf.yang import YangSupport
@@ -70,7 +71,7 @@ class Application:
         self.datastores = Datastores(data_dir, self.yang, self.yang, self.yang.validate, initial)
         self.identity = SystemIdentity(lambda: self.datastores.get(Target.RUNNING))
         self.agent = NetconfAgent(self.datastores, self.yang)
-        BaseOperations(self.agent)
+        NmdaOperations(self.agent, BaseOperations(self.agent, self.schema), self.schema)
         Monitoring(self.agent, self.schema).register()
         self.keys = KeyService(self.keystore, lambda: self.identity.fqdn)
         self.keys.register(self.agent, self.schema)

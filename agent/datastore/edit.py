@@ -213,7 +213,7 @@ class _Editor:
                 if info.kind is NodeKind.LIST:
                     for key in info.keys:
                         key_el = item.find(key)
-                        leaf = etree.SubElement(existing, key)
+                        leaf = etree.SubElement(existing, key, nsmap=_leaf_nsmap(key_el) if key_el is not None else None)
                         leaf.text = (key_el.text or "").strip() if key_el is not None else ""
                     self.added(target_parent, existing, info)
         for child in item:
@@ -299,14 +299,15 @@ class _Editor:
         Unknown descendants are refused: the datastore never stores what the
         schema does not describe.
         """
-        fresh = etree.Element(item.tag, nsmap=_own_nsmap(item))
         if info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST):
+            fresh = etree.Element(item.tag, nsmap=_leaf_nsmap(item))
             fresh.text = (item.text or "").strip() if len(item) == 0 else item.text
             for child in item:  # identityref / instance-identifier never nest, but keep it faithful
                 fresh.append(copy.deepcopy(child))
             return fresh
         if info.kind is NodeKind.ANYDATA:
             return _strip_operations(copy.deepcopy(item))
+        fresh = etree.Element(item.tag, nsmap=_own_nsmap(item))
         for child in item:
             if not isinstance(child.tag, str):
                 continue
@@ -363,6 +364,18 @@ def _has_creating_operation(item: etree._Element) -> bool:
 
 def _own_nsmap(item: etree._Element) -> Mapping[str, str]:
     return default_ns(etree.QName(item).namespace)
+
+
+def _leaf_nsmap(item: etree._Element) -> Mapping[str, str]:
+    """A leaf's namespace, plus the declaration of the prefix its value uses (identityref,
+    instance-identifier: RFC 7950 9.10.3), which must travel with the value."""
+    nsmap = dict(_own_nsmap(item))
+    prefix, colon, _ = (item.text or "").strip().partition(":")
+    if colon and prefix and "/" not in prefix:
+        namespace = item.nsmap.get(prefix)
+        if namespace is not None:
+            nsmap[prefix] = namespace
+    return nsmap
 
 
 def _strip_operations(element: etree._Element) -> etree._Element:

@@ -25,10 +25,8 @@ import datetime as dt
 import enum
 import errno
 import logging
-import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -49,6 +47,7 @@ from agent.datastore.edit import (
 from agent.datastore.history import CommitHistory, CommitRecord
 from agent.errors import DatastoreError
 from agent.files import atomic_write, fsync_dir, remove_stale_temporaries
+from agent.serial import SerialExecutor
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +179,7 @@ class Datastores:
             log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
         self._history = CommitHistory(self._dir, history_keep)
         self._running = self._load(initial)
-        self._jobs: queue.SimpleQueue[tuple[_Job, Future[Any]] | None] = queue.SimpleQueue()
-        self._committer = threading.Thread(target=self._commit_loop, name="datastore-commit", daemon=True)
-        self._committer.start()
+        self._committer = SerialExecutor("datastore-commit")
 
     # -- start-up ----------------------------------------------------------
     def _load(self, initial: etree._Element | None) -> etree._Element:
@@ -221,8 +218,7 @@ class Datastores:
         with self._mutex:
             if self._pending is not None:
                 self._pending.timer.cancel()
-        self._jobs.put(None)
-        self._committer.join(timeout=10)
+        self._committer.close()
 
     # -- reading -----------------------------------------------------------
     def get(self, target: Target) -> etree._Element:
@@ -519,30 +515,18 @@ class Datastores:
 
     # -- the committer -----------------------------------------------------
     def _run(self, job: Callable[[], tuple[_T, list[DatastoreEvent]]]) -> _T:
-        if threading.current_thread() is self._committer:
+        if self._committer.on_thread:
             raise RuntimeError("a datastore listener may not change the datastore")
-        future: Future[Any] = Future()
-        self._jobs.put((job, future))
-        result: _T = future.result()
-        return result
+        return self._committer.run(lambda: self._then_deliver(job))
 
     def _submit(self, job: _Job) -> None:
         """Queue a job without waiting (timers)."""
-        self._jobs.put((job, Future()))
+        self._committer.submit(lambda: self._then_deliver(job))
 
-    def _commit_loop(self) -> None:
-        while True:
-            item = self._jobs.get()
-            if item is None:
-                return
-            job, future = item
-            try:
-                result, events = job()
-            except BaseException as error:  # handed to the waiting caller
-                future.set_exception(error)
-                continue
-            self._deliver(events)
-            future.set_result(result)
+    def _then_deliver(self, job: Callable[[], tuple[_T, list[DatastoreEvent]]]) -> _T:
+        result, events = job()
+        self._deliver(events)
+        return result
 
     def _deliver(self, events: list[DatastoreEvent]) -> None:
         for event in events:

@@ -19,7 +19,7 @@ from lxml import etree
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.store import Datastores
 from agent.errors import AgentError, NetconfError
-from agent.netconf.rpcerror import NC_NS, rpc_error, rpc_reply, unexpected_error
+from agent.netconf.rpcerror import NC_NS, path_prefixes, rpc_error, rpc_reply, unexpected_error
 from agent.xmltree import has_doctype
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,10 @@ class NetconfAgent:
         self.sessions: dict[int, SessionInfo] = {}
         self.operations: dict[str, RpcHandler] = {}
         self.state_providers: list[StateProvider] = []
+        self.extra_capabilities: list[str] = []  # added by the operations that need one (with-defaults...)
         self._mutex = threading.Lock()
         self._next_session_id = 1
+        self._closing: set[int] = set()
 
     # -- extension points ----------------------------------------------------
     def register(self, tag: str, handler: RpcHandler) -> None:
@@ -144,14 +146,22 @@ class NetconfAgent:
         log.info("session %d opened: user %s from %s", info.session_id, info.username, info.source_host)
 
     def close_session(self, session_id: int, dropped: bool, reason: str = "") -> None:
-        """Forget a session; release what it held. Safe to call twice."""
+        """Release what a session held, then forget it. Safe to call twice.
+
+        The session leaves /netconf-state only once its locks are released
+        and its unconfirmed commit is rolled back, so whoever sees it gone
+        sees the datastores it left.
+        """
         with self._mutex:
-            info = self.sessions.pop(session_id, None)
-            if info is None:
+            if session_id not in self.sessions or session_id in self._closing:
                 return
+            self._closing.add(session_id)
+        self.datastores.session_closed(session_id)
+        with self._mutex:
+            self._closing.discard(session_id)
+            self.sessions.pop(session_id, None)
             if dropped:
                 self.statistics.dropped_sessions += 1
-        self.datastores.session_closed(session_id)
         log.info("session %d closed%s%s", session_id, " (dropped)" if dropped else "", f": {reason}" if reason else "")
 
     def count_bad_hello(self) -> None:
@@ -172,7 +182,7 @@ class NetconfAgent:
             info.close_callback()
 
     def capabilities(self) -> list[str]:
-        return list(BASE_CAPABILITIES) + self.schema.capabilities()
+        return list(BASE_CAPABILITIES) + self.extra_capabilities + self.schema.capabilities()
 
     # -- messages ------------------------------------------------------------
     def handle_message(self, session: SessionInfo, message: bytes) -> Reply:
@@ -192,9 +202,8 @@ class NetconfAgent:
             name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
             return self._malformed_reply(session, f"expected an <rpc> in namespace {NC_NS}, got <{name}>")
         attrib = dict(root.attrib)
-        # The rpc's own prefixes, so its other attributes come back as sent;
-        # the base namespace stays the reply's default one.
-        nsmap = {prefix: ns for prefix, ns in root.nsmap.items() if prefix is not None and ns != NC_NS}
+        # The rpc's own prefixes, so its other attributes come back as sent.
+        nsmap = {prefix: ns for prefix, ns in root.nsmap.items() if prefix is not None}
         if "message-id" not in attrib:
             missing = NetconfError(
                 "the <rpc> element has no message-id attribute",
@@ -265,7 +274,8 @@ class NetconfAgent:
                 session.in_bad_rpcs += 1
                 self.statistics.in_bad_rpcs += 1
         prefixes = self.schema.prefixes()
-        reply = rpc_reply(attrib, (rpc_error(error, prefixes) for error in errors), nsmap)
+        declared = {**nsmap, **path_prefixes(errors, prefixes)}
+        reply = rpc_reply(attrib, (rpc_error(error, prefixes) for error in errors), declared)
         for error in errors:
             log.info("session %d: rpc-error %s: %s", session.session_id, error.error_tag, error.message)
         return etree.tostring(reply, encoding="unicode")

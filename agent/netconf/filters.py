@@ -157,7 +157,7 @@ def subtree_filter(data: _Element, filter_el: _Element, keys_of: KeyLookup) -> _
     partial: set[_Element] = set()
     by_namespace: dict[str | None, list[_Element]] = {}
     for node in _element_children(filter_el):
-        by_namespace.setdefault(_namespace(node.tag), []).append(node)
+        by_namespace.setdefault(_filter_namespace(node.tag), []).append(node)
     for namespace, roots in by_namespace.items():
         _match_sibling_set(data, _plan(roots), full, partial, namespace)
     return _build(data, full, partial, keys_of)
@@ -191,8 +191,9 @@ def _plan(filters: Iterable[_Element]) -> _SiblingSet:
     containment: list[tuple[_NodeTest, _SiblingSet]] = []
     for node in filters:
         tag = str(node.tag)
+        namespace = _filter_namespace(tag)
         test = _NodeTest(
-            pattern=tag if _namespace(tag) is not None else "{*}" + tag,
+            pattern=tag if namespace is not None else "{*}" + etree.QName(tag).localname,
             attributes=tuple((str(name), str(value)) for name, value in node.attrib.items()),
         )
         nested = list(_element_children(node))
@@ -469,6 +470,18 @@ def _deep_copy(element: _Element) -> _Element:
 
 def _element_children(element: _Element) -> Iterable[_Element]:
     return (child for child in element if isinstance(child.tag, str))
+
+
+def _filter_namespace(tag: str) -> str | None:
+    """The namespace a filter node selects; None: any (RFC 6241 6.2.1).
+
+    A filter element written without a namespace inside an ``<rpc>`` whose
+    default namespace is the base one, e.g. ``<filter><crypto/></filter>``,
+    is in the base namespace by XML's rules; no data lives there, so it is
+    read as written without one, as routers do.
+    """
+    namespace = _namespace(tag)
+    return None if namespace == NC_NS else namespace
 
 
 def _namespace(tag: str) -> str | None:

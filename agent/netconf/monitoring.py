@@ -18,8 +18,10 @@ DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 
-def _leaf(parent: etree._Element, ns: str, name: str, text: str) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{ns}}}{name}")
+def _leaf(
+    parent: etree._Element, ns: str, name: str, text: str, nsmap: dict[str, str] | None = None
+) -> etree._Element:
+    element = etree.SubElement(parent, f"{{{ns}}}{name}", nsmap=nsmap)
     element.text = text
     return element
 
@@ -63,8 +65,7 @@ class Monitoring:
             entry = etree.SubElement(schemas, f"{{{NCM_NS}}}schema")
             _leaf(entry, NCM_NS, "identifier", module.name)
             _leaf(entry, NCM_NS, "version", module.revision or "")
-            format_el = etree.SubElement(entry, f"{{{NCM_NS}}}format", nsmap={"ncm": NCM_NS})
-            format_el.text = "ncm:yang"
+            _leaf(entry, NCM_NS, "format", "ncm:yang", nsmap={"ncm": NCM_NS})
             _leaf(entry, NCM_NS, "namespace", module.namespace)
             location = etree.SubElement(entry, f"{{{NCM_NS}}}location")
             location.text = "NETCONF"
@@ -82,9 +83,9 @@ class Monitoring:
         return [root]
 
     def _session(self, info: SessionInfo) -> etree._Element:
-        entry = etree.Element(f"{{{NCM_NS}}}session", nsmap={"ncm": NCM_NS})
+        entry = etree.Element(f"{{{NCM_NS}}}session", nsmap=default_ns(NCM_NS))
         _leaf(entry, NCM_NS, "session-id", str(info.session_id))
-        _leaf(entry, NCM_NS, "transport", "ncm:netconf-ssh")
+        _leaf(entry, NCM_NS, "transport", "ncm:netconf-ssh", nsmap={"ncm": NCM_NS})
         _leaf(entry, NCM_NS, "username", info.username)
         _leaf(entry, NCM_NS, "source-host", info.source_host)
         _leaf(entry, NCM_NS, "login-time", yang_date_and_time(info.login_time))
@@ -111,20 +112,29 @@ class Monitoring:
         data.text = text
         return [data]
 
-    # -- RFC 8525 --------------------------------------------------------------
+    # -- RFC 8525 and RFC 7895 ----------------------------------------------------
     def yang_library(self) -> list[etree._Element]:
-        modules = list(self.schema.modules)
-        root = etree.Element(f"{{{YANGLIB_NS}}}yang-library", nsmap={**default_ns(YANGLIB_NS), "ds": DS_NS})
+        """/yang-library (RFC 8525) and the deprecated /modules-state (RFC 7895) old clients read."""
+        return [self._yang_library(), self._modules_state()]
+
+    def _yang_library(self) -> etree._Element:
+        root = etree.Element(f"{{{YANGLIB_NS}}}yang-library", nsmap=default_ns(YANGLIB_NS))
         module_set = etree.SubElement(root, f"{{{YANGLIB_NS}}}module-set")
         _leaf(module_set, YANGLIB_NS, "name", "complete")
+        modules = sorted(self.schema.modules, key=lambda m: (m.conformance.value, m.name, m.revision or ""))
         for module in modules:
-            kind = "module" if module.conformance == "implement" else "import-only-module"
-            entry = etree.SubElement(module_set, f"{{{YANGLIB_NS}}}{kind}")
+            implemented = module.conformance.value == "implement"
+            entry = etree.SubElement(module_set, f"{{{YANGLIB_NS}}}{'module' if implemented else 'import-only-module'}")
             _leaf(entry, YANGLIB_NS, "name", module.name)
-            if module.revision:
-                _leaf(entry, YANGLIB_NS, "revision", module.revision)
+            if module.revision or not implemented:
+                _leaf(entry, YANGLIB_NS, "revision", module.revision or "")
             _leaf(entry, YANGLIB_NS, "namespace", module.namespace)
-            if kind == "module":
+            for submodule in module.submodules:
+                sub = etree.SubElement(entry, f"{{{YANGLIB_NS}}}submodule")
+                _leaf(sub, YANGLIB_NS, "name", submodule.name)
+                if submodule.revision:
+                    _leaf(sub, YANGLIB_NS, "revision", submodule.revision)
+            if implemented:
                 for feature in module.features:
                     _leaf(entry, YANGLIB_NS, "feature", feature)
         schema = etree.SubElement(root, f"{{{YANGLIB_NS}}}schema")
@@ -132,7 +142,28 @@ class Monitoring:
         _leaf(schema, YANGLIB_NS, "module-set", "complete")
         for name in ("running", "candidate", "operational"):
             datastore = etree.SubElement(root, f"{{{YANGLIB_NS}}}datastore")
-            _leaf(datastore, YANGLIB_NS, "name", f"ds:{name}")
+            # An identityref: its prefix is declared on the leaf itself, so it
+            # survives any filtering or copying (RFC 7950 9.10.3).
+            _leaf(datastore, YANGLIB_NS, "name", f"ds:{name}", nsmap={"ds": DS_NS})
             _leaf(datastore, YANGLIB_NS, "schema", "complete")
         _leaf(root, YANGLIB_NS, "content-id", self.schema.module_set_id)
-        return [root]
+        return root
+
+    def _modules_state(self) -> etree._Element:
+        root = etree.Element(f"{{{YANGLIB_NS}}}modules-state", nsmap=default_ns(YANGLIB_NS))
+        _leaf(root, YANGLIB_NS, "module-set-id", self.schema.module_set_id)
+        for module in sorted(self.schema.modules, key=lambda m: (m.name, m.revision or "")):
+            entry = etree.SubElement(root, f"{{{YANGLIB_NS}}}module")
+            _leaf(entry, YANGLIB_NS, "name", module.name)
+            _leaf(entry, YANGLIB_NS, "revision", module.revision or "")
+            _leaf(entry, YANGLIB_NS, "namespace", module.namespace)
+            implemented = module.conformance.value == "implement"
+            if implemented:
+                for feature in module.features:
+                    _leaf(entry, YANGLIB_NS, "feature", feature)
+            _leaf(entry, YANGLIB_NS, "conformance-type", "implement" if implemented else "import")
+            for submodule in module.submodules:
+                sub = etree.SubElement(entry, f"{{{YANGLIB_NS}}}submodule")
+                _leaf(sub, YANGLIB_NS, "name", submodule.name)
+                _leaf(sub, YANGLIB_NS, "revision", submodule.revision or "")
+        return root

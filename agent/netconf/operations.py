@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from lxml import etree
 
 from agent.datastore.edit import ErrorOption, Operation, merge_trees, new_root
 from agent.datastore.store import DEFAULT_CONFIRM_TIMEOUT, Principal, Target, TestOption
 from agent.errors import DatastoreError, NetconfError
+from agent.netconf.defaults import CAPABILITY as WD_CAPABILITY
+from agent.netconf.defaults import WD_NS, WithDefaults, apply_with_defaults, parse_with_defaults
 from agent.netconf.dispatch import NetconfAgent, RpcErrors, SessionInfo
 from agent.netconf.filters import apply_filter
 from agent.netconf.rpcerror import NC_NS
+from agent.schema.model import SchemaModel
 from agent.xmltree import default_ns
 
 _DATA = f"{{{NC_NS}}}data"
@@ -27,12 +30,25 @@ def nc(name: str) -> str:
     return f"{{{NC_NS}}}{name}"
 
 
-def _params(operation: etree._Element, allowed: Iterable[str]) -> dict[str, etree._Element]:
-    """The operation's parameters by local name; refuses unknown or repeated ones."""
+_WITH_DEFAULTS = {f"{{{WD_NS}}}with-defaults": "with-defaults"}  # RFC 6243 augments get, get-config, copy-config
+
+
+def _params(
+    operation: etree._Element, allowed: Iterable[str], extensions: Mapping[str, str] | None = None
+) -> dict[str, etree._Element]:
+    """The operation's parameters by local name; refuses unknown or repeated ones.
+
+    ``extensions`` maps the Clark tags of parameters other modules add
+    (augments, e.g. RFC 6243's with-defaults) to their names.
+    """
     allowed_tags = {nc(name) for name in allowed}
+    extensions = extensions or {}
     found: dict[str, etree._Element] = {}
     for child in operation:
         if not isinstance(child.tag, str):
+            continue
+        if child.tag in extensions:
+            found[extensions[child.tag]] = child
             continue
         # A parameter without a namespace (e.g. <config xmlns:xc="...base:1.0">,
         # as Ansible's netconf_config documents it) is read as the base one,
@@ -133,34 +149,50 @@ def _enum(element: etree._Element | None, kind: type[enum.Enum], default: enum.E
 class BaseOperations:
     """Handlers for the base operations; the agent's operation table points here."""
 
-    def __init__(self, agent: NetconfAgent) -> None:
+    def __init__(self, agent: NetconfAgent, model: SchemaModel) -> None:
         self.agent = agent
+        self.model = model
         self.store = agent.datastores
+        agent.extra_capabilities.append(WD_CAPABILITY)
         for name in (
             "get", "get-config", "edit-config", "copy-config", "delete-config", "lock", "unlock",
             "discard-changes", "validate", "commit", "cancel-commit", "close-session", "kill-session",
         ):
             agent.register(nc(name), getattr(self, name.replace("-", "_")))
 
-    def _reply_data(self, tree: etree._Element, filter_el: etree._Element | None) -> list[etree._Element]:
-        filtered = apply_filter(tree, filter_el, self.agent.schema.keys_of, self.agent.schema.prefixes())
-        data = etree.Element(_DATA, nsmap=default_ns(NC_NS))
-        data.extend(list(filtered))
-        return [data]
-
-    def get(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
-        params = _params(operation, ("filter", "with-defaults"))
+    def operational(self) -> etree._Element:
+        """Running with every state provider's nodes merged in (what <get> and ds:operational show)."""
         state = new_root()
         for provider in self.agent.state_providers:
             for node in provider():
                 state.append(node)
-        tree = merge_trees(self.store.get(Target.RUNNING), state, self.store.schema, self.store.namer)
-        return self._reply_data(tree, params.get("filter"))
+        return merge_trees(self.store.get(Target.RUNNING), state, self.store.schema, self.store.namer)
+
+    def reply_data(
+        self,
+        tree: etree._Element,
+        filter_el: etree._Element | None,
+        with_defaults: WithDefaults,
+        include_state: bool,
+        data_tag: str = _DATA,
+    ) -> list[etree._Element]:
+        """The <data> of a reply: defaults as asked, then the filter."""
+        tree = apply_with_defaults(tree, with_defaults, self.model, include_state)
+        filtered = apply_filter(tree, filter_el, self.agent.schema.keys_of, self.agent.schema.prefixes())
+        data = etree.Element(data_tag, nsmap=default_ns(etree.QName(data_tag).namespace))
+        data.extend(list(filtered))
+        return [data]
+
+    def get(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
+        params = _params(operation, ("filter",), _WITH_DEFAULTS)
+        mode = parse_with_defaults(params.get("with-defaults"))
+        return self.reply_data(self.operational(), params.get("filter"), mode, include_state=True)
 
     def get_config(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
-        params = _params(operation, ("source", "filter", "with-defaults"))
+        params = _params(operation, ("source", "filter"), _WITH_DEFAULTS)
         source = _target(_required(params, "source", "get-config"))
-        return self._reply_data(self.store.get(source), params.get("filter"))
+        mode = parse_with_defaults(params.get("with-defaults"))
+        return self.reply_data(self.store.get(source), params.get("filter"), mode, include_state=False)
 
     def edit_config(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target", "default-operation", "test-option", "error-option", "config", "url"))
@@ -188,8 +220,11 @@ class BaseOperations:
             raise RpcErrors(result.errors)
 
     def copy_config(self, session: SessionInfo, operation: etree._Element) -> None:
-        params = _params(operation, ("target", "source", "with-defaults"))
+        params = _params(operation, ("target", "source"), _WITH_DEFAULTS)
         target = _target(_required(params, "target", "copy-config"))
+        # Only a copy to a URL (not supported) would show defaults differently;
+        # the mode is still checked.
+        parse_with_defaults(params.get("with-defaults"))
         source_holder = _required(params, "source", "copy-config")
         source = _datastore_choice(source_holder, ("running", "candidate", "config"))
         if etree.QName(source).localname == "config":

@@ -30,11 +30,7 @@ def rpc_error(error: AgentError, prefixes: Mapping[str, str]) -> etree._Element:
     if error.error_app_tag:
         _sub(element, "error-app-tag", error.error_app_tag)
     if error.path:
-        nsmap = {p: ns for p, ns in prefixes.items() if f"{p}:" in error.path}
-        if "nc:" in error.path:
-            nsmap["nc"] = NC_NS
-        path_el = etree.SubElement(element, f"{{{NC_NS}}}error-path", nsmap=nsmap)
-        path_el.text = error.path
+        _sub(element, "error-path", error.path)  # its prefixes are declared on <rpc-reply>: path_prefixes()
     message = _sub(element, "error-message", error.message)
     message.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
     if error.info:
@@ -50,15 +46,29 @@ def unexpected_error(exc: BaseException) -> AgentError:
     return AgentError(f"internal error: {type(exc).__name__}: {exc}", error_tag="operation-failed")
 
 
+def path_prefixes(errors: Iterable[AgentError], prefixes: Mapping[str, str]) -> dict[str, str]:
+    """The prefix declarations the errors' error-paths need (``nc`` and module prefixes)."""
+    needed: dict[str, str] = {}
+    for error in errors:
+        if error.path:
+            needed.update({p: ns for p, ns in prefixes.items() if f"{p}:" in error.path})
+            if "nc:" in error.path:
+                needed["nc"] = NC_NS
+    return needed
+
+
 def rpc_reply(
     attrib: Mapping[str, str], children: Iterable[etree._Element], nsmap: Mapping[str, str] | None = None
 ) -> etree._Element:
     """An <rpc-reply> carrying the rpc's attributes (message-id and any others).
 
     ``nsmap`` holds the rpc's prefix declarations, so that attributes in
-    other namespaces come back with their own prefixes (RFC 6241 4.2).
+    other namespaces come back with their own prefixes (RFC 6241 4.2), and
+    those error-paths use. The base namespace stays the default one (listed
+    first, lxml names the reply's elements with it).
     """
-    reply = etree.Element(f"{{{NC_NS}}}rpc-reply", nsmap={**(nsmap or {}), **default_ns(NC_NS)})
+    declared = {**default_ns(NC_NS), **{p: ns for p, ns in (nsmap or {}).items() if p}}
+    reply = etree.Element(f"{{{NC_NS}}}rpc-reply", nsmap=declared)
     for name, value in attrib.items():
         reply.set(name, value)
     for child in children:

@@ -67,13 +67,18 @@ __all__ = [
     "own_yang_dir",
 ]
 
-IETF_IMPLEMENTED: tuple[str, ...] = (
-    "ietf-netconf-monitoring",  # RFC 6022: /netconf-state, <get-schema>
-    "ietf-yang-library",  # RFC 8525: /yang-library (latest revision shipped)
+IETF_IMPLEMENTED: Mapping[str, tuple[str, ...]] = {
+    "ietf-netconf-monitoring": (),  # RFC 6022: /netconf-state, <get-schema>
+    "ietf-yang-library": (),  # RFC 8525 /yang-library and RFC 7895 /modules-state (latest revision shipped)
     # RFC 8342 identities referenced by /yang-library/datastore/name; yangson
     # registers identities of implemented modules only.
-    "ietf-datastores",
-)
+    "ietf-datastores": (),
+    # RFC 6241 itself, with the features the agent has (no startup, no url).
+    "ietf-netconf": ("writable-running", "candidate", "confirmed-commit", "rollback-on-error", "validate", "xpath"),
+    "ietf-netconf-with-defaults": (),  # RFC 6243
+    "ietf-netconf-nmda": ("origin", "with-defaults"),  # RFC 8526 <get-data>, <edit-data>
+    "ietf-origin": (),  # RFC 8342 origin metadata (with-origin)
+}
 """IETF modules the agent serves itself, always implemented."""
 
 
@@ -410,9 +415,9 @@ class SchemaModel:
             if name not in implemented:
                 hdr = index.find(name, None)
                 implemented[name] = (hdr, hdr.features)
-        for name in IETF_IMPLEMENTED:
+        for name, ietf_features in IETF_IMPLEMENTED.items():
             if name not in implemented:
-                implemented[name] = (index.find(name, None), ())
+                implemented[name] = (index.find(name, None), ietf_features)
 
         imported: dict[tuple[str, str | None], _Header] = {}
         submodules: dict[str, list[_Header]] = {}

@@ -461,7 +461,7 @@ def test_malformed_message_closes_a_base10_session_without_that_error_tag(agent:
         assert b"malformed-message" not in closed.value.args[0]
     finally:
         client.close()
-    assert "malformed message" in agent.log_text()
+    wait_until(lambda: "malformed message" in agent.log_text(), 10, "the reason in the agent's log")
 
 
 def test_netconf_console2_as_second_client(agent: AgentProcess, tmp_path: Path) -> None:

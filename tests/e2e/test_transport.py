@@ -18,6 +18,8 @@ from lxml import etree
 from ncclient import manager
 from ncclient.operations import RPCError
 from ncclient.transport.errors import SSHError
+
+from agentproc import AgentProcess
 from rawnetconf import (
     END_OF_CHUNKS,
     EOM,
@@ -36,8 +38,6 @@ from rawnetconf import (
     threads,
     wait_until,
 )
-
-from agentproc import AgentProcess
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 SYS = "urn:ca-agent:yang:system"
