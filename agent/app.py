@@ -29,6 +29,7 @@ from agent.pki.enrollment import Pki
 from agent.pki.keystore import KeyStore
 from agent.schema.model import SchemaModel
 from agent.services.accounts import Accounts
+from agent.services.alerts import AlertService
 from agent.services.keys import KeyService
 from agent.services.system import SYS_NS, SystemIdentity
 from agent.services.trustpoints import TrustpointService
@@ -72,6 +73,15 @@ class Application:
             data_dir, self.keystore, certstore, lambda: self.identity.fqdn, retry_unit_seconds=config.retry_period_unit
         )
         TrustpointService(self.pki, lambda: self.datastores.get(Target.RUNNING)).register(self.agent, self.schema)
+        self.alerts = AlertService(
+            pki=self.pki,
+            certstore=certstore,
+            data_dir=data_dir,
+            running=lambda: self.datastores.get(Target.RUNNING),
+            hostname=lambda: self.identity.fqdn,
+        )
+        self.alerts.register(self.agent)
+        self.keys.add_change_listener(self.alerts.key_pairs_changed)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
         self.server = NetconfServer(self.agent, accounts, host_key, config.host, config.port)
@@ -99,4 +109,5 @@ class Application:
     def stop(self) -> None:
         """Close every session and stop listening."""
         self.server.shutdown()
+        self.alerts.close()
         self.pki.close()
