@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 
+from agent.cli import alert_commands
 from agent.cli.grammar import Node, argument, integer_range, keyword, rest_of_line
 
 __all__ = ["Mode", "tree", "RETRY_PERIOD_RANGE", "RETRY_COUNT_RANGE", "MODULUS_RANGE"]
@@ -85,6 +86,7 @@ def _show() -> Node:
                         action="show-certificates"),
             ),
         ),
+        *alert_commands.show_nodes(),
     )
 
 
@@ -176,6 +178,7 @@ def _config_commands() -> list[Node]:
                 keyword("ca", "Certification authority",
                         keyword("trustpoint", "Define a CA trustpoint",
                                 argument("WORD", "Trustpoint name", "trustpoint", action="no-trustpoint")))),
+        *alert_commands.no_nodes(),
     )
     return [
         keyword("hostname", "Set system's network name", hostname),
@@ -184,6 +187,7 @@ def _config_commands() -> list[Node]:
         keyword("crypto", "Encryption module",
                 keyword("ca", "Certification authority",
                         keyword("trustpoint", "Define a CA trustpoint", trustpoint))),
+        *alert_commands.config_nodes(),
         no,
         *_config_common(),
     ]
