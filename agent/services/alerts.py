@@ -17,6 +17,7 @@ certificate, ``expiry-alert`` (next and last notification).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -218,7 +219,7 @@ class AlertService:
         for line in self.buffer.lines():
             entry = etree.SubElement(buffered, _s("entry"))
             leaf(entry, "sequence", line.sequence, SYS_NS)
-            leaf(entry, "time", line.time, SYS_NS)
+            leaf(entry, "time", _milliseconds(line.time), SYS_NS)
             leaf(entry, "severity", line.severity.keyword, SYS_NS)
             leaf(entry, "message", line.message, SYS_NS)
         return [root]
@@ -259,6 +260,12 @@ class AlertService:
                     leaf(alert, "last-notification", status.last_time)
                     leaf(alert, "last-mode", status.last_mode.value)
         return [crypto]
+
+
+def _milliseconds(when: dt.datetime) -> str:
+    """A yang:date-and-time with milliseconds (log lines are told apart by them)."""
+    utc = when.astimezone(dt.UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 def _by_trustpoint(statuses: Iterable[ExpiryStatus]) -> list[tuple[str, list[ExpiryStatus]]]:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SyslogReceiver, TrapDaemon, wait_for
+from conftest import SyslogReceiver, TrapDaemon
 from cryptography import x509
 from labcaproc import LabCaProcess
 from lxml import etree
@@ -94,6 +94,17 @@ def seed_line(mode: str, tp: str, cert: x509.Certificate, ca: x509.Certificate) 
     )
 
 
+def yanglint_get(data: list[etree._Element], tmp_path: Path) -> None:
+    path = tmp_path / "get.xml"
+    path.write_bytes(b"".join(etree.tostring(child) for child in data))
+    done = subprocess.run(
+        ["yanglint", "-p", str(REPO / "yang"), "-t", "get", str(REPO / "yang" / "ca-agent-system.yang"),
+         str(REPO / "yang" / "ca-agent-crypto.yang"), str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def left_seconds(match: re.Match[str]) -> int:
     days, hours, minutes, seconds = (int(g) for g in match.groups()[-4:])
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
@@ -150,6 +161,9 @@ def test_five_day_certificate_alert_by_syslog_and_trap(
         assert any(msg.startswith(expected) for msg in messages)
         sent = logging_state.xpath("s:logging/s:host/s:messages-sent/text()", namespaces=NS)
         assert int(sent[0]) >= 2
+        # libyang agrees that the state conforms to the YANG modules.
+        crypto = m.get(filter=("subtree", f'<crypto xmlns="{CRYPTO}"><ca/></crypto>')).data_ele
+        yanglint_get([*logging_state, *crypto], tmp_path)
 
     # A restart sends nothing again: after it, only the new trustpoint's alert comes.
     agent.stop()
