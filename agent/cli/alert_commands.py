@@ -5,7 +5,7 @@ running configuration, as on the router (entering a ``logging host`` or
 ``snmp-server host`` line again replaces that host's settings)::
 
     logging host ADDRESS [transport udp] [port N] [format rfc5424|rfc3164] [severity LEVEL]
-    logging buffered <10-100000>                      (lines kept in memory)
+    logging buffered <10-2000>                        (lines kept in memory)
     snmp-server host ADDRESS traps [version 2c] COMMUNITY [udp-port N]
     snmp-server traps pki
     no logging host ADDRESS | no logging buffered | no snmp-server host ADDRESS | no snmp-server traps pki
@@ -34,7 +34,7 @@ __all__ = ["AlertCommands", "config_nodes", "no_nodes", "show_nodes", "SEVERITIE
 SEVERITIES = (
     "emergencies", "alerts", "critical", "errors", "warnings", "notifications", "informational", "debugging",
 )
-BUFFER_RANGE = (10, 100000)
+BUFFER_RANGE = (10, 2000)
 _PORT = (1, 65535)
 _SYS_NSMAP: Any = {None: SYS_NS}  # typed Any: lxml-stubs reject a None key
 

@@ -82,7 +82,7 @@ def render_logging(data: etree._Element) -> list[str]:
     """``show logging`` from a <get> of /logging (configuration and state)."""
     log_config = data.find(_s("logging"))
     buffered = log_config.find(_s("buffered")) if log_config is not None else None
-    size = (buffered.findtext(_s("size")) if buffered is not None else None) or "1000"
+    size = (buffered.findtext(_s("size")) if buffered is not None else None) or "200"  # the YANG default
     logged = (buffered.findtext(_s("messages-logged")) if buffered is not None else None) or "0"
     lines = ["Syslog logging: enabled"]
     hosts = log_config.findall(_s("host")) if log_config is not None else []

@@ -189,7 +189,7 @@ def expiry_message(event: CertificateExpiring) -> tuple[Severity, str]:
 class LogBuffer:
     """The last ``size`` lines (``logging buffered``). Thread-safe; no I/O."""
 
-    def __init__(self, size: int = 1000, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, size: int = 200, clock: Clock = SYSTEM_CLOCK) -> None:
         """Raises ValueError for a size below 1."""
         if size < 1:
             raise ValueError("the log buffer needs room for at least one line")

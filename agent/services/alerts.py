@@ -61,7 +61,7 @@ _log = logging.getLogger(__name__)
 # Expiry lines are logged here; the router-line handler on the "agent" logger picks them up.
 _expiry_log = logging.getLogger("agent.pki.expiry.syslog")
 
-DEFAULT_BUFFER_SIZE = 1000  # the YANG default of /logging/buffered/size
+DEFAULT_BUFFER_SIZE = 200  # the YANG default of /logging/buffered/size
 _ROOT_LOGGER = "agent"
 
 
