@@ -79,7 +79,7 @@ def _log_time(value: str | None) -> str:
 
 
 def render_logging(data: etree._Element) -> list[str]:
-    """``show logging`` from a <get> of /logging (configuration and state)."""
+    """``show logging`` from a <get> of /logging (configuration and state). Raises nothing."""
     log_config = data.find(_s("logging"))
     buffered = log_config.find(_s("buffered")) if log_config is not None else None
     size = (buffered.findtext(_s("size")) if buffered is not None else None) or "200"  # the YANG default

@@ -193,6 +193,7 @@ class AlertRecord:
     last_mode: AlertMode | None = None
 
     def to_json(self) -> dict[str, object]:
+        """The persisted form. Raises nothing."""
         return {
             "trustpoint": self.trustpoint,
             "last_index": self.last_index,

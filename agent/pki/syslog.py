@@ -264,6 +264,7 @@ class SyslogSender:
 
     @property
     def hosts(self) -> tuple[SyslogHost, ...]:
+        """The configured hosts."""
         with self._cond:
             return self._hosts
 
@@ -369,6 +370,7 @@ class RouterLogHandler(logging.Handler):
         self._sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Pass a router-format record on; ignore others. Raises nothing."""
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not break logging

@@ -174,6 +174,7 @@ class AlertService:
 
     @property
     def config(self) -> AlertConfig:
+        """The configuration in use."""
         with self._lock:
             return self._config
 
@@ -208,7 +209,7 @@ class AlertService:
     # ------------------------------------------------------------------ state
 
     def logging_state(self) -> list[etree._Element]:
-        """/logging: per host messages-sent, the buffer's counter and lines."""
+        """/logging: per host messages-sent, the buffer's counter and lines. Raises nothing."""
         root = container("logging", SYS_NS)
         for host in self.syslog.hosts:
             entry = etree.SubElement(root, _s("host"))
@@ -225,7 +226,7 @@ class AlertService:
         return [root]
 
     def expiry_state(self) -> list[etree._Element]:
-        """``expiry-alert`` of every alerting certificate of a configured trustpoint."""
+        """``expiry-alert`` of every alerting certificate of a configured trustpoint. Raises nothing."""
         configured = {
             e.text or ""
             for e in self._running().iterfind(
