@@ -33,6 +33,7 @@ from agent.pki.trustpool import BundleUpdater, TrustPool
 from agent.pki.verify import PeerVerifier
 from agent.schema.model import SchemaModel
 from agent.services.accounts import Accounts
+from agent.services.alerts import AlertService
 from agent.services.keys import KeyService
 from agent.services.system import SYS_NS, SystemIdentity
 from agent.services.trust import TrustService
@@ -93,6 +94,15 @@ class Application:
             self.pki, lambda: self.datastores.get(Target.RUNNING), revocation=self.trust.revocation_of
         ).register(self.agent, self.schema)
         self.trust.register(self.agent, self.schema)
+        self.alerts = AlertService(
+            pki=self.pki,
+            certstore=certstore,
+            data_dir=data_dir,
+            running=lambda: self.datastores.get(Target.RUNNING),
+            hostname=lambda: self.identity.fqdn,
+        )
+        self.alerts.register(self.agent)
+        self.keys.add_change_listener(self.alerts.key_pairs_changed)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
         self.server = NetconfSshServer(self.agent, accounts, host_key, config.host, config.port, config.limits)
@@ -121,5 +131,6 @@ class Application:
         """Close every session and stop listening."""
         self.server.shutdown()
         self.datastores.close()
+        self.alerts.close()
         self.pki.close()
         self.trust.close()

@@ -21,7 +21,7 @@ from ncclient.operations.errors import TimeoutExpiredError
 from ncclient.transport import session as nc_session
 from ncclient.transport.errors import AuthenticationError, SSHUnknownHostError, TransportError
 
-from agent.cli.render import CRYPTO_NS
+from agent.cli.render import CRYPTO_NS, SYS_NS
 
 __all__ = [
     "AgentClient",
@@ -103,6 +103,7 @@ def edit_config_element(
 _STATE_FILTERS = {
     "key": f'<crypto xmlns="{CRYPTO_NS}"><key/></crypto>',
     "ca": f'<crypto xmlns="{CRYPTO_NS}"><ca/></crypto>',
+    "logging": f'<logging xmlns="{SYS_NS}"/>',
 }
 
 
@@ -211,7 +212,7 @@ class AgentClient:
         return self._call(lambda: self._m.get_config(source="candidate").data_ele)
 
     def state(self, part: str) -> etree._Element:
-        """<get> of /crypto/key (``part="key"``) or /crypto/ca (``"ca"``); returns <data>.
+        """<get> of /crypto/key (``part="key"``), /crypto/ca (``"ca"``) or /logging (``"logging"``); returns <data>.
 
         Raises CliError, ConnectionLost.
         """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 
-from agent.cli import trust_grammar
+from agent.cli import alert_commands, trust_grammar
 from agent.cli.grammar import Node, argument, integer_range, keyword, rest_of_line
 
 __all__ = ["Mode", "tree", "RETRY_PERIOD_RANGE", "RETRY_COUNT_RANGE", "MODULUS_RANGE"]
@@ -87,6 +87,7 @@ def _show() -> Node:
                         action="show-certificates"),
             ),
         ),
+        *alert_commands.show_nodes(),
     )
 
 
@@ -178,6 +179,7 @@ def _config_commands() -> list[Node]:
                 keyword("ca", "Certification authority",
                         keyword("trustpoint", "Define a CA trustpoint",
                                 argument("WORD", "Trustpoint name", "trustpoint", action="no-trustpoint")))),
+        *alert_commands.no_nodes(),
     )
     return [
         keyword("hostname", "Set system's network name", hostname),
@@ -186,6 +188,7 @@ def _config_commands() -> list[Node]:
         keyword("crypto", "Encryption module",
                 keyword("ca", "Certification authority",
                         keyword("trustpoint", "Define a CA trustpoint", trustpoint))),
+        *alert_commands.config_nodes(),
         no,
         *_config_common(),
     ]

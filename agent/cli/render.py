@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from agent.cli.alert_render import ALERT_CONFIG_TAGS, alert_config_blocks, expiry_alert_line
+
 __all__ = [
     "SYS_NS",
     "CRYPTO_NS",
@@ -224,7 +226,7 @@ def render_authenticate(cert: CertificateView) -> list[str]:
     ]
 
 
-def _ca_block(title: str, cert: CertificateView) -> list[str]:
+def _ca_block(title: str, cert: CertificateView, expiry: str | None = None) -> list[str]:
     lines = [
         title,
         f"  Serial Number :{cert.serial_number}",
@@ -235,6 +237,8 @@ def _ca_block(title: str, cert: CertificateView) -> list[str]:
         f"  Validity Start :{router_date(cert.valid_from)}",
         f"  Validity End   :{router_date(cert.valid_to)}",
     ]
+    if expiry:
+        lines.append(f"  {expiry}")
     if cert.crl_distribution_points:
         lines.append("  CRL Distribution Point")
         lines.extend(f"    {uri}" for uri in cert.crl_distribution_points)
@@ -244,7 +248,7 @@ def _ca_block(title: str, cert: CertificateView) -> list[str]:
 _VALUE_INDENT = " " * 16
 
 
-def _router_block(cert: CertificateView) -> list[str]:
+def _router_block(cert: CertificateView, expiry: str | None = None) -> list[str]:
     lines = [
         "Router certificate",
         f"Key usage      :{key_usage_name(cert.key_usage)}",
@@ -260,25 +264,28 @@ def _router_block(cert: CertificateView) -> list[str]:
         lines.append(f"Validity Start :{router_date(cert.valid_from)}")
     if cert.valid_to:
         lines.append(f"Validity End   :{router_date(cert.valid_to)}")
+    if expiry:
+        lines.append(expiry)
     if cert.crl_distribution_points:
         lines.append("CRL Distribution Point")
         lines.extend(_VALUE_INDENT + uri for uri in cert.crl_distribution_points)
     return lines
 
 
-def _trustpoint_block(trustpoint: etree._Element) -> list[str]:
+def _trustpoint_block(trustpoint: etree._Element, now: dt.datetime | None = None) -> list[str]:
     name = _text(trustpoint, "name") or ""
     sections: list[list[str]] = []
     ca = trustpoint.find(_c("ca-certificate"))
     if ca is not None:
-        sections.append(_ca_block("CA certificate", CertificateView.from_element(ca)))
+        expiry = expiry_alert_line(ca, now) if now is not None else None
+        sections.append(_ca_block("CA certificate", CertificateView.from_element(ca), expiry))
     for ra in trustpoint.iterfind(_c("ra-certificate")):
         sections.append(_ca_block("RA certificate", CertificateView.from_element(ra)))
     shown: set[str] = set()
     for element in trustpoint.iterfind(_c("certificate")):
         cert = CertificateView.from_element(element)
         shown.add(cert.key_usage)
-        sections.append(_router_block(cert))
+        sections.append(_router_block(cert, expiry_alert_line(element, now) if now is not None else None))
     # A request still pending at the CA shows as a router certificate with Status Pending.
     for request in trustpoint.iterfind(f"{_c('enrollment')}/{_c('request')}"):
         usage = _text(request, "key-usage") or "general-purpose"
@@ -292,13 +299,19 @@ def _trustpoint_block(trustpoint: etree._Element) -> list[str]:
     return lines
 
 
-def render_certificates(data: etree._Element, trustpoint: str | None = None) -> list[str]:
-    """``show crypto ca certificates [NAME]`` from a <data> holding /crypto/ca (state)."""
+def render_certificates(
+    data: etree._Element, trustpoint: str | None = None, now: dt.datetime | None = None
+) -> list[str]:
+    """``show crypto ca certificates [NAME]`` from a <data> holding /crypto/ca (state).
+
+    With ``now``, a certificate within 60 days of its end gets an ``Expiry
+    alert`` line (mode and when the next notification is due).
+    """
     blocks: list[list[str]] = []
     for element in data.iterfind(f"{_c('crypto')}/{_c('ca')}/{_c('trustpoint')}"):
         if trustpoint is not None and _text(element, "name") != trustpoint:
             continue
-        blocks.append(_trustpoint_block(element))
+        blocks.append(_trustpoint_block(element, now))
     return _join_blocks(blocks)
 
 
@@ -347,7 +360,7 @@ def _trustpoint_config(trustpoint: etree._Element) -> list[str]:
     return lines
 
 
-_KNOWN_CONFIG = {_s("hostname"), _s("domain"), _s("aaa"), _c("crypto")}
+_KNOWN_CONFIG = {_s("hostname"), _s("domain"), _s("aaa"), _c("crypto"), *ALERT_CONFIG_TAGS}
 
 
 def _generic_lines(element: etree._Element, prefix: str) -> list[str]:
@@ -390,6 +403,7 @@ def config_blocks(data: etree._Element) -> list[list[str]]:
         if policy.find(_c("crl-optional")) is not None:
             block.append(" crl optional")
         blocks.append([*block, "!"])
+    blocks.extend(alert_config_blocks(data))
     crypto = data.find(_c("crypto"))
     if crypto is not None:
         for child in crypto:

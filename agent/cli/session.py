@@ -9,10 +9,12 @@ The key and CA commands are in :mod:`agent.cli.pki_commands`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from lxml import etree
 
+from agent.cli.alert_commands import AlertCommands
 from agent.cli.client import AgentClient, CliError, ConnectionLost, edit_config_element
 from agent.cli.commands import Mode, tree
 from agent.cli.console import Console
@@ -103,6 +105,7 @@ class CliSession:
             "ca-clear": lambda p: self.pki.ca_clear(p.args.get("trustpoint")),
         }
         self._handlers.update(TrustCommands(client, console, self).handlers())
+        self._handlers.update(AlertCommands(client, console).handlers())
 
     # ------------------------------------------------------------------ prompt, help, completion
 
@@ -313,7 +316,7 @@ class CliSession:
 
     def _show_certificates(self, parsed: Parsed) -> None:
         name = parsed.args.get("trustpoint")
-        lines = render_certificates(self.client.state("ca"), name)
+        lines = render_certificates(self.client.state("ca"), name, now=dt.datetime.now(dt.UTC))
         if not lines and name is not None:
             raise CliError(f"Trustpoint {name} is not configured")
         self._write_lines(lines)

@@ -221,19 +221,23 @@ def _escape(value: str) -> str:
     return "".join(out)
 
 
-def format_name(name: x509.Name) -> str:
+def format_name(name: x509.Name, *, upper: bool = False) -> str:
     """A distinguished name as the router prints it.
 
     Most specific first (``cn=...,ou=...,o=...,c=US``), lowercase short
     attribute names, ``unstructuredName=...``; unknown attributes as dotted
     OIDs; values escaped as in RFC 4514 only where needed (so
-    :func:`agent.pki.csr.parse_subject_name` reads it back). Raises nothing.
+    :func:`agent.pki.csr.parse_subject_name` reads it back). With ``upper``
+    the short names are upper case (``CN=cacert,OU=SPBU,C=IN``), as the
+    router's syslog lines print them. Raises nothing.
     """
     rdns = []
     for rdn in reversed(list(name.rdns)):
         parts = []
         for attr in rdn:
             key = ATTRIBUTE_NAMES.get(attr.oid, attr.oid.dotted_string)
+            if upper and key.islower():
+                key = key.upper()
             if isinstance(attr.value, str):
                 value = _escape(attr.value)
             else:  # BIT STRING attributes: RFC 4514 '#' + hex

@@ -24,7 +24,7 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cryptography import x509
@@ -139,10 +139,15 @@ def _same_key(cert: x509.Certificate, info: KeyPairInfo) -> KeyUsage | None:
     return None
 
 
+ChangeListener = Callable[[str], None]
+"""Called with a trustpoint's name after its certificates changed."""
+
+
 class CertificateStore:
     """Per-trustpoint certificate files under one directory.
 
-    Thread-safe: one lock serialises reads and writes.
+    Thread-safe: one lock serialises reads and writes. Change listeners
+    (:meth:`add_listener`) run after that lock is released.
     """
 
     def __init__(self, directory: Path, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -154,6 +159,7 @@ class CertificateStore:
         self._dir = ensure_private_dir(directory)
         self._clock = clock
         self._lock = threading.RLock()
+        self._listeners: list[ChangeListener] = []
         for leftover in self._dir.iterdir():
             if leftover.name.startswith(_REMOVED_PREFIX) and leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -162,6 +168,27 @@ class CertificateStore:
     def directory(self) -> Path:
         """The trustpoints directory."""
         return self._dir
+
+    def add_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener(trustpoint)`` after every change of a trustpoint's certificates.
+
+        It runs in the thread that made the change, after the store's lock is
+        released (the caller may still hold its own locks, e.g. the
+        enrollment's per-trustpoint lock): it must only take note and
+        return. Its exceptions are ignored. Raises nothing.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _changed(self, names: Iterable[str]) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for name in names:
+            for listener in listeners:
+                try:
+                    listener(name)
+                except Exception:  # noqa: BLE001 - a listener must not undo a durable change
+                    pass
 
     def trustpoint_dir(self, tp: str, create: bool = True) -> Path:
         """The directory of trustpoint ``tp`` (created, mode 0700, unless ``create`` is False).
@@ -200,6 +227,7 @@ class CertificateStore:
             header = "".join(f"# ra: {fp}\n" for fp in names).encode("ascii")
             atomic_write(folder / _CA_FILE, header + _pem(ca_cert))
             self._remove_stale_ras(folder, set(names))
+        self._changed([tp])
 
     def ca(self, tp: str) -> x509.Certificate | None:
         """The CA certificate of ``tp``, or None if not authenticated.
@@ -240,6 +268,7 @@ class CertificateStore:
         """
         with self._lock:
             atomic_write(self.trustpoint_dir(tp) / _cert_file(usage), _pem(cert))
+        self._changed([tp])
 
     def remove_certificate(self, tp: str, usage: KeyUsage) -> bool:
         """Remove ``tp``'s router certificate for ``usage``; whether there was one.
@@ -247,13 +276,19 @@ class CertificateStore:
         Raises InvalidTrustpointNameError, OSError.
         """
         with self._lock:
-            folder = self._dir / validate_trustpoint_name(tp)
-            path = folder / _cert_file(usage)
-            if not path.is_file():
-                return False
-            path.unlink()
-            fsync_dir(folder)
-            return True
+            removed = self._remove_certificate(tp, usage)
+        if removed:
+            self._changed([tp])
+        return removed
+
+    def _remove_certificate(self, tp: str, usage: KeyUsage) -> bool:
+        folder = self._dir / validate_trustpoint_name(tp)
+        path = folder / _cert_file(usage)
+        if not path.is_file():
+            return False
+        path.unlink()
+        fsync_dir(folder)
+        return True
 
     def certificates(self, tp: str) -> dict[KeyUsage, x509.Certificate]:
         """``tp``'s router certificates by key usage (general, signature, encryption order).
@@ -319,11 +354,12 @@ class CertificateStore:
             if usage is None:
                 raise self._mismatch(key_label)
             self._check_validity(cert)
-            self.set_certificate(tp, usage, cert)
+            atomic_write(self.trustpoint_dir(tp) / _cert_file(usage), _pem(cert))
             for other in KeyUsage:
                 if other not in info.key_type.usages:
-                    self.remove_certificate(tp, other)
-            return usage
+                    self._remove_certificate(tp, other)
+        self._changed([tp])
+        return usage
 
     # ------------------------------------------------------------ clearing
 
@@ -347,6 +383,7 @@ class CertificateStore:
                 (folder / _CA_FILE).unlink(missing_ok=True)
                 fsync_dir(folder)
                 self._remove_stale_ras(folder, set())
+        self._changed(names)
 
     def remove_trustpoint(self, tp: str) -> None:
         """Delete trustpoint ``tp``'s directory and everything in it (no error if absent).
@@ -362,6 +399,7 @@ class CertificateStore:
             os.rename(folder, doomed)
             fsync_dir(self._dir)
             shutil.rmtree(doomed)
+        self._changed([tp])
 
     # ------------------------------------------------------------ internals
 

@@ -104,7 +104,7 @@ def test_error_messages_are_the_routers() -> None:
 def test_help_lists_what_is_valid_here() -> None:
     assert [w for w, _ in help_entries(EXEC, "")] == ["clear", "configure", "crypto", "exit", "show"]
     assert [w for w, _ in help_entries(EXEC, "c")] == ["clear", "configure", "crypto"]
-    assert [w for w, _ in help_entries(EXEC, "show ")] == ["crypto", "running-config"]
+    assert [w for w, _ in help_entries(EXEC, "show ")] == ["crypto", "logging", "running-config"]
     assert [w for w, _ in help_entries(EXEC, "crypto key generate rsa ")] == [
         "general-keys", "usage-keys", "WORD", "<cr>"]
     assert [w for w, _ in help_entries(TP, "enrollment retry period ")] == ["<1-60>"]
@@ -114,7 +114,11 @@ def test_help_lists_what_is_valid_here() -> None:
     with pytest.raises(ParseError):
         help_entries(EXEC, "shw ")
     lines = format_help(help_entries(EXEC, "show "))
-    assert lines == ["  crypto          Crypto commands", "  running-config  Current operating configuration"]
+    assert lines == [
+        "  crypto          Crypto commands",
+        "  logging         Show the contents of logging buffers",
+        "  running-config  Current operating configuration",
+    ]
 
 
 def test_completion_of_keywords() -> None:

@@ -193,7 +193,11 @@ def test_exit_at_exec_ends_the_cli_and_comments_are_ignored() -> None:
 def test_question_mark_prints_help() -> None:
     cli, out = session(FakeAgent())
     assert cli.execute("show ?")
-    assert out.getvalue() == "  crypto          Crypto commands\n  running-config  Current operating configuration\n"
+    assert out.getvalue() == (
+        "  crypto          Crypto commands\n"
+        "  logging         Show the contents of logging buffers\n"
+        "  running-config  Current operating configuration\n"
+    )
 
 
 def test_generate_dialog_replacing_keys_is_the_seeds() -> None:
