@@ -28,6 +28,7 @@ from agent.datastore.edit import (
     Operation,
     PathNamer,
     SchemaLookup,
+    WriteGuard,
     apply_edit,
     new_root,
 )
@@ -205,16 +206,18 @@ class Datastores:
         default_operation: Operation = Operation.MERGE,
         test_option: TestOption = TestOption.TEST_THEN_SET,
         error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
+        guard: WriteGuard | None = None,
     ) -> EditResult:
         """<edit-config> on ``target``; on running the result is validated and committed.
 
+        ``guard`` is asked before every change (access control, agent/datastore/edit.py).
         Raises DatastoreError/SchemaError; on error nothing is changed unless
         error_option is continue-on-error.
         """
         with self._mutex:
             self._check_writable(target, session_id)
             result = apply_edit(
-                self.get(target), config, self.schema, self.namer, default_operation, error_option
+                self.get(target), config, self.schema, self.namer, default_operation, error_option, guard
             )
             if target is Target.CANDIDATE:
                 fully_valid = False
@@ -232,13 +235,18 @@ class Datastores:
                 self._publish_running(result.root)
             return result
 
-    def replace(self, target: Target, root: etree._Element, session_id: int) -> None:
+    def replace(
+        self, target: Target, root: etree._Element, session_id: int, guard: WriteGuard | None = None
+    ) -> None:
         """<copy-config> into ``target``: validated, and committed when running.
 
-        Raises DatastoreError in-use or SchemaError.
+        ``guard`` is asked whether the old tree may become ``root``.
+        Raises DatastoreError in-use or access-denied, or SchemaError.
         """
         with self._mutex:
             self._check_writable(target, session_id)
+            if guard is not None:
+                guard.check_replace(self.get(target), root)
             if target is Target.CANDIDATE:
                 fully_valid = self._validate(root, full=False)
                 self._candidate = root
