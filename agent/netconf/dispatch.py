@@ -19,6 +19,7 @@ from lxml import etree
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.store import Datastores
 from agent.errors import AgentError, NetconfError
+from agent.netconf.nacm import AccessPolicy, OpenAccess
 from agent.netconf.rpcerror import NC_NS, rpc_error, rpc_reply, unexpected_error
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,12 @@ BASE_CAPABILITIES = (
     "urn:ietf:params:netconf:capability:validate:1.1",
     "urn:ietf:params:netconf:capability:xpath:1.0",
 )
+
+# Operations whose <config> values pass through the registered input converters.
+_CONFIG_OPERATIONS = frozenset({f"{{{NC_NS}}}edit-config", f"{{{NC_NS}}}copy-config"})
+
+InputConverter = Callable[[str], str]
+"""Turns a value as a client wrote it into the value to store; raises AgentError to refuse it."""
 
 _PARSER = etree.XMLParser(
     remove_blank_text=True, resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
@@ -106,6 +113,8 @@ class NetconfAgent:
         self.sessions: dict[int, SessionInfo] = {}
         self.operations: dict[str, RpcHandler] = {}
         self.state_providers: list[StateProvider] = []
+        self.access: AccessPolicy = OpenAccess()  # RFC 8341 NACM, installed by the application
+        self.input_converters: dict[str, InputConverter] = {}
         self._mutex = threading.Lock()
         self._next_session_id = 1
 
@@ -116,6 +125,14 @@ class NetconfAgent:
 
     def add_state_provider(self, provider: StateProvider) -> None:
         self.state_providers.append(provider)
+
+    def add_input_converter(self, leaf_tag: str, converter: InputConverter) -> None:
+        """Pass every ``leaf_tag`` (Clark) value of an edit-config / copy-config <config> through ``converter``.
+
+        E.g. a clear-text ``$0$`` password becomes its hash before any
+        datastore sees it.
+        """
+        self.input_converters[leaf_tag] = converter
 
     # -- sessions ------------------------------------------------------------
     def allocate_session_id(self) -> int:
@@ -203,6 +220,7 @@ class NetconfAgent:
             )
             return self._error_reply(session, attrib, [unsupported], False)
         try:
+            self._admit(session, operation)
             result = handler(session, operation)
         except RpcErrors as errors:
             return self._error_reply(session, attrib, errors.errors, False)
@@ -227,6 +245,17 @@ class NetconfAgent:
         for error in errors:
             log.info("session %d: rpc-error %s: %s", session.session_id, error.error_tag, error.message)
         return etree.tostring(reply, encoding="unicode")
+
+    def _admit(self, session: SessionInfo, operation: etree._Element) -> None:
+        """Before an operation runs: RFC 8341 exec check, then conversion of <config> values.
+
+        Raises AgentError (access-denied, or a converter's refusal).
+        """
+        self.access.authorize(session.username, operation)
+        if operation.tag in _CONFIG_OPERATIONS:
+            for leaf_tag, convert in self.input_converters.items():
+                for element in operation.iter(leaf_tag):
+                    element.text = convert(element.text or "")
 
 
 def _malformed(message: str) -> NetconfError:

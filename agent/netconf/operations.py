@@ -136,12 +136,14 @@ class BaseOperations:
             for node in provider():
                 state.append(node)
         tree = merge_trees(self.store.get(Target.RUNNING), state, self.store.schema, self.store.namer)
+        self.agent.access.prune(session.username, tree)  # RFC 8341: before the filter sees it
         return self._reply_data(tree, params.get("filter"))
 
     def get_config(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
         params = _params(operation, ("source", "filter", "with-defaults"))
         source = _target(_required(params, "source", "get-config"))
-        return self._reply_data(self.store.get(source), params.get("filter"))
+        tree = self.agent.access.read_view(session.username, self.store.get(source))  # RFC 8341
+        return self._reply_data(tree, params.get("filter"))
 
     def edit_config(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target", "default-operation", "test-option", "error-option", "config", "url"))
@@ -165,7 +167,8 @@ class BaseOperations:
         assert isinstance(test_option, TestOption)
         assert isinstance(error_option, ErrorOption)
         result = self.store.edit(
-            target, config, session.session_id, default_op, test_option, error_option
+            target, config, session.session_id, default_op, test_option, error_option,
+            guard=self.agent.access.write_guard(session.username),  # RFC 8341 write checks
         )
         if result.errors:
             raise RpcErrors(result.errors)
@@ -184,7 +187,7 @@ class BaseOperations:
                     "source and target are the same datastore", error_tag="invalid-value", error_type="protocol"
                 )
             tree = self.store.get(source_target)
-        self.store.replace(target, tree, session.session_id)
+        self.store.replace(target, tree, session.session_id, guard=self.agent.access.write_guard(session.username))
 
     def delete_config(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target",))
