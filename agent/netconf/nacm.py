@@ -411,10 +411,9 @@ class AccessControl:
         denied = self._denied_nodes(view, tree)
         if not denied:
             return tree
-        wanted = {id(element) for element in denied}
+        positions = [_position(element, tree) for element in denied]
         pruned = copy.deepcopy(tree)
-        doomed = [twin for original, twin in zip(tree.iter(), pruned.iter(), strict=True) if id(original) in wanted]
-        _remove(doomed)
+        _remove([_at(pruned, position) for position in positions])
         return pruned
 
     def prune(self, username: str, tree: etree._Element) -> None:
@@ -726,6 +725,25 @@ def _instance_path(schema: AccessSchema, infos: Sequence[NodeInfo], chain: Seque
             step += f"[.={xpath_literal((element.text or '').strip())}]"
         steps.append(step)
     return "/" + "/".join(steps)
+
+
+def _position(element: etree._Element, root: etree._Element) -> list[int]:
+    """Child indexes from ``root`` down to its descendant ``element`` (to find its twin in a copy)."""
+    indexes: list[int] = []
+    while element is not root:
+        parent = element.getparent()
+        assert parent is not None
+        indexes.append(parent.index(element))
+        element = parent
+    indexes.reverse()
+    return indexes
+
+
+def _at(root: etree._Element, position: Sequence[int]) -> etree._Element:
+    node = root
+    for index in position:
+        node = node[index]
+    return node
 
 
 def _remove(elements: Sequence[etree._Element]) -> None:
