@@ -13,7 +13,7 @@ import copy
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from lxml import etree
 
@@ -459,7 +459,7 @@ def _leaf_nsmap(item: etree._Element) -> Mapping[str, str]:
         return own
     scoped: dict[str | None, str] = {prefix: ns for prefix, ns in item.nsmap.items() if prefix}
     scoped.update(own)
-    return scoped  # type: ignore[return-value]
+    return cast("Mapping[str, str]", scoped)  # lxml's None key for the default namespace
 
 
 def _strip_operations(element: etree._Element) -> etree._Element:
