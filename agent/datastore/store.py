@@ -273,11 +273,14 @@ class Datastores:
         confirm_timeout: int = DEFAULT_CONFIRM_TIMEOUT,
         persist: str | None = None,
         persist_id: str | None = None,
+        guard: WriteGuard | None = None,
     ) -> None:
         """Make the candidate running, optionally as a confirmed commit.
 
+        ``guard`` is asked whether running may become the candidate (RFC 8341
+        3.2.8: the nodes that differ need create/update/delete access).
         Raises DatastoreError (in-use, invalid-value for a wrong persist-id or
-        session) or SchemaError when the candidate is not valid.
+        session, access-denied) or SchemaError when the candidate is not valid.
         """
         with self._mutex:
             self._check_writable(Target.RUNNING, session_id)
@@ -286,6 +289,8 @@ class Datastores:
             if pending is not None:
                 self._check_confirm_owner(pending, session_id, persist_id)
             candidate = self.get(Target.CANDIDATE)
+            if guard is not None and candidate is not self._running:
+                guard.check_replace(self._running, candidate)
             if candidate is not self._running and candidate is not self._valid_candidate:
                 self._validate(candidate, full=True)
             if confirmed:

@@ -12,7 +12,8 @@
 * may this edit create, change or delete these nodes (3.4.5)? --
   :meth:`AccessControl.write_guard`, passed into the edit engine
   (agent/datastore/edit.py ``WriteGuard``), which reports exactly what an
-  edit creates, updates and deletes;
+  edit creates, updates and deletes; ``copy-config`` and ``commit`` (3.2.6,
+  3.2.8) ask it about the nodes that differ between the old and new tree;
 * may this notification be sent to the user (3.4.6)? --
   :meth:`AccessControl.may_receive`.
 
@@ -29,6 +30,11 @@ exec-default decide. ``get``, ``get-config`` (and ``get-data``) need no exec
 permit: without a matching rule they run, and what they return is filtered.
 A data node that may not be read is left out of the reply with all its
 descendants (a list entry whose key may not be read is left out whole).
+
+``copy-config`` from a datastore copies the whole source (RFC 8341 3.2.6
+skips source nodes the user may not read; here they are copied, but every
+node that ends up different in the target needs write access, so a copy can
+neither show nor change what the user may not touch).
 
 Refusals are ``access-denied``: error-type ``protocol`` for a protocol
 operation (the operation layer refuses it), ``application`` for a data node

@@ -241,6 +241,7 @@ class BaseOperations:
             confirm_timeout=timeout,
             persist=(persist_el.text or "") if persist_el is not None else None,
             persist_id=(persist_id_el.text or "") if persist_id_el is not None else None,
+            guard=self.agent.access.write_guard(session.username),  # RFC 8341 3.2.8
         )
 
     def cancel_commit(self, session: SessionInfo, operation: etree._Element) -> None:

@@ -251,3 +251,28 @@ def test_operator_sees_keys_it_may_not_touch(agent: AgentProcess) -> None:
     with connect(agent, "oper") as m:
         keys = m.get(filter=("subtree", f'<crypto xmlns="{CRYPTO}"><key/></crypto>')).data_ele
         assert "the_default" in [k.text for k in keys.iterfind("c:crypto/c:key/c:rsa/c:label", NS)]
+
+
+def test_commit_needs_write_access_to_what_differs(agent: AgentProcess) -> None:
+    """RFC 8341 3.2.8: committing someone else's pending edit needs the rights that edit needed."""
+    user_edit = (f'<config xmlns="{NC}"><aaa xmlns="{SYS}"><user><name>pending</name>'
+                 f"<password-hash>$0$pending-pw</password-hash></user></aaa></config>")
+    crypto_edit = (f'<config xmlns="{NC}"><crypto xmlns="{CRYPTO}"><ca><trustpoint><name>tp-pending</name>'
+                   f"<enrollment><terminal/></enrollment></trustpoint></ca></crypto></config>")
+    with agent.connect() as admin:
+        admin.edit_config(target="candidate", config=user_edit)
+        for user in ("nobody", "pki", "ops"):
+            with connect(agent, user) as m:
+                error = error_of(lambda m=m: m.commit())
+                assert (error.tag, error.type) == (DENIED, "application")
+                assert error.path.strip().startswith("/sys:aaa/sys:user[sys:name='pending']")
+        admin.discard_changes()
+    with connect(agent, "pki") as pki:
+        pki.edit_config(target="candidate", config=crypto_edit)
+        with connect(agent, "nobody") as m:
+            assert error_of(lambda: m.commit()).tag == DENIED
+        pki.commit()
+    with agent.connect() as admin:
+        running = config_of(admin)
+        assert running.find("s:aaa/s:user[s:name='pending']", NS) is None
+        assert running.find("c:crypto/c:ca/c:trustpoint[c:name='tp-pending']", NS) is not None
