@@ -64,7 +64,7 @@ from typing import Protocol
 from lxml import etree
 
 from agent.datastore.edit import WriteGuard
-from agent.errors import DatastoreError, NetconfError, SchemaError
+from agent.errors import NetconfError, SchemaError
 from agent.netconf.nacm_rules import (
     NACM_NS,
     Access,
@@ -75,11 +75,12 @@ from agent.netconf.nacm_rules import (
     compile_policy,
     parse_node_path,
 )
+from agent.netconf.nacm_write import UserWriteGuard
 from agent.schema.convert import xpath_literal
-from agent.schema.model import AccessDefault, NodeInfo, NodeKind
+from agent.schema.model import AccessDefault, NodeInfo
 from agent.xmltree import default_ns
 
-__all__ = ["NACM_NS", "AccessControl", "AccessPolicy", "AccessSchema", "OpenAccess", "Statistics"]
+__all__ = ["NACM_NS", "AccessControl", "AccessPolicy", "AccessSchema", "OpenAccess", "Statistics", "View"]
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class OpenAccess:
         return True
 
 
-class _View:
+class View:
     """One user's rules under one policy, with the decisions that do not depend on instances remembered."""
 
     def __init__(self, policy: Policy, username: str, schema: AccessSchema) -> None:
@@ -323,7 +324,7 @@ def _permits_every_node(rules: Sequence[Rule]) -> bool:
 class _Compiled:
     root: etree._Element
     policy: Policy
-    views: dict[str, _View]
+    views: dict[str, View]
 
 
 class AccessControl:
@@ -337,7 +338,7 @@ class AccessControl:
         self.statistics = Statistics()
 
     # -- policy ----------------------------------------------------------------
-    def _view(self, username: str) -> _View | None:
+    def _view(self, username: str) -> View | None:
         """The user's view of the current policy; None when NACM is disabled."""
         root = self._running()
         compiled = self._compiled
@@ -348,7 +349,7 @@ class AccessControl:
             return None
         view = compiled.views.get(username)
         if view is None:
-            view = compiled.views[username] = _View(compiled.policy, username, self.schema)
+            view = compiled.views[username] = View(compiled.policy, username, self.schema)
         return view
 
     def _count(self, counter: str) -> None:
@@ -387,7 +388,7 @@ class AccessControl:
         if tag == _GET_SCHEMA:
             self._check_schema_readable(view, operation)
 
-    def _check_schema_readable(self, view: _View, operation: etree._Element) -> None:
+    def _check_schema_readable(self, view: View, operation: etree._Element) -> None:
         identifier = (operation.findtext(f"{{{NCM_NS}}}identifier") or "").strip()
         version = operation.findtext(f"{{{NCM_NS}}}version")
         state = etree.Element(f"{{{NCM_NS}}}netconf-state", nsmap=default_ns(NCM_NS))
@@ -429,7 +430,7 @@ class AccessControl:
             return
         _remove(self._denied_nodes(view, tree))
 
-    def _denied_nodes(self, view: _View, tree: etree._Element) -> list[etree._Element]:
+    def _denied_nodes(self, view: View, tree: etree._Element) -> list[etree._Element]:
         denied: list[etree._Element] = []
         for top in tree:
             if not isinstance(top.tag, str):
@@ -441,7 +442,7 @@ class AccessControl:
 
     def _collect_denied(
         self,
-        view: _View,
+        view: View,
         element: etree._Element,
         info: NodeInfo,
         infos: list[NodeInfo],
@@ -481,7 +482,7 @@ class AccessControl:
         view = self._view(username)
         if view is None or all(view.unrestricted[op] for op in (Access.CREATE, Access.UPDATE, Access.DELETE)):
             return None
-        return _WriteGuard(self, view)
+        return UserWriteGuard(view, lambda: self._count("denied_data_writes"))
 
     # -- 3.4.6 notifications ------------------------------------------------------------
     def may_receive(self, username: str, notification: etree._Element) -> bool:
@@ -544,193 +545,6 @@ class AccessControl:
                         path=f"/nacm:nacm/nacm:rule-list[nacm:name={list_name}]/nacm:rule[nacm:name={rule_name}]/nacm:path",
                         info={"bad-element": "path"},
                     ) from None
-
-
-class _WriteGuard:
-    """The edit engine's WriteGuard for one user and one request (agent/datastore/edit.py)."""
-
-    def __init__(self, control: AccessControl, view: _View) -> None:
-        self.control = control
-        self.view = view
-        self.schema = control.schema
-        self._counted = False
-
-    def check_change(
-        self,
-        parent: etree._Element,
-        old: etree._Element | None,
-        new: etree._Element | None,
-        info: NodeInfo,
-        path: str,
-    ) -> None:
-        """See WriteGuard.check_change. Raises DatastoreError access-denied."""
-        chain, infos = self._ancestors(parent)
-        if infos is None:
-            return
-        self._diff(old, new, info, infos, chain)
-
-    def check_replace(self, old_root: etree._Element, new_root: etree._Element) -> None:
-        """See WriteGuard.check_replace. Raises DatastoreError access-denied."""
-        self._diff_children(old_root, new_root, None, [], [])
-
-    # -- walking -----------------------------------------------------------------
-    def _ancestors(self, parent: etree._Element) -> tuple[list[etree._Element], list[NodeInfo] | None]:
-        chain: list[etree._Element] = []
-        node: etree._Element | None = parent
-        while node is not None and node.getparent() is not None:
-            chain.append(node)
-            node = node.getparent()
-        chain.reverse()
-        infos: list[NodeInfo] = []
-        info: NodeInfo | None = None
-        for element in chain:
-            info = self.schema.node_info(info, str(element.tag))
-            if info is None:
-                return chain, None
-            infos.append(info)
-        return chain, infos
-
-    def _diff(
-        self,
-        old: etree._Element | None,
-        new: etree._Element | None,
-        info: NodeInfo,
-        infos: list[NodeInfo],
-        chain: list[etree._Element],
-    ) -> None:
-        node = new if new is not None else old
-        assert node is not None
-        infos.append(info)
-        chain.append(node)
-        try:
-            if old is None:
-                self._check_subtree(Access.CREATE, node, info, infos, chain)
-            elif new is None:
-                self._check_subtree(Access.DELETE, node, info, infos, chain)
-            elif info.ref is None:
-                if not _same_value(old, new):
-                    self._check(Access.UPDATE, info, infos, chain)
-            elif not self._writes_permitted(info, infos):
-                self._diff_children(old, new, info, infos, chain)
-        finally:
-            infos.pop()
-            chain.pop()
-
-    def _writes_permitted(self, info: NodeInfo, infos: list[NodeInfo]) -> bool:
-        view = self.view
-        return all(view.subtree_permitted(info, op, infos) for op in (Access.CREATE, Access.UPDATE, Access.DELETE))
-
-    def _diff_children(
-        self,
-        old: etree._Element,
-        new: etree._Element,
-        info: NodeInfo | None,
-        infos: list[NodeInfo],
-        chain: list[etree._Element],
-    ) -> None:
-        before: dict[tuple[str, ...], tuple[etree._Element, NodeInfo]] = {}
-        for child in old:
-            child_info = self._child_info(info, child)
-            if child_info is not None:
-                before[_identity(child, child_info)] = (child, child_info)
-        moved: list[tuple[etree._Element, NodeInfo]] = []
-        old_order = list(before)
-        common_new: list[tuple[str, ...]] = []
-        for child in new:
-            child_info = self._child_info(info, child)
-            if child_info is None:
-                continue
-            identity = _identity(child, child_info)
-            pair = before.pop(identity, None)
-            if pair is not None and child_info.user_ordered:
-                common_new.append(identity)
-                moved.append((child, child_info))
-            self._diff(pair[0] if pair is not None else None, child, child_info, infos, chain)
-        for old_child, child_info in before.values():
-            self._diff(old_child, None, child_info, infos, chain)
-        kept = set(common_new)
-        if moved and [k for k in old_order if k in kept] != common_new:
-            # A user-ordered list or leaf-list was reordered: each kept entry is updated.
-            for child, child_info in moved:
-                infos.append(child_info)
-                chain.append(child)
-                try:
-                    self._check(Access.UPDATE, child_info, infos, chain)
-                finally:
-                    infos.pop()
-                    chain.pop()
-
-    def _child_info(self, info: NodeInfo | None, child: etree._Element) -> NodeInfo | None:
-        if not isinstance(child.tag, str):
-            return None
-        return self.schema.node_info(info, child.tag)
-
-    def _check_subtree(
-        self,
-        op: Access,
-        element: etree._Element,
-        info: NodeInfo,
-        infos: list[NodeInfo],
-        chain: list[etree._Element],
-    ) -> None:
-        if self.view.subtree_permitted(info, op, infos):
-            return
-        self._check(op, info, infos, chain)
-        for child in element:
-            child_info = self._child_info(info, child)
-            if child_info is None:
-                continue
-            infos.append(child_info)
-            chain.append(child)
-            try:
-                self._check_subtree(op, child, child_info, infos, chain)
-            finally:
-                infos.pop()
-                chain.pop()
-
-    def _check(self, op: Access, info: NodeInfo, infos: list[NodeInfo], chain: list[etree._Element]) -> None:
-        if self.view.decision(info, op, infos, chain):
-            return
-        if not self._counted:
-            self._counted = True
-            self.control._count("denied_data_writes")
-        path = _instance_path(self.schema, infos, chain)
-        log.warning("NACM: user %s may not %s %s", self.view.username, op.label, path)
-        raise DatastoreError(
-            f"access denied: user {self.view.username!r} may not {op.label} {path}",
-            error_tag="access-denied",
-            error_type="application",
-            path=path,
-        )
-
-
-def _identity(child: etree._Element, info: NodeInfo) -> tuple[str, ...]:
-    if info.kind is NodeKind.LIST:
-        return (str(child.tag), *((child.findtext(key) or "").strip() for key in info.keys))
-    if info.kind is NodeKind.LEAF_LIST:
-        return (str(child.tag), (child.text or "").strip())
-    return (str(child.tag),)
-
-
-def _same_value(old: etree._Element, new: etree._Element) -> bool:
-    if len(old) == 0 and len(new) == 0:
-        return (old.text or "").strip() == (new.text or "").strip()
-    return etree.tostring(old, method="c14n") == etree.tostring(new, method="c14n")
-
-
-def _instance_path(schema: AccessSchema, infos: Sequence[NodeInfo], chain: Sequence[etree._Element]) -> str:
-    steps: list[str] = []
-    for info, element in zip(infos, chain, strict=False):
-        step = info.qualified_name
-        if info.kind is NodeKind.LIST:
-            for key in info.keys:
-                key_info = schema.node_info(info, key)
-                key_name = key_info.qualified_name if key_info is not None else etree.QName(key).localname
-                step += f"[{key_name}={xpath_literal((element.findtext(key) or '').strip())}]"
-        elif info.kind is NodeKind.LEAF_LIST:
-            step += f"[.={xpath_literal((element.text or '').strip())}]"
-        steps.append(step)
-    return "/" + "/".join(steps)
 
 
 def _position(element: etree._Element, root: etree._Element) -> list[int]:
