@@ -20,6 +20,7 @@ from agent.datastore.store import Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.monitoring import Monitoring
+from agent.netconf.nacm import AccessControl
 from agent.netconf.nmda import NmdaOperations
 from agent.netconf.operations import BaseOperations
 from agent.netconf.ssh import NetconfSshServer, ServerLimits
@@ -31,18 +32,18 @@ from agent.pki.keystore import KeyStore
 from agent.pki.revocation import CrlManager
 from agent.pki.trustpool import BundleUpdater, TrustPool
 from agent.pki.verify import PeerVerifier
+from agent.runlock import RunLock
 from agent.schema.model import SchemaModel
-from agent.services.accounts import Accounts
+from agent.services.accounts import PASSWORD_HASH_TAG, Accounts, password_input
 from agent.services.alerts import AlertService
 from agent.services.keys import KeyService
-from agent.services.system import SYS_NS, SystemIdentity
+from agent.services.system import SystemIdentity
+from agent.services.taskgroups import ADMIN_USER, admin_account, default_access_config
 from agent.services.trust import TrustService
 from agent.services.trustpoints import TrustpointService
-from agent.xmltree import default_ns
 
 log = logging.getLogger(__name__)
 
-ADMIN_USER = "admin"
 ADMIN_PASSWORD_FILE = "admin-password"
 
 
@@ -63,15 +64,26 @@ class Application:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         data_dir = ensure_private_dir(config.data_dir)
+        self.run_lock = RunLock.acquire(data_dir)  # one agent (or recover-admin) per data directory
         self.keystore = KeyStore(data_dir / "keys")
         host_info = self.keystore.ensure_default()
         log.info("SSH host key: RSA %d-bit key pair %r", host_info.size, host_info.label)
         self.schema = SchemaModel.load()
         self.yang = YangSupport(self.schema)
         initial = None if (data_dir / "running.xml").exists() else self._first_config(data_dir)
-        self.datastores = Datastores(data_dir, self.yang, self.yang, self.yang.validate, initial)
+        # RFC 8341 access control, fed by running; it also refuses unreadable rule paths at commit.
+        self.access = AccessControl(self.yang, lambda: self.datastores.get(Target.RUNNING))
+
+        def validate(root: etree._Element, *, full: bool) -> bool:
+            self.access.check_config(root)
+            return self.yang.validate(root, full=full)
+
+        self.datastores = Datastores(data_dir, self.yang, self.yang, validate, initial)
         self.identity = SystemIdentity(lambda: self.datastores.get(Target.RUNNING))
         self.agent = NetconfAgent(self.datastores, self.yang)
+        self.agent.access = self.access
+        self.agent.add_state_provider(self.access.state)
+        self.agent.add_input_converter(PASSWORD_HASH_TAG, password_input)
         NmdaOperations(self.agent, BaseOperations(self.agent, self.schema), self.schema)
         Monitoring(self.agent, self.schema).register()
         self.keys = KeyService(self.keystore, lambda: self.identity.fqdn)
@@ -112,7 +124,7 @@ class Application:
         return int(self.server.port)
 
     def _first_config(self, data_dir: Path) -> etree._Element:
-        """The configuration of a first start: user admin with a hashed password."""
+        """The configuration of a first start: user admin with a hashed password, the task groups."""
         password = os.environ.get("CA_AGENT_ADMIN_PASSWORD")
         if not password:
             password = random_password()
@@ -121,10 +133,8 @@ class Application:
             print(f"ca-agent: first start, user {ADMIN_USER!r} password: {password}", file=sys.stderr, flush=True)
             print(f"ca-agent: (also written to {data_dir / ADMIN_PASSWORD_FILE})", file=sys.stderr, flush=True)
         root = new_root()
-        aaa = etree.SubElement(root, f"{{{SYS_NS}}}aaa", nsmap=default_ns(SYS_NS))
-        user = etree.SubElement(aaa, f"{{{SYS_NS}}}user")
-        etree.SubElement(user, f"{{{SYS_NS}}}name").text = ADMIN_USER
-        etree.SubElement(user, f"{{{SYS_NS}}}password-hash").text = hash_password(password)
+        root.append(admin_account(hash_password(password)))
+        root.append(default_access_config(ADMIN_USER))
         return root
 
     def stop(self) -> None:
@@ -134,3 +144,4 @@ class Application:
         self.alerts.close()
         self.pki.close()
         self.trust.close()
+        self.run_lock.release()

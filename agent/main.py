@@ -1,4 +1,4 @@
-"""`ca-agent` command line: run the agent, or the lab CA (`ca-agent lab-ca ...`)."""
+"""`ca-agent` command line: run the agent, the lab CA (`ca-agent lab-ca ...`), or `ca-agent recover-admin`."""
 
 from __future__ import annotations
 
@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         from agent.labca.cli import main as lab_ca_main
 
         return lab_ca_main(arguments[1:])
+    if arguments[:1] == ["recover-admin"]:
+        from agent.recovery import main as recover_admin_main
+
+        return recover_admin_main(arguments[1:])
     return _serve(arguments)
 
 

@@ -23,6 +23,9 @@ PARAMETERS = f"n={_N},r={_R},p={_P}"
 """The only scrypt cost the agent accepts: a stored hash with another cost
 (e.g. p=200, seconds per login) could be used to stall logins."""
 
+CLEAR_TEXT_PREFIX = "$0$"
+"""RFC 7317 crypt-hash: ``$0$<password>`` in an edit means "store the hash of this clear text"."""
+
 # Hashed for a user that does not exist, so that an unknown name costs the
 # same as a known one (no user enumeration by timing).
 _DUMMY_SALT = secrets.token_bytes(16)
@@ -40,6 +43,21 @@ def hash_password(password: str) -> str:
     digest = _scrypt(password, salt)
     b64 = base64.b64encode
     return f"$scrypt${PARAMETERS}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def stored_form(value: str) -> str:
+    """What to store for a password-hash value written in an edit.
+
+    ``$0$<password>`` becomes the hash of the password; any other value is
+    kept as written (YANG validation then refuses hashes that are not the
+    agent's own). Raises ValueError for an empty clear-text password.
+    """
+    if not value.startswith(CLEAR_TEXT_PREFIX):
+        return value
+    password = value[len(CLEAR_TEXT_PREFIX):]
+    if not password:
+        raise ValueError("the password after $0$ is empty")
+    return hash_password(password)
 
 
 def parse_hash(stored: str) -> tuple[bytes, bytes] | None:

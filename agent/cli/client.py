@@ -28,12 +28,16 @@ __all__ = [
     "CliError",
     "ConnectionLost",
     "NC_NS",
+    "NOT_AUTHORIZED",
     "edit_config_element",
     "known_host_key",
     "rpc_element",
 ]
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+# What the router prints when the user's task groups lack the command's task ID (RFC 8341 access-denied here).
+NOT_AUTHORIZED = "This command is not authorized"
 
 # ncclient waits up to TICK seconds before sending each request; 0.1 s is felt at a prompt.
 nc_session.TICK = 0.01
@@ -195,6 +199,8 @@ class AgentClient:
         try:
             return operation()
         except RPCError as error:
+            if error.tag == "access-denied":
+                raise CliError(NOT_AUTHORIZED, error.tag) from error
             raise CliError(error.message or error.tag or "The agent refused the operation", error.tag) from error
         except TimeoutExpiredError as error:
             if not self._m.connected:

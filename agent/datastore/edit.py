@@ -13,7 +13,7 @@ import copy
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from lxml import etree
 
@@ -61,6 +61,37 @@ class PathNamer(Protocol):
     def prefix_of_namespace(self, namespace: str) -> str: ...
 
 
+class WriteGuard(Protocol):
+    """Asked before an edit changes a node, so access control can refuse it.
+
+    The datastore layer knows nothing of who may do what: the NETCONF layer
+    passes a guard (RFC 8341 NACM, agent/netconf/nacm.py) into the edit. Each
+    method raises DatastoreError (error-tag access-denied) to refuse; the
+    engine treats that like any other error of the node (stop, or skip the
+    node with continue-on-error).
+    """
+
+    def check_change(
+        self,
+        parent: etree._Element,
+        old: etree._Element | None,
+        new: etree._Element | None,
+        info: NodeInfo,
+        path: str,
+    ) -> None:
+        """Child ``old`` of ``parent`` (None: absent) is about to become ``new`` (None: deleted).
+
+        ``parent`` sits in the tree being edited, with all its ancestors;
+        ``new`` is complete (with its descendants) but not attached yet.
+        ``path`` names the node for an error-path.
+        """
+        ...
+
+    def check_replace(self, old_root: etree._Element, new_root: etree._Element) -> None:
+        """The whole datastore ``old_root`` is about to become ``new_root`` (copy-config, replace at the top)."""
+        ...
+
+
 def new_root() -> etree._Element:
     return etree.Element(DATA_TAG, nsmap=default_ns(NC_NS))
 
@@ -72,17 +103,23 @@ def apply_edit(
     namer: PathNamer,
     default_operation: Operation = Operation.MERGE,
     error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
+    guard: WriteGuard | None = None,
 ) -> EditResult:
     """Apply the children of ``config`` to a copy of ``root``.
 
+    ``guard`` (if any) is asked before each node is created, changed or
+    deleted; with ``default_operation`` replace it is asked once, about the
+    whole new tree.
+
     Raises DatastoreError (data-exists, data-missing, unknown-element,
-    missing-element, bad-attribute) for the first error unless
+    missing-element, bad-attribute, access-denied) for the first error unless
     ``error_option`` is continue-on-error, in which case failed subtrees are
     skipped and their errors returned in the result.
     """
-    editor = _Editor(schema, namer, error_option)
+    replace_all = default_operation is Operation.REPLACE
+    editor = _Editor(schema, namer, error_option, None if replace_all else guard)
     new = copy.deepcopy(root)
-    if default_operation is Operation.REPLACE:
+    if replace_all:
         # A replace at the top replaces the whole datastore with <config>.
         editor.changed = True
         for child in list(new):
@@ -93,6 +130,8 @@ def apply_edit(
         op = _operation_of(item, default_operation, editor, "")
         if op is not None:
             editor.edit_child(new, None, item, op, "")
+    if replace_all and guard is not None:
+        guard.check_replace(root, new)
     return EditResult(new, editor.errors, editor.changed)
 
 
@@ -105,10 +144,13 @@ def merge_trees(base: etree._Element, overlay: etree._Element, schema: SchemaLoo
 
 
 class _Editor:
-    def __init__(self, schema: SchemaLookup, namer: PathNamer, error_option: ErrorOption) -> None:
+    def __init__(
+        self, schema: SchemaLookup, namer: PathNamer, error_option: ErrorOption, guard: WriteGuard | None = None
+    ) -> None:
         self.schema = schema
         self.namer = namer
         self.error_option = error_option
+        self.guard = guard
         self.errors: list[AgentError] = []
         self.changed = False
         # List entries by key values, per (parent, list tag): one scan per list
@@ -136,6 +178,24 @@ class _Editor:
             self.errors.append(error)
             return
         raise error
+
+    def allowed(
+        self,
+        parent: etree._Element,
+        old: etree._Element | None,
+        new: etree._Element | None,
+        info: NodeInfo,
+        path: str,
+    ) -> bool:
+        """Ask the guard about one change; a refusal is this node's error."""
+        if self.guard is None:
+            return True
+        try:
+            self.guard.check_change(parent, old, new, info, path)
+        except DatastoreError as error:
+            self.fail(error)
+            return False
+        return True
 
     # -- the edit ----------------------------------------------------------
     def edit_child(
@@ -165,6 +225,8 @@ class _Editor:
             return
         if op in (Operation.DELETE, Operation.REMOVE):
             if existing is not None:
+                if not self.allowed(target_parent, existing, None, info, path):
+                    return
                 target_parent.remove(existing)
                 self.removed(target_parent, existing, info)
                 self.changed = True
@@ -173,10 +235,13 @@ class _Editor:
             fresh = self.build(item, info, path)
             if fresh is None:
                 return
-            self.drop_other_cases(target_parent, info)
+            if existing is not None and _equal(existing, fresh):
+                return
+            if not self.allowed(target_parent, existing, fresh, info, path):
+                return
+            if not self.drop_other_cases(target_parent, parent_info, info, path):
+                return
             if existing is not None:
-                if _equal(existing, fresh):
-                    return
                 target_parent.replace(existing, fresh)
                 self.removed(target_parent, existing, info)
             else:
@@ -192,7 +257,12 @@ class _Editor:
             fresh = self.build(item, info, path)
             if fresh is None:
                 return
-            self.drop_other_cases(target_parent, info)
+            if existing is not None and _equal(existing, fresh):
+                return
+            if not self.allowed(target_parent, existing, fresh, info, path):
+                return
+            if not self.drop_other_cases(target_parent, parent_info, info, path):
+                return
             if existing is None:
                 target_parent.append(fresh)
                 self.changed = True
@@ -207,14 +277,20 @@ class _Editor:
                 # delete/remove, which is a no-op or data-missing below.
                 existing = None
             else:
-                existing = etree.SubElement(target_parent, item.tag, nsmap=_own_nsmap(item))
-                self.drop_other_cases(target_parent, info, keep=existing)
-                self.changed = True
+                created = etree.Element(item.tag, nsmap=_own_nsmap(item))
                 if info.kind is NodeKind.LIST:
                     for key in info.keys:
                         key_el = item.find(key)
-                        leaf = etree.SubElement(existing, key, nsmap=_leaf_nsmap(key_el) if key_el is not None else None)
+                        leaf = etree.SubElement(created, key, nsmap=_leaf_nsmap(key_el) if key_el is not None else None)
                         leaf.text = (key_el.text or "").strip() if key_el is not None else ""
+                if not self.allowed(target_parent, None, created, info, path):
+                    return
+                if not self.drop_other_cases(target_parent, parent_info, info, path):
+                    return
+                target_parent.append(created)
+                existing = created
+                self.changed = True
+                if info.kind is NodeKind.LIST:
                     self.added(target_parent, existing, info)
         for child in item:
             if not isinstance(child.tag, str):
@@ -284,14 +360,22 @@ class _Editor:
         if info.kind is NodeKind.LIST and (parent, entry.tag) in self._entries:
             self._entries[(parent, entry.tag)].pop(_key_of(entry, info), None)
 
-    def drop_other_cases(self, parent: etree._Element, info: NodeInfo, keep: etree._Element | None = None) -> None:
+    def drop_other_cases(
+        self, parent: etree._Element, parent_info: NodeInfo | None, info: NodeInfo, path: str
+    ) -> bool:
+        """Remove the nodes of the other cases of ``info``'s choices; False if the guard refused (error recorded)."""
         if not info.other_case_tags:
-            return
-        for sibling in list(parent):
-            if sibling is not keep and sibling.tag in info.other_case_tags:
-                parent.remove(sibling)
-                self._entries.pop((parent, str(sibling.tag)), None)
-                self.changed = True
+            return True
+        doomed = [sibling for sibling in parent if sibling.tag in info.other_case_tags]
+        for sibling in doomed:
+            sibling_info = self.schema.node_info(parent_info, str(sibling.tag))
+            if sibling_info is not None and not self.allowed(parent, sibling, None, sibling_info, path):
+                return False
+        for sibling in doomed:
+            parent.remove(sibling)
+            self._entries.pop((parent, str(sibling.tag)), None)
+            self.changed = True
+        return True
 
     def build(self, item: etree._Element, info: NodeInfo, path: str) -> etree._Element | None:
         """A copy of ``item`` without operation attributes or deleted children.
@@ -299,15 +383,14 @@ class _Editor:
         Unknown descendants are refused: the datastore never stores what the
         schema does not describe.
         """
-        if info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST):
-            fresh = etree.Element(item.tag, nsmap=_leaf_nsmap(item))
+        fresh = etree.Element(item.tag, nsmap=_leaf_nsmap(item) if info.kind in _LEAVES else _own_nsmap(item))
+        if info.kind in _LEAVES:
             fresh.text = (item.text or "").strip() if len(item) == 0 else item.text
             for child in item:  # identityref / instance-identifier never nest, but keep it faithful
                 fresh.append(copy.deepcopy(child))
             return fresh
         if info.kind is NodeKind.ANYDATA:
             return _strip_operations(copy.deepcopy(item))
-        fresh = etree.Element(item.tag, nsmap=_own_nsmap(item))
         for child in item:
             if not isinstance(child.tag, str):
                 continue
@@ -366,16 +449,23 @@ def _own_nsmap(item: etree._Element) -> Mapping[str, str]:
     return default_ns(etree.QName(item).namespace)
 
 
+_LEAVES = (NodeKind.LEAF, NodeKind.LEAF_LIST)
+
+
 def _leaf_nsmap(item: etree._Element) -> Mapping[str, str]:
-    """A leaf's namespace, plus the declaration of the prefix its value uses (identityref,
-    instance-identifier: RFC 7950 9.10.3), which must travel with the value."""
-    nsmap = dict(_own_nsmap(item))
-    prefix, colon, _ = (item.text or "").strip().partition(":")
-    if colon and prefix and "/" not in prefix:
-        namespace = item.nsmap.get(prefix)
-        if namespace is not None:
-            nsmap[prefix] = namespace
-    return nsmap
+    """The leaf's own namespace, plus the prefixes in scope when its value may use them.
+
+    Values of types such as identityref and instance-identifier (e.g. a NACM
+    rule's ``path``) are read with the prefixes declared where the value was
+    written (RFC 7950 9.10.3, 9.13.2; RFC 8341 node-instance-identifier), so
+    the stored leaf keeps them.
+    """
+    own = _own_nsmap(item)
+    if ":" not in (item.text or ""):
+        return own
+    scoped: dict[str | None, str] = {prefix: ns for prefix, ns in item.nsmap.items() if prefix}
+    scoped.update(own)
+    return cast("Mapping[str, str]", scoped)  # lxml's None key for the default namespace
 
 
 def _strip_operations(element: etree._Element) -> etree._Element:

@@ -41,6 +41,7 @@ from agent.datastore.edit import (
     Operation,
     PathNamer,
     SchemaLookup,
+    WriteGuard,
     apply_edit,
     new_root,
 )
@@ -304,16 +305,18 @@ class Datastores:
         test_option: TestOption = TestOption.TEST_THEN_SET,
         error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
         note: CommitNote | None = None,
+        guard: WriteGuard | None = None,
     ) -> EditResult:
         """<edit-config> on ``target``; on running the result is validated and committed.
 
+        ``guard`` is asked before every change (access control, agent/datastore/edit.py).
         Raises DatastoreError/SchemaError; on error nothing is changed unless
         error_option is continue-on-error.
         """
         if target is Target.CANDIDATE:
             return self._update_candidate(
                 who,
-                lambda base: apply_edit(base, config, self.schema, self.namer, default_operation, error_option),
+                lambda base: apply_edit(base, config, self.schema, self.namer, default_operation, error_option, guard),
                 test_option,
             )
 
@@ -321,7 +324,7 @@ class Datastores:
             with self._mutex:
                 self._check_writable(Target.RUNNING, who)
             base = self._running  # only this thread replaces it
-            result = apply_edit(base, config, self.schema, self.namer, default_operation, error_option)
+            result = apply_edit(base, config, self.schema, self.namer, default_operation, error_option, guard)
             if test_option is not TestOption.SET:
                 self._validate(result.root, full=True)
             if test_option is TestOption.TEST_ONLY or not result.changed:
@@ -330,18 +333,30 @@ class Datastores:
 
         return self._run(job)
 
-    def replace(self, target: Target, root: etree._Element, who: Principal, note: CommitNote | None = None) -> None:
+    def replace(
+        self, target: Target, root: etree._Element, who: Principal, note: CommitNote | None = None,
+        guard: WriteGuard | None = None,
+    ) -> None:
         """<copy-config> into ``target``: validated, and committed when running.
 
-        Raises DatastoreError in-use or SchemaError.
+        ``guard`` is asked whether the old tree may become ``root``.
+        Raises DatastoreError in-use or access-denied, or SchemaError.
         """
         if target is Target.CANDIDATE:
-            self._update_candidate(who, lambda base: EditResult(root, changed=True), TestOption.TEST_THEN_SET)
+
+            def replace_candidate(base: etree._Element) -> EditResult:
+                if guard is not None:
+                    guard.check_replace(base, root)
+                return EditResult(root, changed=True)
+
+            self._update_candidate(who, replace_candidate, TestOption.TEST_THEN_SET)
             return
 
         def job() -> tuple[Any, list[DatastoreEvent]]:
             with self._mutex:
                 self._check_writable(Target.RUNNING, who)
+            if guard is not None:
+                guard.check_replace(self._running, root)
             self._validate(root, full=True)
             return None, self._change_running(who, "copy-config", root, note)
 
@@ -391,8 +406,12 @@ class Datastores:
         persist: str | None = None,
         persist_id: str | None = None,
         note: CommitNote | None = None,
+        guard: WriteGuard | None = None,
     ) -> str | None:
         """Make the candidate running, optionally as a confirmed commit.
+
+        ``guard`` is asked whether running may become the candidate (RFC 8341
+        3.2.8: the nodes that differ need create/update/delete access).
 
         Returns the commit id (None when nothing changed). Raises
         DatastoreError (in-use; invalid-value for a wrong persist-id;
@@ -410,6 +429,8 @@ class Datastores:
                 candidate = self._candidate if self._candidate is not None else self._running
                 known_valid = candidate is self._valid_candidate
             running = self._running
+            if guard is not None and candidate is not running:
+                guard.check_replace(running, candidate)
             if candidate is not running and not known_valid:
                 self._validate(candidate, full=True)
             if confirmed:

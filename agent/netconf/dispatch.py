@@ -19,6 +19,7 @@ from lxml import etree
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.store import Datastores
 from agent.errors import AgentError, NetconfError
+from agent.netconf.nacm import AccessPolicy, OpenAccess
 from agent.netconf.rpcerror import NC_NS, path_prefixes, rpc_error, rpc_reply, unexpected_error
 from agent.xmltree import has_doctype
 
@@ -32,6 +33,16 @@ BASE_CAPABILITIES = (
     "urn:ietf:params:netconf:capability:validate:1.1",
     "urn:ietf:params:netconf:capability:xpath:1.0",
 )
+
+# Operations whose <config> values pass through the registered input converters.
+_CONFIG_OPERATIONS = frozenset({
+    f"{{{NC_NS}}}edit-config",
+    f"{{{NC_NS}}}copy-config",
+    "{urn:ietf:params:xml:ns:yang:ietf-netconf-nmda}edit-data",
+})
+
+InputConverter = Callable[[str], str]
+"""Turns a value as a client wrote it into the value to store; raises AgentError to refuse it."""
 
 _PARSER = etree.XMLParser(
     remove_blank_text=True, resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
@@ -119,6 +130,8 @@ class NetconfAgent:
         self.sessions: dict[int, SessionInfo] = {}
         self.operations: dict[str, RpcHandler] = {}
         self.state_providers: list[StateProvider] = []
+        self.access: AccessPolicy = OpenAccess()  # RFC 8341 NACM, installed by the application
+        self.input_converters: dict[str, InputConverter] = {}
         self.extra_capabilities: list[str] = []  # added by the operations that need one (with-defaults...)
         self._mutex = threading.Lock()
         self._next_session_id = 1
@@ -131,6 +144,14 @@ class NetconfAgent:
 
     def add_state_provider(self, provider: StateProvider) -> None:
         self.state_providers.append(provider)
+
+    def add_input_converter(self, leaf_tag: str, converter: InputConverter) -> None:
+        """Pass every ``leaf_tag`` (Clark) value of an edit-config / copy-config / edit-data <config> through it.
+
+        E.g. a clear-text ``$0$`` password becomes its hash before any
+        datastore sees it.
+        """
+        self.input_converters[leaf_tag] = converter
 
     # -- sessions ------------------------------------------------------------
     def allocate_session_id(self) -> int:
@@ -232,6 +253,7 @@ class NetconfAgent:
             )
             return Reply(self._error_reply(session, attrib, nsmap, [unsupported], False))
         try:
+            self._admit(session, operation)
             result = handler(session, operation)
         except RpcErrors as errors:
             return Reply(self._error_reply(session, attrib, nsmap, errors.errors, False))
@@ -244,6 +266,17 @@ class NetconfAgent:
         if session.closing:
             return Reply(text, close=True, reason="<close-session>")
         return Reply(text)
+
+    def _admit(self, session: SessionInfo, operation: etree._Element) -> None:
+        """Before an operation runs: RFC 8341 exec check, then conversion of <config> values.
+
+        Raises AgentError (access-denied, or a converter's refusal).
+        """
+        self.access.authorize(session.username, operation)
+        if operation.tag in _CONFIG_OPERATIONS:
+            for leaf_tag, convert in self.input_converters.items():
+                for element in operation.iter(leaf_tag):
+                    element.text = convert(element.text or "")
 
     def framing_error_reply(self, session: SessionInfo, reason: str) -> str | None:
         """The last words to a client whose framing broke (base:1.1 only), or None."""

@@ -121,7 +121,8 @@ class NmdaOperations:
             Target.RUNNING if datastore is Datastore.RUNNING else Target.CANDIDATE
         )
         filter_el = self._filter(params)
-        (data,) = self.base.reply_data(tree, filter_el, mode, include_state=operational, data_tag=_nmda("data"))
+        (data,) = self.base.reply_data(session, tree, filter_el, mode, include_state=operational,
+                                       data_tag=_nmda("data"))
         if config_filter is not None:
             _config_filter(data, None, self.model, config_filter)
         if max_depth is not None:
@@ -197,7 +198,8 @@ class NmdaOperations:
             raise _bad(f"<default-operation> must be merge, replace or none, not {text!r}", "default-operation")
         target = Target.RUNNING if datastore is Datastore.RUNNING else Target.CANDIDATE
         result = self.base.store.edit(target, config, principal(session), Operation(text),
-                                      TestOption.TEST_THEN_SET, ErrorOption.STOP_ON_ERROR)
+                                      TestOption.TEST_THEN_SET, ErrorOption.STOP_ON_ERROR,
+                                      guard=self.agent.access.write_guard(session.username))
         if result.errors:
             raise result.errors[0]
 

@@ -170,14 +170,16 @@ class BaseOperations:
 
     def reply_data(
         self,
+        session: SessionInfo,
         tree: etree._Element,
         filter_el: etree._Element | None,
         with_defaults: WithDefaults,
         include_state: bool,
         data_tag: str = _DATA,
     ) -> list[etree._Element]:
-        """The <data> of a reply: defaults as asked, then the filter."""
+        """The <data> of a reply: defaults as asked, then what the user may read (RFC 8341), then the filter."""
         tree = apply_with_defaults(tree, with_defaults, self.model, include_state)
+        tree = self.agent.access.read_view(session.username, tree)  # before the filter sees it
         filtered = apply_filter(tree, filter_el, self.agent.schema.keys_of, self.agent.schema.prefixes())
         data = etree.Element(data_tag, nsmap=default_ns(etree.QName(data_tag).namespace))
         data.extend(list(filtered))
@@ -186,13 +188,13 @@ class BaseOperations:
     def get(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
         params = _params(operation, ("filter",), _WITH_DEFAULTS)
         mode = parse_with_defaults(params.get("with-defaults"))
-        return self.reply_data(self.operational(), params.get("filter"), mode, include_state=True)
+        return self.reply_data(session, self.operational(), params.get("filter"), mode, include_state=True)
 
     def get_config(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
         params = _params(operation, ("source", "filter"), _WITH_DEFAULTS)
         source = _target(_required(params, "source", "get-config"))
         mode = parse_with_defaults(params.get("with-defaults"))
-        return self.reply_data(self.store.get(source), params.get("filter"), mode, include_state=False)
+        return self.reply_data(session, self.store.get(source), params.get("filter"), mode, include_state=False)
 
     def edit_config(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target", "default-operation", "test-option", "error-option", "config", "url"))
@@ -215,7 +217,10 @@ class BaseOperations:
         assert isinstance(default_op, Operation)
         assert isinstance(test_option, TestOption)
         assert isinstance(error_option, ErrorOption)
-        result = self.store.edit(target, config, principal(session), default_op, test_option, error_option)
+        result = self.store.edit(
+            target, config, principal(session), default_op, test_option, error_option,
+            guard=self.agent.access.write_guard(session.username),  # RFC 8341 write checks
+        )
         if result.errors:
             raise RpcErrors(result.errors)
 
@@ -236,7 +241,7 @@ class BaseOperations:
                     "source and target are the same datastore", error_tag="invalid-value", error_type="protocol"
                 )
             tree = self.store.get(source_target)
-        self.store.replace(target, tree, principal(session))
+        self.store.replace(target, tree, principal(session), guard=self.agent.access.write_guard(session.username))
 
     def delete_config(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target",))
@@ -291,6 +296,7 @@ class BaseOperations:
                 confirm_timeout=timeout,
                 persist=(persist_el.text or "") if persist_el is not None else None,
                 persist_id=(persist_id_el.text or "") if persist_id_el is not None else None,
+                guard=self.agent.access.write_guard(session.username),  # RFC 8341 3.2.8
             )
         except DatastoreError as error:
             raise _persist_id_path(error, "commit") from None

@@ -8,7 +8,7 @@ from functools import lru_cache
 from lxml import etree
 
 from agent.errors import SchemaError
-from agent.schema.model import NodeInfo, SchemaModel
+from agent.schema.model import AccessDefault, NodeInfo, SchemaModel
 from agent.schema.validate import validate_config
 
 _VALUE_ERRORS = frozenset({"invalid-value", "unknown-element"})
@@ -54,6 +54,24 @@ class YangSupport:
             if info is None:
                 return ()
         return tuple(info.keys) if info is not None else ()
+
+    # -- access control (agent.netconf.nacm.AccessSchema) -------------------------
+    def children(self, info: NodeInfo) -> Sequence[NodeInfo]:
+        """The data children of a container or list (none for other nodes)."""
+        return self.model.children(info.ref) if info.ref is not None else ()
+
+    def module_of_namespace(self, namespace: str) -> str | None:
+        return self.model.module_of_namespace(namespace)
+
+    def resolve_prefix(self, name: str) -> str | None:
+        """The namespace of a module prefix, or of a module name (JSON-style paths); None if neither."""
+        return self._prefixes.get(name) or self.model.namespace_of(name)
+
+    def rpc_access_default(self, rpc_tag: str) -> AccessDefault:
+        return self.model.rpc_access_default(rpc_tag)
+
+    def notification_access_default(self, tag: str) -> AccessDefault:
+        return self.model.notification_access_default(tag)
 
     # -- datastores (agent.datastore.store.Validator) ----------------------------
     def validate(self, root: etree._Element, *, full: bool) -> bool:

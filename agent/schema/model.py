@@ -35,6 +35,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 
 from yangson import DataModel
+from yangson.enumerations import DefaultDeny
 from yangson.exceptions import YangsonException
 from yangson.schemanode import (
     AnyContentNode,
@@ -46,6 +47,7 @@ from yangson.schemanode import (
     LeafListNode,
     LeafNode,
     ListNode,
+    NotificationNode,
     RpcActionNode,
     SchemaNode,
     SchemaTreeNode,
@@ -56,6 +58,7 @@ from agent.errors import SchemaError
 
 __all__ = [
     "IETF_IMPLEMENTED",
+    "AccessDefault",
     "Conformance",
     "ModuleInfo",
     "NodeInfo",
@@ -78,6 +81,7 @@ IETF_IMPLEMENTED: Mapping[str, tuple[str, ...]] = {
     "ietf-netconf-with-defaults": (),  # RFC 6243
     "ietf-netconf-nmda": ("origin", "with-defaults"),  # RFC 8526 <get-data>, <edit-data>
     "ietf-origin": (),  # RFC 8342 origin metadata (with-origin)
+    "ietf-netconf-acm": (),  # RFC 8341: /nacm, and the default-deny-* extensions our modules use
 }
 """IETF modules the agent serves itself, always implemented."""
 
@@ -122,6 +126,29 @@ class ModuleInfo:
         return uri
 
 
+class AccessDefault(Enum):
+    """RFC 8341 default access of a node, RPC or notification (``nacm:default-deny-*``).
+
+    Ordered: a stricter marking of an ancestor applies to all its descendants.
+    """
+
+    NONE = 0
+    DENY_WRITE = 1  # nacm:default-deny-write
+    DENY_ALL = 2  # nacm:default-deny-all
+
+    @classmethod
+    def of(cls, node: SchemaNode) -> AccessDefault:
+        """The marking yangson read from ``node`` (NONE for nodes that cannot carry one). Raises nothing."""
+        return _ACCESS_DEFAULTS.get(getattr(node, "default_deny", DefaultDeny.none), cls.NONE)
+
+
+_ACCESS_DEFAULTS = {
+    DefaultDeny.none: AccessDefault.NONE,
+    DefaultDeny.write: AccessDefault.DENY_WRITE,
+    DefaultDeny.all: AccessDefault.DENY_ALL,
+}
+
+
 class NodeKind(Enum):
     """Kind of a data node, as far as the edit engine cares."""
 
@@ -158,8 +185,10 @@ class NodeInfo:
     look up this node's children (``None`` for leaves, leaf-lists, anydata).
     ``qualified_name`` is ``prefix:name`` as used in error paths;
     ``json_name`` is the RFC 7951 member name (``module:name`` at the top
-    level or where the module changes, else ``name``). ``schema_node`` is
-    yangson's node, for use inside ``agent.schema`` only.
+    level or where the module changes, else ``name``). ``default_deny`` is
+    the strictest RFC 8341 marking of the node or of any ancestor (a marking
+    covers the node and all its descendants). ``schema_node`` is yangson's
+    node, for use inside ``agent.schema`` only.
     """
 
     kind: NodeKind
@@ -176,6 +205,7 @@ class NodeInfo:
     default: str | None
     other_case_tags: frozenset[str]
     json_name: str
+    default_deny: AccessDefault
     ref: SchemaNodeRef | None = field(repr=False)
     schema_node: DataNode = field(repr=False)
 
@@ -587,6 +617,23 @@ class SchemaModel:
                 return child
         return None
 
+    def rpc_access_default(self, rpc_tag: str) -> AccessDefault:
+        """The ``nacm:default-deny-*`` marking of top-level RPC ``rpc_tag`` (Clark); NONE if unknown. Raises nothing."""
+        node = self.rpc_node(rpc_tag)
+        return AccessDefault.NONE if node is None else AccessDefault.of(node)
+
+    def notification_access_default(self, tag: str) -> AccessDefault:
+        """The ``nacm:default-deny-*`` marking of top-level notification ``tag`` (Clark); NONE if unknown.
+
+        Raises nothing.
+        """
+        ns, _, name = tag[1:].partition("}") if tag[:1] == "{" else ("", "", tag)
+        module = self.module_of_namespace(ns)
+        for child in self.data_model.schema.children:
+            if isinstance(child, NotificationNode) and child.name == name and child.ns == module:
+                return AccessDefault.of(child)
+        return AccessDefault.NONE
+
     def clark(self, node: SchemaNode) -> str:
         """Return the Clark tag ``{namespace}name`` of a yangson schema node."""
         return "{" + (self.namespace_of(str(node.ns)) or "") + "}" + str(node.name)
@@ -647,9 +694,21 @@ class SchemaModel:
             default=default,
             other_case_tags=others,
             json_name=node.iname(),
+            default_deny=_inherited_access_default(node),
             ref=ref,
             schema_node=node,
         )
+
+
+def _inherited_access_default(node: SchemaNode) -> AccessDefault:
+    strictest = AccessDefault.NONE
+    current: SchemaNode | None = node
+    while current is not None:
+        mark = AccessDefault.of(current)
+        if mark.value > strictest.value:
+            strictest = mark
+        current = current.parent
+    return strictest
 
 
 def _data_children(

@@ -9,11 +9,28 @@ from collections.abc import Callable, Sequence
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from agent.passwords import verify_password
+from agent.errors import SchemaError
+from agent.passwords import stored_form, verify_password
 from agent.pki.keystore import KeyStore
 
 SYS_NS = "urn:ca-agent:yang:system"
+PASSWORD_HASH_TAG = f"{{{SYS_NS}}}password-hash"
 log = logging.getLogger(__name__)
+
+
+def password_input(value: str) -> str:
+    """The input converter of /aaa/user/password-hash: ``$0$<password>`` becomes its hash.
+
+    Any other value passes unchanged (YANG validation accepts only the
+    agent's own hash format). Raises SchemaError invalid-value for an empty
+    clear-text password.
+    """
+    try:
+        return stored_form(value.strip())
+    except ValueError as error:
+        raise SchemaError(
+            f"invalid password: {error}", error_tag="invalid-value", info={"bad-element": "password-hash"}
+        ) from None
 
 
 class Accounts:

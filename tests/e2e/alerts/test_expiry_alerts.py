@@ -98,7 +98,7 @@ def yanglint_get(data: list[etree._Element], tmp_path: Path) -> None:
     path = tmp_path / "get.xml"
     path.write_bytes(b"".join(etree.tostring(child) for child in data))
     done = subprocess.run(
-        ["yanglint", "-p", str(REPO / "yang"), "-t", "get", str(REPO / "yang" / "ca-agent-system.yang"),
+        ["yanglint", "-p", str(REPO / "yang"), *(f"-p{d}" for d in ietf_yang_dirs()), "-t", "get", str(REPO / "yang" / "ca-agent-system.yang"),
          str(REPO / "yang" / "ca-agent-crypto.yang"), str(path)],
         capture_output=True, text=True, timeout=60,
     )

@@ -24,6 +24,7 @@ from agent.pki.events import (
 )
 from agent.pki.keystore import KeyUsage
 from agent.pki.trustpoint import EnrollmentRequest, RequestState
+from agent.schema.model import ietf_yang_dirs
 from agent.services.notifications import notification_element
 
 YANG = Path(__file__).resolve().parents[3] / "yang"
@@ -48,7 +49,8 @@ def yanglint_notification(element: etree._Element, tmp_path: Path) -> subprocess
     path = tmp_path / "notification.xml"
     path.write_bytes(etree.tostring(element))
     return subprocess.run(
-        ["yanglint", "-p", str(YANG), "-t", "notif", str(YANG / "ca-agent-crypto.yang"), str(path)],
+        ["yanglint", "-p", str(YANG), *(f"-p{d}" for d in ietf_yang_dirs()), "-t", "notif",
+         str(YANG / "ca-agent-crypto.yang"), str(path)],
         capture_output=True, text=True, timeout=60,
     )
 
