@@ -200,8 +200,16 @@ def test_connections_beyond_max_sessions_are_refused_and_logged(agent_factory) -
         with pytest.raises((SSHError, OSError, EOFError, paramiko.SSHException)):
             agent.connect(timeout=10)
     wait_for_log(agent, "refusing SSH connection")
-    with agent.connect() as again:  # the slots are free again
-        assert again.session_id
+
+    def connects() -> bool:
+        try:
+            with agent.connect(timeout=10) as again:
+                return bool(again.session_id)
+        except (SSHError, OSError, EOFError, paramiko.SSHException):
+            return False
+
+    # The slots free up once the server has seen both connections end.
+    wait_until(connects, 15, "a connection once the first two have closed")
 
 
 def test_hello_with_whitespace_before_the_xml_declaration_is_accepted(agent: AgentProcess) -> None:

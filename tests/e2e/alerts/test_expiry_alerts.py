@@ -15,6 +15,8 @@ from cryptography import x509
 from labcaproc import LabCaProcess
 from lxml import etree
 
+from agent.schema.model import ietf_yang_dirs
+
 from agentproc import ADMIN_PASSWORD, AgentProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
