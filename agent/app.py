@@ -1,7 +1,7 @@
 """The composition root: builds the layers of one agent and wires them together.
 
 Only this module knows every layer; each layer knows only the ones below it
-(see ../shared/DESIGN.md).
+(see docs/DESIGN.md).
 """
 
 from __future__ import annotations
@@ -65,12 +65,12 @@ class Application:
         self.agent = NetconfAgent(self.datastores, self.yang)
         BaseOperations(self.agent)
         Monitoring(self.agent, self.schema).register()
-        self.keys = KeyService(self.keystore, lambda: self.identity.fqdn)
-        self.keys.register(self.agent, self.schema)
         certstore = CertificateStore(data_dir / "trustpoints")
         self.pki = Pki(
             data_dir, self.keystore, certstore, lambda: self.identity.fqdn, retry_unit_seconds=config.retry_period_unit
         )
+        self.keys = KeyService(self.keystore, lambda: self.identity.fqdn, self.pki)
+        self.keys.register(self.agent, self.schema)
         TrustpointService(self.pki, lambda: self.datastores.get(Target.RUNNING)).register(self.agent, self.schema)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
