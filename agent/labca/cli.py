@@ -6,11 +6,14 @@
     lab-ca approve TXID --data-dir D
     lab-ca reject  TXID --data-dir D [--reason TEXT]
     lab-ca revoke  SERIAL --data-dir D          (hex, as displayed: 6E)
+    lab-ca sign    [CSR-FILE] --data-dir D [--validity-days N]
 
 ``serve`` runs until SIGTERM/SIGINT and prints ``lab-ca listening on
 http://HOST:PORT/scep`` on stderr once it accepts connections (``--port 0``
 picks a free port). The other commands work on the data directory while the
-server runs; the server re-reads request state from disk for every message.
+server runs; the server re-reads request state from disk for every message. ``sign`` is the CA
+side of cut-and-paste enrollment: it issues a certificate for a PKCS#10
+request (PEM or DER, from the file or stdin) and prints it in PEM on stdout.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.labca.ca import LabCa
 from agent.labca.server import LabCaServer
@@ -30,7 +37,7 @@ from agent.labca.store import LabCaError, RequestState, parse_serial, serial_hex
 
 __all__ = ["main"]
 
-_COMMANDS = ("serve", "list", "approve", "reject", "revoke")
+_COMMANDS = ("serve", "list", "approve", "reject", "revoke", "sign")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke", help="revoke an issued certificate and publish a new CRL")
     revoke.add_argument("serial", metavar="SERIAL", help="serial number in hex, e.g. 6E")
     revoke.add_argument("--data-dir", required=True)
+
+    sign = sub.add_parser("sign", help="issue a certificate for a pasted request (cut-and-paste enrollment)")
+    sign.add_argument("csr", metavar="CSR-FILE", nargs="?", default="-",
+                      help="the PKCS#10 request, PEM or DER (default: stdin)")
+    sign.add_argument("--data-dir", required=True)
+    sign.add_argument("--validity-days", type=int, default=365, help="validity of the certificate")
     return parser
 
 
@@ -83,6 +96,8 @@ def main(argv: Sequence[str]) -> int:
             return _list(args)
         if args.command == "revoke":
             return _revoke(args)
+        if args.command == "sign":
+            return _sign(args)
         return _decide(args)
     except LabCaError as exc:
         print(f"lab-ca: {exc.message}", file=sys.stderr)
@@ -163,6 +178,34 @@ def _revoke(args: argparse.Namespace) -> int:
     ca = LabCa(args.data_dir, create=False)
     crl = ca.revoke(serial)
     print(f"revoked serial {serial_hex(serial)}; CRL now lists {len(list(crl))} certificate(s)")
+    return 0
+
+
+def _read_csr(source: str) -> x509.CertificateSigningRequest | None:
+    data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_csr(data[data.index(b"-----BEGIN") :])
+        return x509.load_der_x509_csr(data)
+    except ValueError:
+        return None
+
+
+def _sign(args: argparse.Namespace) -> int:
+    if args.validity_days <= 0:
+        print("lab-ca: --validity-days must be positive", file=sys.stderr)
+        return 2
+    csr = _read_csr(args.csr)
+    if csr is None:
+        print("lab-ca: that is not a PKCS#10 certificate request (PEM or DER)", file=sys.stderr)
+        return 1
+    if not csr.is_signature_valid:
+        print("lab-ca: the request's signature does not verify", file=sys.stderr)
+        return 1
+    ca = LabCa(args.data_dir, create=False, validity_days=args.validity_days)
+    cert = ca.issue(csr)
+    sys.stdout.write(cert.public_bytes(Encoding.PEM).decode("ascii"))
+    print(f"lab-ca: issued serial {serial_hex(cert.serial_number)} to {csr.subject.rfc4514_string()}", file=sys.stderr)
     return 0
 
 
