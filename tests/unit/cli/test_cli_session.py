@@ -142,16 +142,16 @@ def test_config_commands_are_checked_then_committed_together() -> None:
 
 
 @pytest.mark.parametrize(
-    ("answers", "commits", "discards", "mode"),
+    ("answers", "commits", "mode"),
     [
-        ([""], 1, 0, Mode.EXEC),  # [yes] is the default
-        (["yes"], 1, 0, Mode.EXEC),
-        (["no"], 0, 1, Mode.EXEC),
-        (["cancel"], 0, 0, Mode.CONFIG),
-        (["maybe", "c"], 0, 0, Mode.CONFIG),
+        ([""], 1, Mode.EXEC),  # [yes] is the default
+        (["yes"], 1, Mode.EXEC),
+        (["no"], 0, Mode.EXEC),
+        (["cancel"], 0, Mode.CONFIG),
+        (["maybe", "c"], 0, Mode.CONFIG),
     ],
 )
-def test_end_dialog(answers: list[str], commits: int, discards: int, mode: Mode) -> None:
+def test_end_dialog(answers: list[str], commits: int, mode: Mode) -> None:
     agent = FakeAgent()
     cli, out = session(agent, answers)
     cli.execute("configure")
