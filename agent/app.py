@@ -1,7 +1,7 @@
 """The composition root: builds the layers of one agent and wires them together.
 
 Only this module knows every layer; each layer knows only the ones below it
-(see ../shared/DESIGN.md).
+(see docs/DESIGN.md).
 """
 
 from __future__ import annotations
@@ -86,12 +86,12 @@ class Application:
         self.agent.add_input_converter(PASSWORD_HASH_TAG, password_input)
         NmdaOperations(self.agent, BaseOperations(self.agent, self.schema), self.schema)
         Monitoring(self.agent, self.schema).register()
-        self.keys = KeyService(self.keystore, lambda: self.identity.fqdn)
-        self.keys.register(self.agent, self.schema)
         certstore = CertificateStore(data_dir / "trustpoints")
         self.pki = Pki(
             data_dir, self.keystore, certstore, lambda: self.identity.fqdn, retry_unit_seconds=config.retry_period_unit
         )
+        self.keys = KeyService(self.keystore, lambda: self.identity.fqdn, self.pki)
+        self.keys.register(self.agent, self.schema)
         crls = CrlManager(data_dir / "crls", timeout=config.crl_timeout)
         pool = TrustPool(data_dir / "trustpool")
         self.trust = TrustService(

@@ -1,4 +1,9 @@
-"""`ca-agent` command line: run the agent, the lab CA (`ca-agent lab-ca ...`), or `ca-agent recover-admin`."""
+"""`ca-agent` command line: run the agent, the lab CA (`ca-agent lab-ca ...`), or `ca-agent recover-admin`.
+
+``ca-agent --lab-ca`` also runs the lab SCEP CA (:mod:`agent.labca`) on
+127.0.0.1, with its state in ``DATA_DIR/lab-ca``, so that a first try needs no
+CA of one's own: its URL is printed at start.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,34 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE
+
+if TYPE_CHECKING:
+    from agent.labca.server import LabCaServer
+
+LAB_CA_DIR = "lab-ca"
+
+
+def _start_lab_ca(data_dir: Path, port: int, challenge: str | None) -> LabCaServer:
+    """Start the lab SCEP CA on 127.0.0.1 and say how to use it. Raises OSError (e.g. the port is taken)."""
+    from agent.files import ensure_private_dir
+    from agent.labca.ca import LabCa
+    from agent.labca.server import LabCaServer
+
+    ca_dir = ensure_private_dir(data_dir) / LAB_CA_DIR
+    server = LabCaServer(LabCa(ca_dir, challenge=challenge), host="127.0.0.1", port=port)
+    server.start()
+    password = "the challenge password given with --lab-ca-challenge" if challenge else "any challenge password"
+    for line in (
+        f"lab CA: SCEP at {server.url} (issues at once to {password})",
+        f"lab CA: on a trustpoint: enrollment url {server.url}",
+        f"lab CA: its certificate: {ca_dir / 'ca.pem'}; cut-and-paste requests: ca-agent lab-ca sign "
+        f"--data-dir {ca_dir} < request.pem",
+    ):
+        print(f"ca-agent: {line}", file=sys.stderr, flush=True)
+    return server
 
 
 def _serve(argv: list[str]) -> int:
@@ -38,6 +69,12 @@ def _serve(argv: list[str]) -> int:
     limits.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES",
                         help=f"largest NETCONF message accepted (default {DEFAULT_MAX_MESSAGE_SIZE}, 16 MiB)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--lab-ca", action="store_true",
+                        help="also run the lab SCEP CA on 127.0.0.1 (state in DATA_DIR/lab-ca) for a first try")
+    parser.add_argument("--lab-ca-port", type=int, default=8080, metavar="PORT",
+                        help="port of the lab CA (default 8080; 0: any free port)")
+    parser.add_argument("--lab-ca-challenge", default=None, metavar="PASSWORD",
+                        help="challenge password the lab CA requires (default: none, any is accepted)")
     args = parser.parse_args(argv)
     for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size"):
         if getattr(args, name) <= 0:
@@ -76,10 +113,24 @@ def _serve(argv: list[str]) -> int:
     except OSError as error:
         logging.getLogger("ca-agent").error("cannot start: %s", error)
         return 1
+    lab_ca = None
+    if args.lab_ca:
+        try:
+            lab_ca = _start_lab_ca(args.data_dir, args.lab_ca_port, args.lab_ca_challenge)
+        except OSError as error:
+            logging.getLogger("ca-agent").error(
+                "cannot start the lab CA on 127.0.0.1 port %d: %s (choose another with --lab-ca-port)",
+                args.lab_ca_port,
+                error,
+            )
+            app.stop()
+            return 1
     logging.getLogger("ca-agent").info("ready: NETCONF over SSH on %s port %d", args.host, app.port)
     received = stop_signals.wait()
     logging.getLogger("ca-agent").info("shutting down (%s)", received)
     app.stop()
+    if lab_ca is not None:
+        lab_ca.close()
     return 0
 
 

@@ -6,8 +6,9 @@
 #
 #   bash tests/netns_run.sh python -m pytest tests/e2e/scep -q
 #
-# -r maps the caller to root in a new user namespace, so this also works
-# unprivileged where user namespaces are allowed (as root it changes nothing).
+# Unprivileged, -r maps the caller to root in a new user namespace (where user
+# namespaces are allowed). Root needs none, and must not ask for one: the kernel
+# refuses a user namespace inside a chroot (e.g. a debootstrap'ed Debian).
 set -eu
 if [ "$#" -eq 0 ]; then
     echo "usage: $0 COMMAND [ARG...]" >&2
@@ -17,4 +18,9 @@ if ! command -v unshare >/dev/null 2>&1; then
     echo "$0: unshare (util-linux) is required" >&2
     exit 127
 fi
-exec unshare -rn sh -c 'ip link set lo up && CA_AGENT_NETNS=1 exec "$@"' sh "$@"
+if [ "$(id -u)" = 0 ]; then
+    flags=-n
+else
+    flags=-rn
+fi
+exec unshare "$flags" sh -c 'ip link set lo up && CA_AGENT_NETNS=1 exec "$@"' sh "$@"

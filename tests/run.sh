@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Installs everything the tests need on a fresh Debian machine, then runs them:
+# Installs everything the tests need on a fresh Debian 12 machine, then runs them:
 # YANG lint (pyang, yanglint), ruff, mypy and pytest. .ci/run calls this.
+#
+# Python packages go into the project's virtual environment (tools/venv.sh: .venv, or $CA_AGENT_VENV),
+# created here when missing: Debian's python3 has no pip and refuses 'pip install' outside one (PEP 668).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if command -v apt-get >/dev/null 2>&1; then
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
+    python3 python3-venv \
     scep slapd ldap-utils snmptrapd snmp netconfd yangcli libyang2-tools openssh-server \
     iproute2 openssl util-linux >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+. tools/venv.sh
+ensure_venv test
+python="$VIRTUAL_ENV/bin/python"
 
 echo "== YANG: pyang --lint and yanglint (no warnings allowed)"
 out=$(pyang --lint -p yang yang/*.yang 2>&1) || { echo "$out"; exit 1; }
@@ -26,4 +32,4 @@ ruff check agent tests
 mypy agent
 
 echo "== pytest, in a private network namespace (scepserver listens on every interface)"
-bash tests/netns_run.sh python3 -m pytest -q -p no:cacheprovider "$@"
+bash tests/netns_run.sh "$python" -m pytest -q -p no:cacheprovider "$@"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -27,6 +27,9 @@ from agent.cli.client import NC_NS, AgentClient
 from agent.cli.console import Console
 from agent.cli.grammar import Node, Parsed, argument, integer_range, keyword, rest_of_line
 from agent.cli.render import SYS_NS
+
+if TYPE_CHECKING:  # trust_commands imports the grammar, which imports this module
+    from agent.cli.trust_commands import SessionState
 
 __all__ = ["AlertCommands", "config_nodes", "no_nodes", "show_nodes", "SEVERITIES", "BUFFER_RANGE"]
 
@@ -162,32 +165,35 @@ def _edit(path: Sequence[str], leaves: Sequence[tuple[str, str | None]], operati
 class AlertCommands:
     """The handlers of the logging and SNMP commands."""
 
-    def __init__(self, client: AgentClient, console: Console) -> None:
+    def __init__(self, client: AgentClient, console: Console, session: SessionState) -> None:
         self.client = client
         self.console = console
+        self.session = session
 
     def handlers(self) -> dict[str, Callable[[Parsed], None]]:
         """Action name -> handler, for the session's dispatch table. Raises nothing."""
         return {
             "logging-host": self.logging_host,
             "no-logging-host": lambda p: self._remove(["logging", "host"], [("address", p.args["address"])]),
-            "logging-buffered": lambda p: self.client.edit(_edit(["logging", "buffered"], [("size", p.args["size"])])),
+            "logging-buffered": lambda p: self.session.stage_command(
+                _edit(["logging", "buffered"], [("size", p.args["size"])])
+            ),
             "no-logging-buffered": lambda p: self._remove(["logging", "buffered", "size"], []),
             "snmp-host": self.snmp_host,
             "no-snmp-host": lambda p: self._remove(["snmp-server", "host"], [("address", p.args["address"])]),
-            "snmp-traps-pki": lambda p: self.client.edit(_edit(["snmp-server", "traps"], [("pki", None)])),
+            "snmp-traps-pki": lambda p: self.session.stage_command(_edit(["snmp-server", "traps"], [("pki", None)])),
             "no-snmp-traps-pki": lambda p: self._remove(["snmp-server", "traps", "pki"], []),
             "show-logging": self.show_logging,
         }
 
     def _remove(self, path: Sequence[str], leaves: Sequence[tuple[str, str | None]]) -> None:
-        self.client.edit(_edit(path, leaves, operation="remove"))
+        self.session.stage_command(_edit(path, leaves, operation="remove"))
 
     def logging_host(self, parsed: Parsed) -> None:
         """``logging host ADDRESS [...]``: the host's line, replacing any earlier one. Raises CliError, ConnectionLost."""
         leaves: list[tuple[str, str | None]] = [("address", parsed.args["address"])]
         leaves += [(name, parsed.args[name]) for name in ("transport", "port", "format", "severity") if name in parsed.args]
-        self.client.edit(_edit(["logging", "host"], leaves, operation="replace"))
+        self.session.stage_command(_edit(["logging", "host"], leaves, operation="replace"))
 
     def snmp_host(self, parsed: Parsed) -> None:
         """``snmp-server host ADDRESS traps [version 2c] COMMUNITY [udp-port N]``. Raises CliError, ConnectionLost."""
@@ -198,7 +204,7 @@ class AlertCommands:
         ]
         if "port" in parsed.args:
             leaves.append(("port", parsed.args["port"]))
-        self.client.edit(_edit(["snmp-server", "host"], leaves, operation="replace"))
+        self.session.stage_command(_edit(["snmp-server", "host"], leaves, operation="replace"))
 
     def show_logging(self, parsed: Parsed) -> None:
         """``show logging``. Raises CliError, ConnectionLost."""

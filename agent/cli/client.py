@@ -8,6 +8,7 @@ translated here, in one place: an ``<rpc-error>`` becomes :class:`CliError`
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from ncclient.operations.errors import TimeoutExpiredError
 from ncclient.transport import session as nc_session
 from ncclient.transport.errors import AuthenticationError, SSHUnknownHostError, TransportError
 
-from agent.cli.render import CRYPTO_NS, SYS_NS
+from agent.cli.render import CRYPTO_NS, DEFAULT_HOSTNAME, SYS_NS
 
 __all__ = [
     "AgentClient",
@@ -46,12 +47,25 @@ T = TypeVar("T")
 
 
 class CliError(Exception):
-    """A failed command; ``message`` is printed after ``% ``."""
+    """A failed command; ``message`` is printed after ``% ``.
 
-    def __init__(self, message: str, tag: str | None = None) -> None:
+    ``tag`` is the rpc-error's error-tag and ``info`` its error-info (XML text), when the agent refused.
+    """
+
+    def __init__(self, message: str, tag: str | None = None, info: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.tag = tag
+        self.info = info
+
+    @property
+    def holder_session(self) -> int | None:
+        """The session-id in the error-info of a lock-denied error (0: no session holds it), else None."""
+        match = _SESSION_ID.search(self.info or "")
+        return int(match.group(1)) if match else None
+
+
+_SESSION_ID = re.compile(r"<(?:\w+:)?session-id>\s*(\d+)\s*<")
 
 
 class ConnectionLost(Exception):
@@ -103,6 +117,9 @@ def edit_config_element(
         node.set(f"{{{NC_NS}}}operation", operation)
     return config
 
+
+_HOSTNAME_FILTER = f'<hostname xmlns="{SYS_NS}"/>'
+_LOCKED_TAGS = ("in-use", "lock-denied")
 
 _STATE_FILTERS = {
     "key": f'<crypto xmlns="{CRYPTO_NS}"><key/></crypto>',
@@ -169,7 +186,7 @@ class AgentClient:
         try:
             session = manager.connect(**params)
         except AuthenticationError as error:
-            raise ConnectionLost(f"Authentication to {where} failed ({error})") from error
+            raise ConnectionLost(f"Authentication failed for user {username}") from error
         except SSHUnknownHostError as error:
             raise ConnectionLost(f"Host key of {where} does not match {known_hosts}: refusing to connect") from error
         except (TransportError, OSError, EOFError, paramiko.SSHException) as error:
@@ -201,7 +218,8 @@ class AgentClient:
         except RPCError as error:
             if error.tag == "access-denied":
                 raise CliError(NOT_AUTHORIZED, error.tag) from error
-            raise CliError(error.message or error.tag or "The agent refused the operation", error.tag) from error
+            message = (error.message or error.tag or "The agent refused the operation").strip()
+            raise CliError(message, error.tag, error.info) from error
         except TimeoutExpiredError as error:
             if not self._m.connected:
                 raise ConnectionLost(f"Connection to {self.where} closed by foreign host") from error
@@ -213,10 +231,6 @@ class AgentClient:
         """<get-config source=running>; returns <data>. Raises CliError, ConnectionLost."""
         return self._call(lambda: self._m.get_config(source="running").data_ele)
 
-    def candidate(self) -> etree._Element:
-        """<get-config source=candidate>; returns <data>. Raises CliError, ConnectionLost."""
-        return self._call(lambda: self._m.get_config(source="candidate").data_ele)
-
     def state(self, part: str) -> etree._Element:
         """<get> of /crypto/key (``part="key"``), /crypto/ca (``"ca"``) or /logging (``"logging"``); returns <data>.
 
@@ -225,17 +239,56 @@ class AgentClient:
         subtree = _STATE_FILTERS[part]
         return self._call(lambda: self._m.get(filter=("subtree", subtree)).data_ele)
 
-    def edit(self, config: etree._Element) -> None:
-        """<edit-config target=candidate> (merge). Raises CliError, ConnectionLost."""
-        self._call(lambda: self._m.edit_config(target="candidate", config=config))
+    def hostname(self) -> str:
+        """The committed hostname (the YANG default when unset): one filtered <get-config>.
 
-    def commit(self) -> None:
-        """<commit>. Raises CliError, ConnectionLost."""
-        self._call(lambda: self._m.commit())
+        Raises CliError, ConnectionLost.
+        """
+        data = self._call(lambda: self._m.get_config(source="running", filter=("subtree", _HOSTNAME_FILTER)).data_ele)
+        return data.findtext(f"{{{SYS_NS}}}hostname") or DEFAULT_HOSTNAME
 
-    def discard(self) -> None:
-        """<discard-changes>. Raises CliError, ConnectionLost."""
-        self._call(lambda: self._m.discard_changes())
+    def check_edit(self, config: etree._Element) -> bool:
+        """Have the agent check an edit's values without applying it (<edit-config> test-only on the candidate).
+
+        Returns False when it could not be checked because another session
+        holds the candidate (the values are then checked at commit).
+        Raises CliError (the agent refused a value), ConnectionLost.
+        """
+        try:
+            self._call(lambda: self._m.edit_config(target="candidate", config=config, test_option="test-only"))
+        except CliError as error:
+            if error.tag in _LOCKED_TAGS:
+                return False
+            raise
+        return True
+
+    def commit_changes(self, edits: Sequence[etree._Element], commit: etree._Element | None = None) -> None:
+        """Apply one session's edits to running as a single locked change of the candidate.
+
+        <lock> candidate, <discard-changes>, one <edit-config> per edit (in
+        order), <validate>, <commit>, <unlock> (which also discards whatever
+        was not committed). ``commit`` replaces the plain <commit/> (e.g. one
+        carrying a label and comment). Nothing of another session's is ever
+        committed: the lock is refused while the candidate holds changes that
+        are not ours.
+        Raises CliError (tag ``lock-denied`` or ``in-use``: another session holds
+        the configuration; see :attr:`CliError.holder_session`), ConnectionLost.
+        """
+        self._call(lambda: self._m.lock(target="candidate"))
+        try:
+            self._call(lambda: self._m.discard_changes())
+            for edit in edits:
+                self._call(lambda edit=edit: self._m.edit_config(target="candidate", config=edit))  # type: ignore[misc]
+            self._call(lambda: self._m.validate(source="candidate"))
+            if commit is None:
+                self._call(lambda: self._m.commit())
+            else:
+                self._call(lambda: self._m.dispatch(commit))
+        finally:
+            try:
+                self._call(lambda: self._m.unlock(target="candidate"))
+            except CliError:
+                pass  # e.g. the lock was already released: nothing of ours is left in the candidate
 
     def rpc(self, name: str, leaves: Sequence[tuple[str, str | None]] = ()) -> etree._Element:
         """Call one of the ca-agent-crypto RPCs; returns the <rpc-reply> element. Raises CliError, ConnectionLost."""

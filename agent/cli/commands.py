@@ -1,6 +1,8 @@
 """The command language of ``ca-cli``: one grammar tree per mode (exec, config, config-trustp).
 
-Pure data. Action names are the keys :mod:`agent.cli.session` dispatches on.
+Pure data. Action names are the keys :mod:`agent.cli.session` dispatches on;
+every show command's action starts with ``show-`` (:func:`is_show`), which
+is what lets its output go through the output modifiers (``| include ...``).
 The syntax follows the seed (Cisco IOS XR, "Implementing Certification
 Authority Interoperability"); where the seed spells a command two ways both
 are accepted (``rsakeypair`` / ``rsa keypair``, ``usage-keys`` / ``usage
@@ -15,7 +17,7 @@ import enum
 from agent.cli import alert_commands, trust_grammar
 from agent.cli.grammar import Node, argument, integer_range, keyword, rest_of_line
 
-__all__ = ["Mode", "tree", "RETRY_PERIOD_RANGE", "RETRY_COUNT_RANGE", "MODULUS_RANGE"]
+__all__ = ["Mode", "tree", "is_show", "RETRY_PERIOD_RANGE", "RETRY_COUNT_RANGE", "MODULUS_RANGE"]
 
 # From yang/ca-agent-crypto.yang: enrollment/retry/period, enrollment/retry/count and key-generate-rsa/modulus.
 RETRY_PERIOD_RANGE = (1, 60)
@@ -29,6 +31,11 @@ class Mode(enum.Enum):
     CONFIG = "config"
     TRUSTPOINT = "config-trustp"
     TRUSTPOOL = "config-trustpool"
+
+
+def is_show(action: str) -> bool:
+    """Whether an action is a show command (its output may be filtered). Raises nothing."""
+    return action.startswith("show-")
 
 
 def _label(action: str) -> Node:
@@ -47,10 +54,25 @@ def _key_type_then_label(action: str) -> list[Node]:
     ]
 
 
-def _show() -> Node:
+def _import_key_type_then_label(action: str) -> list[Node]:
+    """[general-keys] [LABEL] of ``crypto key import authentication rsa``."""
+    label = argument("WORD", "Label of the imported key (default: your user name)", "label", action=action)
+    return [
+        keyword("general-keys", "Import a general purpose RSA public key (the only kind accepted)", label,
+                action=action, name="type"),
+        label,
+    ]
+
+
+def _show(config_mode: bool = False) -> Node:
+    configuration = [
+        keyword("configuration", "Contents of this session's uncommitted configuration changes",
+                action="show-configuration")
+    ] if config_mode else []
     return keyword(
         "show",
         "Show commands",
+        *configuration,
         keyword(
             "running-config",
             "Current operating configuration",
@@ -112,8 +134,8 @@ def _exec_commands(include_mode_changes: bool = True) -> list[Node]:
                     "import",
                     "Import a key",
                     keyword("authentication", "Import a public key for user authentication",
-                            keyword("rsa", "RSA public key", *_key_type_then_label("key-import"),
-                                    action="key-import")),
+                            keyword("rsa", "RSA public key of a user (pasted; logs that user in over SSH)",
+                                    *_import_key_type_then_label("key-import"), action="key-import")),
                 ),
             ),
             keyword(
@@ -157,7 +179,7 @@ def _config_common() -> list[Node]:
         keyword("exit", "Exit from this submode", action="exit"),
         keyword("abort", "Discard all uncommitted changes and exit from configure mode", action="abort"),
         keyword("do", "Run an exec command", *_exec_commands(include_mode_changes=False)),
-        _show(),
+        _show(config_mode=True),
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol, TextIO
 
 __all__ = ["Console", "TerminalConsole", "StreamConsole"]
@@ -23,6 +24,9 @@ class Console(Protocol):
     def write(self, text: str) -> None:
         """Write output as is (the caller adds newlines)."""
 
+    def capture(self) -> AbstractContextManager[list[str]]:
+        """Hold back what is written inside the ``with`` block; the list it gives holds the text written."""
+
     def ask(self, prompt: str) -> str | None:
         """Show ``prompt`` and read one answer line; None at the end of input."""
 
@@ -30,16 +34,37 @@ class Console(Protocol):
         """Like :meth:`ask`, without echoing the answer."""
 
 
-class TerminalConsole:
+class _Output:
+    """Writing, with captures: the output modifiers (``| include ...``) filter a show command's output,
+    whichever module writes it, by capturing everything written while the command runs."""
+
+    def __init__(self, out: TextIO | None) -> None:
+        self.out = out or sys.stdout
+        self._captures: list[list[str]] = []
+
+    def write(self, text: str) -> None:
+        if self._captures:
+            self._captures[-1].append(text)
+            return
+        self.out.write(text)
+        self.out.flush()
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        captured: list[str] = []
+        self._captures.append(captured)
+        try:
+            yield captured
+        finally:
+            self._captures.remove(captured)
+
+
+class TerminalConsole(_Output):
     """A person at a terminal: stdin is a tty."""
 
     def __init__(self, out: TextIO | None = None, *, echoes_commands: bool = True) -> None:
-        self.out = out or sys.stdout
+        super().__init__(out)
         self.echoes_commands = echoes_commands
-
-    def write(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
 
     def ask(self, prompt: str) -> str | None:
         self.out.flush()
@@ -58,17 +83,13 @@ class TerminalConsole:
             return None
 
 
-class StreamConsole:
+class StreamConsole(_Output):
     """Answers (and commands) from a stream of lines, echoed after their prompts."""
 
     def __init__(self, lines: Iterator[str], out: TextIO | None = None, *, echoes_commands: bool = True) -> None:
+        super().__init__(out)
         self.lines = lines
-        self.out = out or sys.stdout
         self.echoes_commands = echoes_commands
-
-    def write(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
 
     def next_line(self) -> str | None:
         """The next input line without its newline; None at the end."""

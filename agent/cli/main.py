@@ -1,12 +1,14 @@
 """``ca-cli``: connect to the agent over NETCONF and run router commands.
 
     ca-cli [--host H] [--port P] [--user U] [--key FILE] [--known-hosts FILE]
-           [--timeout S] [-c COMMAND]...
+           [--data-dir DIR] [--timeout S] [-c COMMAND]...
 
 Interactive shell when stdin is a terminal and no ``-c`` is given; otherwise
 one-shot: the ``-c`` commands in order, or the commands read from stdin
 (answers to a command's questions are the lines that follow it). The
-password comes from ``$CA_AGENT_PASSWORD`` or is asked for.
+password comes from ``$CA_AGENT_PASSWORD``; else, for user admin of an agent
+on this host, from the agent's data directory (``DIR/admin-password``, which
+the agent writes at its first start); else it is asked for.
 
 Exit status: 0 success, 1 a command failed (one-shot mode), 2 usage error,
 3 cannot connect or the connection was lost.
@@ -33,6 +35,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
 PASSWORD_ENV = "CA_AGENT_PASSWORD"
+ADMIN_USER = "admin"  # the user the agent creates at its first start...
+ADMIN_PASSWORD_FILE = "admin-password"  # ...with its password in this file of its data directory
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,19 +52,36 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--key", default=None, help="SSH private key file for public-key login")
     parser.add_argument("--known-hosts", type=Path, default=None,
                         help="verify the agent's host key against this known_hosts file (default: no check)")
+    parser.add_argument("--data-dir", type=Path, default=Path("./ca-agent-data"),
+                        help="the agent's data directory, for the admin password of an agent on this host "
+                        "(default ./ca-agent-data, as ca-agent's)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each reply (default 300)")
     parser.add_argument("-c", "--command", action="append", default=[], metavar="COMMAND",
                         help="run this command and exit (repeatable; runs in order)")
     return parser
 
 
+def _local_admin_password(args: argparse.Namespace) -> str | None:
+    """The admin password the agent wrote in its data directory, when it runs on this host."""
+    if args.user != ADMIN_USER or args.host not in LOCAL_HOSTS:
+        return None
+    try:
+        return (args.data_dir / ADMIN_PASSWORD_FILE).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None  # no such file (e.g. the password came from $CA_AGENT_ADMIN_PASSWORD) or not readable
+
+
 def _password(args: argparse.Namespace) -> str | None:
     password = os.environ.get(PASSWORD_ENV)
     if password or args.key:
         return password or None
+    password = _local_admin_password(args)
+    if password:
+        return password
     if sys.stdin.isatty():
         return getpass.getpass(f"{args.user}@{args.host}'s password: ")
-    raise CliError(f"No password: set ${PASSWORD_ENV} (stdin is not a terminal)")
+    raise CliError(f"No password: set ${PASSWORD_ENV}, or --data-dir of an agent on this host "
+                   "(stdin is not a terminal)")
 
 
 def _run_commands(session: CliSession, commands: Sequence[str]) -> int:

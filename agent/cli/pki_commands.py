@@ -28,6 +28,8 @@ __all__ = ["PkiCommands", "pem_from_paste", "ENROLL_INTRO", "DEFAULT_RETRY_PERIO
 # Defaults of enrollment/retry/period and enrollment/retry/count in yang/ca-agent-crypto.yang.
 DEFAULT_RETRY_PERIOD = "1"
 DEFAULT_RETRY_COUNT = "10"
+# The key pair of a trustpoint without rsakeypair (the seed: "the trustpoint uses the default RSA key").
+DEFAULT_KEY_LABEL = "the_default"
 
 ENROLL_INTRO = (
     "% Start certificate enrollment ...\n"
@@ -37,6 +39,7 @@ ENROLL_INTRO = (
     "% Please make a note of it.\n"
     "\n"
 )
+_CERTS_REMOVED = "% All router certs issued using these keys will also be removed."
 _PASTE_END = 'End with a blank line or the word "quit" on a line by itself\n'
 _REQUEST_END = "---End - This line not part of the certificate request---"
 
@@ -108,6 +111,19 @@ class PkiCommands:
     def _fqdn(self) -> str:
         return fqdn_of(self.client.running())
 
+    def _trustpoints_with_certificates_of(self, label: str) -> list[str]:
+        """The trustpoints whose key pair is ``label`` and that hold a router certificate for it."""
+        users = set()
+        for element in self.client.running().iterfind(f"{_c('crypto')}/{_c('ca')}/{_c('trustpoint')}"):
+            if (element.findtext(_c("rsakeypair")) or DEFAULT_KEY_LABEL) == label:
+                users.add(element.findtext(_c("name")) or "")
+        state = self.client.state("ca")
+        return sorted(
+            element.findtext(_c("name")) or ""
+            for element in state.iterfind(f"{_c('crypto')}/{_c('ca')}/{_c('trustpoint')}")
+            if element.findtext(_c("name")) in users and element.find(_c("certificate")) is not None
+        )
+
     # ------------------------------------------------------------------ keys
 
     def key_generate(self, key_type: str | None, label: str | None) -> None:
@@ -118,6 +134,12 @@ class PkiCommands:
         replace = False
         if name in self._key_labels():
             self._say(f"% You already have keys defined for {name}")
+            users = self._trustpoints_with_certificates_of(name)
+            if users:
+                self._say(
+                    f"% Trustpoint(s) {', '.join(users)} use these keys: their router certificates will not match "
+                    "the new keys (Key mismatch) until you enroll again."
+                )
             if not self._yes_no("Do you really want to replace them? [yes/no]: "):
                 return
             replace = True
@@ -145,14 +167,23 @@ class PkiCommands:
         if label is not None:
             if label not in labels:
                 raise CliError(f"RSA key pair {label} does not exist")
-            self._say(f"% Keys to be removed are named {label}")
+            self._say(f"% Keys to be removed are named {label}", _CERTS_REMOVED)
         else:
             if not labels:
                 raise CliError("There are no RSA keys to remove")
-            self._say("% All keys will be removed.", "% All router certs issued using these keys will also be removed.")
+            self._say("% All keys will be removed.", _CERTS_REMOVED)
         if not self._yes_no("Do you really want to remove these keys ?? [yes/no]: "):
             return
-        self.client.rpc("key-zeroize-rsa", [] if label is None else [("label", label)])
+        reply = self.client.rpc("key-zeroize-rsa", [] if label is None else [("label", label)])
+        zeroized = [e.text or "" for e in reply.iterfind(_c("zeroized"))]
+        if zeroized:
+            self._say(f"% Keys removed: {', '.join(zeroized)}")
+        for removed in reply.iterfind(_c("removed-certificate")):
+            usage = key_usage_name(removed.findtext(_c("key-usage")))
+            self._say(
+                f"% Router certificate of trustpoint {removed.findtext(_c('trustpoint'))} ({usage}, "
+                f"serial number {removed.findtext(_c('serial-number'))}) removed"
+            )
 
     def key_import(self, key_type: str | None, label: str | None) -> None:
         """``crypto key import authentication rsa [general-keys] [LABEL]``: paste a user's public key.
@@ -202,12 +233,16 @@ class PkiCommands:
         Raises CliError, ConnectionLost.
         """
         self.console.write(ENROLL_INTRO)
-        password = self.console.ask_secret("Password: ")
-        if password is None:
-            raise CliError("Enrollment aborted")
-        again = self.console.ask_secret("Re-enter Password: ")
-        if again != password:
-            raise CliError("Passwords do not match.")
+        while True:
+            password = self.console.ask_secret("Password: ")
+            if password is None:
+                raise CliError("Enrollment aborted")
+            again = self.console.ask_secret("Re-enter Password: ")
+            if again is None:
+                raise CliError("Enrollment aborted")
+            if again == password:
+                break
+            self._say("% Passwords do not match. Please try again.")
         leaves: list[tuple[str, str | None]] = [("trustpoint", name)]
         if password:
             leaves.append(("challenge-password", password))
@@ -262,8 +297,16 @@ class PkiCommands:
                 self._say(f"% {message}")
 
     def ca_cancel_enroll(self, name: str) -> None:
-        """``crypto ca cancel-enroll NAME``. Raises CliError, ConnectionLost."""
-        self.client.rpc("ca-cancel-enroll", [("trustpoint", name)])
+        """``crypto ca cancel-enroll NAME``: says which requests were cancelled. Raises CliError, ConnectionLost."""
+        reply = self.client.rpc("ca-cancel-enroll", [("trustpoint", name)])
+        for cancelled in reply.iterfind(_c("cancelled")):
+            usage = key_usage_name(cancelled.findtext(_c("key-usage")))
+            txid = cancelled.findtext(_c("transaction-id"))
+            self._say(
+                f"% Enrollment request of trustpoint {name} ({usage} key"
+                + (f", transaction ID {txid}" if txid else "")
+                + ") cancelled"
+            )
 
     def ca_import(self, name: str) -> None:
         """``crypto ca import NAME certificate``: paste the router certificate the CA issued.
@@ -277,5 +320,13 @@ class PkiCommands:
         self._say(f"% Router Certificate successfully imported{detail}")
 
     def ca_clear(self, name: str | None) -> None:
-        """``clear crypto ca certificates [NAME]``. Raises CliError, ConnectionLost."""
-        self.client.rpc("ca-clear-certificates", [] if name is None else [("trustpoint", name)])
+        """``clear crypto ca certificates [NAME]``: says whose certificates were removed.
+
+        Raises CliError, ConnectionLost.
+        """
+        reply = self.client.rpc("ca-clear-certificates", [] if name is None else [("trustpoint", name)])
+        cleared = [e.text or "" for e in reply.iterfind(_c("cleared"))]
+        for trustpoint in cleared:
+            self._say(f"% Certificates of trustpoint {trustpoint} cleared (CA, RA and router certificates)")
+        if not cleared:
+            self._say(f"% Trustpoint {name} has no certificates to clear" if name else "% No certificates to clear")

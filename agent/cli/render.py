@@ -98,7 +98,18 @@ def fingerprint_groups(hex_data: str) -> str:
 
 
 _KEY_USAGE = {"general-purpose": "General Purpose", "signature": "Signature", "encryption": "Encryption"}
-_STATUS = {"available": "Available", "pending": "Pending", "key-missing": "Key missing", "revoked": "Revoked"}
+_STATUS = {
+    "available": "Available",
+    "pending": "Pending",
+    "key-missing": "Key missing",
+    "key-mismatch": "Key mismatch",
+    "revoked": "Revoked",
+    # the final states of a request that produced no certificate
+    "rejected": "Rejected",
+    "timed-out": "Timed out",
+    "failed": "Failed",
+}
+_FAILED_REQUEST_STATES = ("rejected", "timed-out", "failed")
 _KEY_TYPE = {"general-purpose": "RSA General purpose", "signature": "RSA Signature", "encryption": "RSA Encryption"}
 
 
@@ -272,6 +283,18 @@ def _router_block(cert: CertificateView, expiry: str | None = None) -> list[str]
     return lines
 
 
+def _failed_request_lines(request: etree._Element, state: str) -> list[str]:
+    """Why and when a request ended without a certificate (rejected, timed out, failed)."""
+    lines = [f"Reason         :{_text(request, 'last-error') or 'not given'}"]
+    updated = _text(request, "updated")
+    if updated:
+        lines.append(f"{_STATUS[state] + ' at':<15}:{router_date(updated)}")
+    txid = _text(request, "transaction-id")
+    if txid:
+        lines.append(f"Transaction ID :{txid}")
+    return lines
+
+
 def _trustpoint_block(trustpoint: etree._Element, now: dt.datetime | None = None) -> list[str]:
     name = _text(trustpoint, "name") or ""
     sections: list[list[str]] = []
@@ -281,16 +304,25 @@ def _trustpoint_block(trustpoint: etree._Element, now: dt.datetime | None = None
         sections.append(_ca_block("CA certificate", CertificateView.from_element(ca), expiry))
     for ra in trustpoint.iterfind(_c("ra-certificate")):
         sections.append(_ca_block("RA certificate", CertificateView.from_element(ra)))
-    shown: set[str] = set()
+    shown: dict[str, list[str]] = {}
     for element in trustpoint.iterfind(_c("certificate")):
         cert = CertificateView.from_element(element)
-        shown.add(cert.key_usage)
-        sections.append(_router_block(cert, expiry_alert_line(element, now) if now is not None else None))
-    # A request still pending at the CA shows as a router certificate with Status Pending.
+        shown[cert.key_usage] = _router_block(cert, expiry_alert_line(element, now) if now is not None else None)
+        sections.append(shown[cert.key_usage])
+    # A request still pending at the CA shows as a router certificate with Status Pending; one that
+    # ended without a certificate stays visible (Rejected, Timed out, Failed: why and when) until
+    # the next enrollment, under the certificate it was meant to replace if there is one.
     for request in trustpoint.iterfind(f"{_c('enrollment')}/{_c('request')}"):
         usage = _text(request, "key-usage") or "general-purpose"
-        if _text(request, "state") == "pending" and usage not in shown:
+        state = _text(request, "state") or ""
+        if state == "pending" and usage not in shown:
             sections.append(_router_block(CertificateView(key_usage=usage, status="pending")))
+        elif state in _FAILED_REQUEST_STATES and usage in shown:
+            shown[usage].append(f"Last enrollment:{_STATUS[state]}")
+            shown[usage].extend(_failed_request_lines(request, state))
+        elif state in _FAILED_REQUEST_STATES:
+            block = _router_block(CertificateView(key_usage=usage, status=state))
+            sections.append(block + _failed_request_lines(request, state))
     lines = [f"Trustpoint      :{name}", "====="]
     for index, section in enumerate(sections):
         if index:

@@ -1,10 +1,14 @@
 """One CLI session: the modes (exec, config, config-trustp), configuration editing, show commands.
 
-Configuration mode edits the NETCONF candidate, one ``<edit-config>`` per
-command (so a bad value is refused at once, as on the router); ``commit`` is
-``<commit>``; ``end`` asks ``Uncommitted changes found, commit them? [yes]:``
-when the candidate differs from running; ``abort`` is ``<discard-changes>``.
-The key and CA commands are in :mod:`agent.cli.pki_commands`.
+Configuration commands are this session's own until committed
+(:class:`~agent.cli.target_config.TargetConfig`): each is checked by the
+agent as it is typed (so a bad value is refused at once, as on the router)
+and kept by the CLI; ``commit`` applies them as one locked change;
+``show configuration`` lists them; ``end`` asks ``Uncommitted changes found,
+commit them? [yes]:`` when there are any; ``abort`` forgets them. Every show
+command's output can be filtered (``| include REGEX`` ..., see
+:mod:`agent.cli.pipe`). The prompt follows the committed hostname, whoever
+changed it. The key and CA commands are in :mod:`agent.cli.pki_commands`.
 """
 
 from __future__ import annotations
@@ -16,23 +20,32 @@ from lxml import etree
 
 from agent.cli.alert_commands import AlertCommands
 from agent.cli.client import AgentClient, CliError, ConnectionLost, edit_config_element
-from agent.cli.commands import Mode, tree
+from agent.cli.commands import Mode, is_show, tree
 from agent.cli.console import Console
 from agent.cli.grammar import ErrorKind, Parsed, ParseError, completions, format_help, help_entries, parse
+from agent.cli.pipe import (
+    PIPE_HELP,
+    OutputModifier,
+    apply_modifiers,
+    modifier_completions,
+    modifier_help,
+    parse_modifiers,
+    split_pipe,
+)
 from agent.cli.pki_commands import PkiCommands
 from agent.cli.render import (
     CRYPTO_NS,
     DEFAULT_HOSTNAME,
     SYS_NS,
-    hostname_of,
     render_authentication_keys,
     render_certificates,
     render_mypubkey,
     render_running_config,
 )
+from agent.cli.target_config import PendingChange, TargetConfig
 from agent.cli.trust_commands import TrustCommands
 
-__all__ = ["CliSession", "ExitCli", "PROMPT_PREFIX", "same_config"]
+__all__ = ["CliSession", "ExitCli", "PROMPT_PREFIX"]
 
 PROMPT_PREFIX = "RP/0/RP0/CPU0:"
 
@@ -41,18 +54,21 @@ class ExitCli(Exception):
     """``exit`` at the EXEC prompt."""
 
 
-def _canonical(element: etree._Element) -> tuple[object, ...]:
-    children = sorted(_canonical(child) for child in element if isinstance(child.tag, str))
-    return (element.tag, (element.text or "").strip(), tuple(sorted(element.attrib.items())), tuple(children))
-
-
-def same_config(a: etree._Element, b: etree._Element) -> bool:
-    """Whether two <data> trees hold the same configuration (sibling order ignored). Raises nothing."""
-    return _canonical(a) == _canonical(b)
-
-
 _YES = ("y", "ye", "yes")
 _NO = ("n", "no")
+
+# How 'show configuration' spells a configuration leaf (as 'show running-config' does); others: the path words.
+_SYSTEM_WORDS = {("hostname",): "hostname", ("domain", "name"): "domain name"}
+_TRUSTPOINT_WORDS = {
+    ("enrollment", "url"): "enrollment url",
+    ("enrollment", "terminal"): "enrollment terminal",
+    ("enrollment", "retry", "period"): "enrollment retry period",
+    ("enrollment", "retry", "count"): "enrollment retry count",
+    ("query-url",): "query url",
+    ("rsakeypair",): "rsakeypair",
+    ("subject-name",): "subject-name",
+}
+_LOCKED = ("lock-denied", "in-use")
 
 
 class CliSession:
@@ -64,6 +80,7 @@ class CliSession:
         self.mode = Mode.EXEC
         self.trustpoint: str | None = None
         self.hostname = DEFAULT_HOSTNAME
+        self.target = TargetConfig(client)
         self.pki = PkiCommands(client, console)
         self._handlers: dict[str, Callable[[Parsed], None]] = {
             "configure": lambda p: self._enter(Mode.CONFIG),
@@ -72,6 +89,7 @@ class CliSession:
             "abort": lambda p: self._abort(),
             "commit": lambda p: self._commit(),
             "show-running": self._show_running,
+            "show-configuration": lambda p: self._write_lines(self.target.render()),
             "show-mypubkey": self._show_mypubkey,
             "show-authkeys": self._show_authkeys,
             "show-certificates": self._show_certificates,
@@ -104,8 +122,9 @@ class CliSession:
             "ca-import": lambda p: self.pki.ca_import(p.args["trustpoint"]),
             "ca-clear": lambda p: self.pki.ca_clear(p.args.get("trustpoint")),
         }
+        self.current_line = ""  # the command being executed, as typed (staged config shows it)
         self._handlers.update(TrustCommands(client, console, self).handlers())
-        self._handlers.update(AlertCommands(client, console).handlers())
+        self._handlers.update(AlertCommands(client, console, self).handlers())
 
     # ------------------------------------------------------------------ prompt, help, completion
 
@@ -117,16 +136,36 @@ class CliSession:
 
     def refresh_hostname(self) -> None:
         """Read the committed hostname for the prompt. Raises CliError, ConnectionLost."""
-        self.hostname = hostname_of(self.client.running())
+        self.hostname = self.client.hostname()
+
+    def _follow_hostname(self) -> None:
+        """Keep the prompt on the committed hostname, which another session may have changed."""
+        try:
+            self.refresh_hostname()
+        except CliError:
+            pass  # the prompt keeps the last name known
 
     def _trees(self) -> list[Mode]:
         # In a submode, a command of the parent mode also works (and leaves the submode), as on the router.
         return [self.mode, Mode.CONFIG] if self.mode in (Mode.TRUSTPOINT, Mode.TRUSTPOOL) else [self.mode]
 
+    def _is_show(self, text: str) -> bool:
+        """Whether ``text`` is a complete show command of the current mode."""
+        try:
+            return is_show(parse(tree(self.mode), text).action)
+        except ParseError:
+            return False
+
     def help_lines(self, text: str) -> list[str]:
         """What ``?`` shows after ``text`` in the current mode. Raises nothing."""
+        command, modifiers = split_pipe(text)
         try:
-            entries = help_entries(tree(self.mode), text)
+            if modifiers is not None and self._is_show(command):
+                entries = modifier_help(modifiers)
+            else:
+                entries = help_entries(tree(self.mode), text)
+                if ("<cr>", "") in entries and self._is_show(text):
+                    entries.insert(entries.index(("<cr>", "")), PIPE_HELP)
         except ParseError as error:
             return [error.message]
         if not entries:
@@ -135,6 +174,9 @@ class CliSession:
 
     def completions(self, text: str) -> list[str]:
         """Keywords completing the last word of ``text`` (Tab). Raises nothing."""
+        command, modifiers = split_pipe(text)
+        if modifiers is not None and self._is_show(command):
+            return modifier_completions(modifiers)
         return completions(tree(self.mode), text)
 
     # ------------------------------------------------------------------ running one line
@@ -145,6 +187,12 @@ class CliSession:
         Raises ExitCli for ``exit`` at the EXEC prompt, ConnectionLost when the
         session to the agent is gone.
         """
+        try:
+            return self._execute(line)
+        finally:
+            self._follow_hostname()
+
+    def _execute(self, line: str) -> bool:
         stripped = line.strip()
         if not stripped or stripped.startswith("!") or stripped.startswith("#"):
             return True  # blank lines and comments, as in the seed's configuration example
@@ -153,14 +201,18 @@ class CliSession:
             return True
         shown_prompt = self.prompt  # what the line was typed after, for the '^' marker
         try:
-            parsed, mode = self._parse(line)
+            parsed, mode, modifiers = self._parse_line(line)
         except ParseError as error:
             self._report(line, error, shown_prompt)
             return False
         if mode is not self.mode:  # a parent-mode command typed in a submode
             self.mode, self.trustpoint = mode, None
+        self.current_line = stripped
         try:
-            self._handlers[parsed.action](parsed)
+            if modifiers:
+                self._run_filtered(parsed, modifiers)
+            else:
+                self._handlers[parsed.action](parsed)
         except CliError as error:
             self._report_cli_error(line, parsed, error, shown_prompt)
             return False
@@ -173,6 +225,29 @@ class CliSession:
             self.console.write(f"% Internal error: {type(error).__name__}: {error}\n")
             return False
         return True
+
+    def _parse_line(self, line: str) -> tuple[Parsed, Mode, list[OutputModifier]]:
+        """The command, the mode whose grammar took it, and the output modifiers of a show command.
+
+        Raises ParseError.
+        """
+        command, rest = split_pipe(line)
+        if rest is not None:
+            try:
+                parsed, mode = self._parse(command)
+            except ParseError:
+                pass  # not a command before the '|': the whole line is judged below
+            else:
+                if is_show(parsed.action):
+                    return parsed, mode, parse_modifiers(rest, len(command))
+        parsed, mode = self._parse(line)
+        return parsed, mode, []
+
+    def _run_filtered(self, parsed: Parsed, modifiers: list[OutputModifier]) -> None:
+        """Run a show command with its output held back, then print what the modifiers keep."""
+        with self.console.capture() as captured:
+            self._handlers[parsed.action](parsed)
+        self._write_lines(apply_modifiers(modifiers, "".join(captured).splitlines()))
 
     def _parse(self, line: str) -> tuple[Parsed, Mode]:
         best: ParseError | None = None
@@ -219,11 +294,11 @@ class CliSession:
         self._end()
 
     def has_uncommitted_changes(self) -> bool:
-        """Whether the candidate differs from running. Raises CliError, ConnectionLost."""
-        return not same_config(self.client.candidate(), self.client.running())
+        """Whether this session has configuration changes not yet committed. Raises nothing."""
+        return bool(self.target)
 
     def _end(self) -> None:
-        if self.has_uncommitted_changes():
+        if self.target:
             while True:
                 answer = self.console.ask("Uncommitted changes found, commit them? [yes]:")
                 choice = "cancel" if answer is None else (answer.strip().lower() or "yes")
@@ -231,7 +306,7 @@ class CliSession:
                     self._commit_changes()
                     break
                 if choice in _NO:
-                    self.client.discard()
+                    self.target.clear()
                     break
                 if "cancel".startswith(choice):
                     return  # stay in configuration mode, changes kept
@@ -239,61 +314,90 @@ class CliSession:
         self.mode, self.trustpoint = Mode.EXEC, None
 
     def _abort(self) -> None:
-        self.client.discard()
+        self.target.clear()
         self.mode, self.trustpoint = Mode.EXEC, None
 
     def _commit(self) -> None:
-        if not self.has_uncommitted_changes():
+        if not self.target:
             self.console.write("% No configuration changes to commit.\n")
             return
         self._commit_changes()
 
     def _commit_changes(self) -> None:
+        """Commit this session's changes; on failure they are kept. Raises CliError, ConnectionLost."""
         try:
-            self.client.commit()
+            self.target.commit()
         except CliError as error:
+            if error.tag in _LOCKED:
+                holder = error.holder_session
+                who = f"session {holder}" if holder else error.message
+                raise CliError(
+                    f"Failed to commit: another session holds the configuration ({who}). "
+                    "Your changes are kept: 'commit' again once it is released, or 'abort' them.",
+                    error.tag,
+                ) from error
             raise CliError(f"Failed to commit the configuration changes: {error.message}", error.tag) from error
         self.refresh_hostname()
 
     def finish(self) -> None:
         """Leaving the CLI: uncommitted changes of this session are discarded, as the router does.
 
-        Raises CliError, ConnectionLost.
+        Raises nothing.
         """
-        if self.mode is not Mode.EXEC and self.has_uncommitted_changes():
-            self.client.discard()
+        if self.target:
+            self.target.clear()
             self.console.write("% Uncommitted configuration changes were discarded.\n")
         self.mode = Mode.EXEC
 
     # ------------------------------------------------------------------ configuration edits
 
+    def _stage(self, edit: etree._Element, line: str | None, context: str | None = None) -> None:
+        """Keep one configuration command for this session's next commit (the agent checks it first)."""
+        self.target.add(PendingChange(edit, line, context))
+
+    def stage_command(self, edit: etree._Element, context: str | None = None, shown: bool = True) -> None:
+        """Stage the command being executed (as typed) for this session's next commit.
+
+        ``context`` is the submode line it belongs under in ``show configuration``;
+        ``shown`` False stages an edit with no line of its own (entering a submode).
+        """
+        self._stage(edit, self.current_line if shown else None, context)
+
     def _set_system(self, path: tuple[str, ...], parsed: Parsed) -> None:
-        self.client.edit(edit_config_element(SYS_NS, path, parsed.args["value"]))
+        value = parsed.args["value"]
+        words = _SYSTEM_WORDS.get(path, " ".join(path))
+        self._stage(edit_config_element(SYS_NS, path, value), f"{words} {value}")
 
     def _unset_system(self, path: tuple[str, ...]) -> None:
-        self.client.edit(edit_config_element(SYS_NS, path, operation="remove"))
+        words = _SYSTEM_WORDS.get(path, " ".join(path))
+        self._stage(edit_config_element(SYS_NS, path, operation="remove"), f"no {words}")
 
     def _tp_path(self, name: str, leaf: tuple[str, ...]) -> list[str | tuple[str, str, str]]:
         return ["crypto", "ca", ("trustpoint", "name", name), *leaf]
 
     def _trustpoint(self, parsed: Parsed) -> None:
         name = parsed.args["trustpoint"]
-        self.client.edit(edit_config_element(CRYPTO_NS, self._tp_path(name, ())))
+        self._stage(edit_config_element(CRYPTO_NS, self._tp_path(name, ())), None, f"crypto ca trustpoint {name}")
         self.mode, self.trustpoint = Mode.TRUSTPOINT, name
 
     def _no_trustpoint(self, parsed: Parsed) -> None:
-        path = self._tp_path(parsed.args["trustpoint"], ())
-        self.client.edit(edit_config_element(CRYPTO_NS, path, operation="remove"))
+        name = parsed.args["trustpoint"]
+        path = self._tp_path(name, ())
+        self._stage(edit_config_element(CRYPTO_NS, path, operation="remove"), f"no crypto ca trustpoint {name}")
 
     def _set_tp(self, leaf: tuple[str, ...], parsed: Parsed | None) -> None:
         assert self.trustpoint is not None
         value = None if parsed is None else parsed.args["value"]
-        self.client.edit(edit_config_element(CRYPTO_NS, self._tp_path(self.trustpoint, leaf), value))
+        words = _TRUSTPOINT_WORDS.get(leaf, " ".join(leaf))
+        edit = edit_config_element(CRYPTO_NS, self._tp_path(self.trustpoint, leaf), value)
+        self._stage(edit, words if value is None else f"{words} {value}", f"crypto ca trustpoint {self.trustpoint}")
 
     def _unset_tp(self, leaf: tuple[str, ...]) -> None:
         assert self.trustpoint is not None
         path = self._tp_path(self.trustpoint, leaf)
-        self.client.edit(edit_config_element(CRYPTO_NS, path, operation="remove"))
+        words = _TRUSTPOINT_WORDS.get(leaf, " ".join(leaf))
+        edit = edit_config_element(CRYPTO_NS, path, operation="remove")
+        self._stage(edit, f"no {words}", f"crypto ca trustpoint {self.trustpoint}")
 
     # ------------------------------------------------------------------ show
 

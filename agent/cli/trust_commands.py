@@ -34,10 +34,14 @@ def _t(element: etree._Element | None, name: str) -> str | None:
 
 
 class SessionState(Protocol):
-    """What the trust commands need of :class:`agent.cli.session.CliSession`."""
+    """What the trust and alert commands need of :class:`agent.cli.session.CliSession`."""
 
     mode: Mode
     trustpoint: str | None
+
+    def stage_command(self, edit: etree._Element, context: str | None = None, shown: bool = True) -> None:
+        """Keep the command being executed for this configuration session's commit."""
+        ...
 
 
 # --------------------------------------------------------------------------- renderers
@@ -222,13 +226,16 @@ class TrustCommands:
         if name is None:
             raise CliError("Not in trustpoint configuration mode")
         path: list[str | tuple[str, str, str]] = ["crypto", "ca", ("trustpoint", "name", name), leaf]
-        self.client.edit(edit_config_element(CRYPTO_NS, path, operation="remove" if remove else None))
+        self.session.stage_command(edit_config_element(CRYPTO_NS, path, operation="remove" if remove else None),
+                                   f"crypto ca trustpoint {name}")
 
     def trustpool_policy(self, parsed: Parsed) -> None:
         """``crypto ca trustpool policy``: enter ``(config-trustpool)#``. Raises CliError, ConnectionLost."""
-        self.client.edit(edit_config_element(CRYPTO_NS, ["crypto", "ca", "trustpool", "policy"]))
+        self.session.stage_command(edit_config_element(CRYPTO_NS, ["crypto", "ca", "trustpool", "policy"]),
+                                   "crypto ca trustpool policy", shown=False)
         self.session.mode, self.session.trustpoint = Mode.TRUSTPOOL, None
 
     def _policy(self, leaf: tuple[str, ...], value: str | None = None, remove: bool = False) -> None:
         path: list[str | tuple[str, str, str]] = ["crypto", "ca", "trustpool", "policy", *leaf]
-        self.client.edit(edit_config_element(CRYPTO_NS, path, value, operation="remove" if remove else None))
+        self.session.stage_command(edit_config_element(CRYPTO_NS, path, value, operation="remove" if remove else None),
+                                   "crypto ca trustpool policy")

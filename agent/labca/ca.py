@@ -352,7 +352,7 @@ class LabCa:
         """
         with self.store.lock():
             record = self._pending_record(transaction_id)
-            record = record.with_state(RequestState.REJECTED, self._now(), reason=reason or "rejected by the CA")
+            record = record.with_state(RequestState.REJECTED, self._now(), reason=reason or "rejected by the CA administrator")
             self.store.write_request(record)
         log.info("rejected %s (%s)", transaction_id, record.subject)
         return record

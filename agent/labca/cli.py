@@ -7,11 +7,14 @@
     lab-ca approve TXID --data-dir D
     lab-ca reject  TXID --data-dir D [--reason TEXT]
     lab-ca revoke  SERIAL --data-dir D [--reason REASON]   (hex, as displayed: 6E)
+    lab-ca sign    [CSR-FILE] --data-dir D [--validity-days N]
 
 ``serve`` runs until SIGTERM/SIGINT and prints ``lab-ca listening on
 http://HOST:PORT/scep`` on stderr once it accepts connections (``--port 0``
 picks a free port). The other commands work on the data directory while the
-server runs; the server re-reads request state from disk for every message.
+server runs; the server re-reads request state from disk for every message. ``sign`` is the CA
+side of cut-and-paste enrollment: it issues a certificate for a PKCS#10
+request (PEM or DER, from the file or stdin) and prints it in PEM on stdout.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.errors import PkiError
 from agent.labca.ca import DEFAULT_CA_SUBJECT, LabCa
@@ -35,7 +40,7 @@ from agent.pki.csr import parse_subject_name
 
 __all__ = ["main"]
 
-_COMMANDS = ("serve", "list", "approve", "reject", "revoke")
+_COMMANDS = ("serve", "list", "approve", "reject", "revoke", "sign")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=[flag.value for flag in x509.ReasonFlags],
         help="RFC 5280 reason code put in the CRL entry (e.g. keyCompromise)",
     )
+
+    sign = sub.add_parser("sign", help="issue a certificate for a pasted request (cut-and-paste enrollment)")
+    sign.add_argument("csr", metavar="CSR-FILE", nargs="?", default="-",
+                      help="the PKCS#10 request, PEM or DER (default: stdin)")
+    sign.add_argument("--data-dir", required=True)
+    sign.add_argument("--validity-days", type=int, default=365, help="validity of the certificate")
     return parser
 
 
@@ -97,6 +108,8 @@ def main(argv: Sequence[str]) -> int:
             return _list(args)
         if args.command == "revoke":
             return _revoke(args)
+        if args.command == "sign":
+            return _sign(args)
         return _decide(args)
     except LabCaError as exc:
         print(f"lab-ca: {exc.message}", file=sys.stderr)
@@ -185,6 +198,34 @@ def _revoke(args: argparse.Namespace) -> int:
     ca = LabCa(args.data_dir, create=False)
     crl = ca.revoke(serial, x509.ReasonFlags(args.reason) if args.reason else None)
     print(f"revoked serial {serial_hex(serial)}; CRL now lists {len(list(crl))} certificate(s)")
+    return 0
+
+
+def _read_csr(source: str) -> x509.CertificateSigningRequest | None:
+    data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_csr(data[data.index(b"-----BEGIN") :])
+        return x509.load_der_x509_csr(data)
+    except ValueError:
+        return None
+
+
+def _sign(args: argparse.Namespace) -> int:
+    if args.validity_days <= 0:
+        print("lab-ca: --validity-days must be positive", file=sys.stderr)
+        return 2
+    csr = _read_csr(args.csr)
+    if csr is None:
+        print("lab-ca: that is not a PKCS#10 certificate request (PEM or DER)", file=sys.stderr)
+        return 1
+    if not csr.is_signature_valid:
+        print("lab-ca: the request's signature does not verify", file=sys.stderr)
+        return 1
+    ca = LabCa(args.data_dir, create=False, validity_days=args.validity_days)
+    cert = ca.issue(csr)
+    sys.stdout.write(cert.public_bytes(Encoding.PEM).decode("ascii"))
+    print(f"lab-ca: issued serial {serial_hex(cert.serial_number)} to {csr.subject.rfc4514_string()}", file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
@@ -68,6 +68,7 @@ from agent.pki.trustpoint import (
     AuthenticationResult,
     CaAlreadyAuthenticatedError,
     CaCertificateRequiredError,
+    CancelledRequest,
     CertificateState,
     CertificateStatus,
     EnrollmentMethod,
@@ -75,6 +76,7 @@ from agent.pki.trustpoint import (
     EnrollmentRequest,
     FingerprintMismatchError,
     ImportedCertificate,
+    KeyCertificate,
     NoEnrollmentInProgressError,
     RaCertificate,
     RequestOutcome,
@@ -346,23 +348,69 @@ class Pki:
             prepared = self._prepare(tp, keys.key_type.usages, challenge_password)
             return summarize(tp, self._engine.send(tp, keys, ca_certs, prepared), {})
 
-    def cancel_enrollment(self, name: str) -> None:
+    def cancel_enrollment(self, name: str) -> list[CancelledRequest]:
         """Stop a pending (or awaiting-import) enrollment and forget its transaction.
 
-        Raises InvalidTrustpointNameError, NoEnrollmentInProgressError, OSError.
+        Returns the requests cancelled. Raises InvalidTrustpointNameError,
+        NoEnrollmentInProgressError, OSError.
         """
         validate_trustpoint_name(name)
         with self._tp_lock(name):
             active = [
-                usage
-                for usage, record in self._files.load(name).items()
+                record
+                for record in self._files.load(name).values()
                 if record.state in (RequestState.PENDING, RequestState.AWAITING_IMPORT)
             ]
             if not active:
                 raise NoEnrollmentInProgressError(f"no enrollment in progress for {name}")
-            for usage in active:
-                self._forget_request(name, usage)
-        _log.info("%s: certificate enrollment for trustpoint %s cancelled", _INFO, name)
+            for record in active:
+                self._forget_request(name, record.key_usage)
+        cancelled = [CancelledRequest(r.key_usage, r.transaction_id) for r in active]
+        _log.info(
+            "%s: certificate enrollment for trustpoint %s cancelled (%s)",
+            _INFO,
+            name,
+            ", ".join(f"{r.key_usage.display}" + (f" transaction ID {r.transaction_id}" if r.transaction_id else "")
+                      for r in cancelled),
+        )
+        return cancelled
+
+    def certificates_of_keys(self, public_keys: Collection[bytes], *, remove: bool = False) -> list[KeyCertificate]:
+        """The router certificates, of every trustpoint, that certify one of ``public_keys`` (DER
+        SubjectPublicKeyInfo); with ``remove``, they are removed too (``crypto key zeroize rsa``:
+        "All router certs issued using these keys will also be removed").
+
+        A trustpoint whose certificates cannot be read is skipped (logged).
+        Raises OSError.
+        """
+        wanted = set(public_keys)
+        found: list[KeyCertificate] = []
+        if not wanted:
+            return found
+        for name in sorted(self._certstore.trustpoints()):
+            with self._tp_lock(name):
+                try:
+                    installed = self._certstore.certificates(name)
+                except CertificateStoreCorruptError as exc:
+                    _log.warning("trustpoint %s: certificates unreadable, not checked: %s", name, exc.message)
+                    continue
+                for usage, cert in installed.items():
+                    info = CertificateInfo.from_x509(cert)
+                    if info.public_key_der not in wanted:
+                        continue
+                    if remove:
+                        self._certstore.remove_certificate(name, usage)
+                    found.append(KeyCertificate(name, usage, info.serial_number))
+        if remove:
+            for removed in found:
+                _log.info(
+                    "%s: router certificate of trustpoint %s (%s key), serial %s, removed with its key pair",
+                    _INFO,
+                    removed.trustpoint,
+                    removed.key_usage.display,
+                    removed.serial_number,
+                )
+        return found
 
     # ------------------------------------------------------------------ import, clear
 
@@ -446,9 +494,10 @@ class Pki:
         """What the state tree shows under trustpoint ``name`` (empty if it has nothing yet).
 
         A router certificate is KEY_MISSING when the trustpoint's key label
-        no longer holds the key pair it certifies (zeroized or replaced), and
-        PENDING (without certificate data) while its request is pending at
-        the CA or awaits import.
+        holds no key pair of its usage, KEY_MISMATCH when the label holds
+        another key pair (regenerated: re-enroll), and PENDING (without
+        certificate data) while its request is pending at the CA or awaits
+        import.
         Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
         """
         validate_trustpoint_name(name)
@@ -475,8 +524,13 @@ class Pki:
             cert = installed.get(usage)
             if cert is not None:
                 info = CertificateInfo.from_x509(cert)
-                usable = keys is not None and keys.public_keys.get(usage) == info.public_key_der
-                status = CertificateStatus.AVAILABLE if usable else CertificateStatus.KEY_MISSING
+                current = None if keys is None else keys.public_keys.get(usage)
+                if current is None:
+                    status = CertificateStatus.KEY_MISSING
+                elif current != info.public_key_der:
+                    status = CertificateStatus.KEY_MISMATCH
+                else:
+                    status = CertificateStatus.AVAILABLE
                 certificates[usage] = CertificateState(usage, status, info)
             elif usage in records and records[usage].state in (RequestState.PENDING, RequestState.AWAITING_IMPORT):
                 certificates[usage] = CertificateState(usage, CertificateStatus.PENDING, None)

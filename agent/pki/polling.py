@@ -238,6 +238,14 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest().upper()
 
 
+def still_pending(polls: int) -> str:
+    """Why a request timed out although the CA answered every poll (PENDING). Raises nothing."""
+    return (
+        f"the CA still held the request pending after {polls} polls (the retry count): "
+        "have the CA administrator approve it, then enroll again"
+    )
+
+
 def same_key(record: EnrollmentRequest, keys: KeyPairInfo) -> bool:
     """Whether ``keys`` still holds the key pair ``record`` was made for. Raises nothing."""
     der = keys.public_keys.get(record.key_usage)
@@ -367,7 +375,7 @@ class RequestEngine:
         except Exception as exc:  # noqa: BLE001 - any failure of one poll is recorded and retried
             error = exc.message if isinstance(exc, PkiError) else f"{type(exc).__name__}: {exc}"
             if record.polls >= tp.retry_count:
-                timed_out = f"no answer from the CA after {record.polls} polls: {error}"
+                timed_out = f"gave up after {record.polls} polls (retry count {tp.retry_count}); the last poll failed: {error}"
                 return self.finish(tp, record, RequestState.TIMED_OUT, timed_out)
             _log.warning(
                 "%s: certificate enrollment for trustpoint %s: poll %d of %d failed: %s",
@@ -403,8 +411,7 @@ class RequestEngine:
             return self.finish(tp, record.evolve(serial_number=info.serial_number), RequestState.ISSUED, None, info)
         if response.status is PkiStatus.PENDING:
             if record.polls >= tp.retry_count:
-                timed_out = f"no answer from the CA after {record.polls} polls"
-                return self.finish(tp, record, RequestState.TIMED_OUT, timed_out)
+                return self.finish(tp, record, RequestState.TIMED_OUT, still_pending(record.polls))
             return self.keep_pending(tp, record.evolve(last_error=None))
         return self.finish(tp, record, RequestState.REJECTED, response.message)
 
@@ -466,7 +473,7 @@ class RequestEngine:
             self.finish(tp, record, RequestState.FAILED, "the trustpoint no longer has an enrollment url")
             return
         if record.polls >= tp.retry_count:
-            self.finish(tp, record, RequestState.TIMED_OUT, f"no answer from the CA after {record.polls} polls")
+            self.finish(tp, record, RequestState.TIMED_OUT, still_pending(record.polls))
             return
         period = tp.retry_period * self._unit
         now = self._clock.now()

@@ -59,6 +59,9 @@ class CertificateStatus(enum.Enum):
     AVAILABLE = "available"
     PENDING = "pending"
     KEY_MISSING = "key-missing"
+    """The key label holds no key pair of the certificate's usage (any more)."""
+    KEY_MISMATCH = "key-mismatch"
+    """The key label holds a different key pair (regenerated): re-enroll."""
 
 
 class RequestState(enum.Enum):
@@ -429,6 +432,23 @@ class EnrollmentOutcome:
     def transaction_id(self) -> str | None:
         """The SCEP transaction ID of the first request (None for terminal enrollment)."""
         return next((r.transaction_id for r in self.requests.values() if r.transaction_id), None)
+
+
+@dataclass(frozen=True)
+class KeyCertificate:
+    """A router certificate found for (and removed with) a key pair: ``crypto key zeroize rsa``."""
+
+    trustpoint: str
+    key_usage: KeyUsage
+    serial_number: str
+
+
+@dataclass(frozen=True)
+class CancelledRequest:
+    """``ca-cancel-enroll`` output for one key pair."""
+
+    key_usage: KeyUsage
+    transaction_id: str | None
 
 
 @dataclass(frozen=True)

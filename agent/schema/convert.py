@@ -421,10 +421,14 @@ class Converter:
                 f"value {text!r} has {len(value)} {unit}, out of the length range {typ.length} for {name}",
             )
         if isinstance(typ, StringType):
-            for pat in typ.patterns:
-                if (pat.regex.match(value) is not None) == pat.invert_match:
-                    verb = "matches" if pat.invert_match else "does not match"
-                    return _custom(pat, f"value {text!r} {verb} pattern {pat.pattern!r} for {name}", pat_default=True)
+            failed = [pat for pat in typ.patterns if (pat.regex.match(value) is not None) == pat.invert_match]
+            # A pattern with its own error-message says best what is wrong (a module may repeat an
+            # imported type's pattern only to give it one, as ca-agent-system does for domain names).
+            failed.sort(key=lambda pat: _custom(pat, "", pat_default=True)[0] == "")
+            if failed:
+                pat = failed[0]
+                verb = "matches" if pat.invert_match else "does not match"
+                return _custom(pat, f"value {text!r} {verb} pattern {pat.pattern!r} for {name}", pat_default=True)
         if isinstance(typ, EnumerationType):
             return _not_enum(text, typ, name), None
         if isinstance(typ, BitsType):
@@ -463,7 +467,8 @@ def _custom(constraint: Any, default: str, pat_default: bool = False) -> tuple[s
     """Prefer a constraint's YANG ``error-message``; return its ``error-app-tag``."""
     msg = constraint.error_message
     generic = msg is None or msg in _DEFAULT_MESSAGES or (pat_default and msg == f"pattern '{constraint.pattern}'")
-    return (default if generic else msg), constraint.error_tag
+    # A YANG string spread over several lines keeps its line breaks: one line reads better in an rpc-error.
+    return (default if generic else " ".join(msg.split())), constraint.error_tag
 
 
 def _not_enum(text: str, typ: EnumerationType, name: str) -> str:

@@ -149,9 +149,16 @@ class TrustpointService:
             out.append(entry)
         return out
 
-    def cancel_enroll(self, session: SessionInfo, params: RpcInput) -> None:
+    def cancel_enroll(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
         config = self._config(params, "ca-cancel-enroll")
-        self.pki.cancel_enrollment(config.name)
+        out = []
+        for request in self.pki.cancel_enrollment(config.name):
+            entry = container("cancelled")
+            leaf(entry, "key-usage", USAGE_NAMES[request.key_usage])
+            if request.transaction_id:
+                leaf(entry, "transaction-id", request.transaction_id)
+            out.append(entry)
+        return out
 
     def import_certificate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
         config = self._config(params, "ca-import-certificate")
@@ -186,6 +193,7 @@ class TrustpointService:
                         leaf(req, "next-poll", request.next_poll)
                     if request.last_error:
                         leaf(req, "last-error", request.last_error)
+                    leaf(req, "updated", request.updated)
             if tp_state.ca is not None:
                 ca_el = etree.SubElement(entry, tag("ca-certificate"))
                 ca_el.extend(_certificate_leaves(tp_state.ca))

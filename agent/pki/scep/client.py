@@ -163,7 +163,7 @@ class ScepClient:
         caps = self._capabilities()
         txid = transaction_id or transaction_id_for(private_key.public_key(), caps.digest_algorithm())
         exchange = self._transact(MessageType.PKCS_REQ, txid, csr, csr.subject, private_key, ca_certs)
-        return self._response(exchange, private_key)
+        return self._response(exchange, private_key, new_request=True)
 
     def poll(
         self,
@@ -273,7 +273,9 @@ class ScepClient:
             raise ScepVerificationError("the CertRep's recipientNonce does not match our senderNonce")
         return _Exchange(rep=rep, transaction_id=transaction_id)
 
-    def _response(self, exchange: _Exchange, private_key: rsa.RSAPrivateKey) -> EnrollmentResponse:
+    def _response(
+        self, exchange: _Exchange, private_key: rsa.RSAPrivateKey, new_request: bool = False
+    ) -> EnrollmentResponse:
         rep = exchange.rep
         txid = exchange.transaction_id
         if rep.status is PkiStatus.SUCCESS:
@@ -298,12 +300,18 @@ class ScepClient:
                 fail_info=None,
                 message=f"request pending approval at the CA (transaction ID {txid})",
             )
-        if rep.fail_info is None:
+        # The CA's own words (failInfoText) say why; failInfo's generic meaning only when it gave none.
+        if rep.fail_info_text and rep.fail_info is not None:
+            text = f"CA rejected the request ({rep.fail_info.keyword}): {rep.fail_info_text}"
+        elif rep.fail_info_text:
+            text = f"CA rejected the request: {rep.fail_info_text}"
+        elif rep.fail_info is None:
             text = "CA rejected the request (no reason given)"
         else:
             text = f"CA rejected the request: {rep.fail_info.keyword} ({rep.fail_info.description})"
-        if rep.fail_info_text:
-            text += f": {rep.fail_info_text}"
+            if new_request and rep.fail_info is FailInfo.BAD_REQUEST:
+                # What a CA refusing a new request without a word usually means (e.g. micromdm scepserver).
+                text += "; a wrong or missing challenge password?"
         return EnrollmentResponse(
             status=rep.status,
             transaction_id=txid,

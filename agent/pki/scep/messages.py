@@ -94,10 +94,7 @@ class FailInfo(enum.Enum):
 _FAIL_INFO_TEXT: dict[FailInfo, tuple[str, str]] = {
     FailInfo.BAD_ALG: ("badAlg", "unrecognized or unsupported algorithm"),
     FailInfo.BAD_MESSAGE_CHECK: ("badMessageCheck", "integrity check (signature verification) failed"),
-    FailInfo.BAD_REQUEST: (
-        "badRequest",
-        "transaction not permitted or supported, e.g. a wrong or missing challenge password",
-    ),
+    FailInfo.BAD_REQUEST: ("badRequest", "transaction not permitted or supported"),
     FailInfo.BAD_TIME: ("badTime", "signingTime was not close enough to the CA's clock"),
     FailInfo.BAD_CERT_ID: ("badCertId", "no certificate could be identified matching the request"),
 }

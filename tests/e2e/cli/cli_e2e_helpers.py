@@ -39,10 +39,15 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 class Cli:
     """`python -m agent.cli` in a pseudo-terminal, driven like a person would."""
 
-    def __init__(self, agent: AgentProcess, tmp_path: Path, *args: str) -> None:
+    def __init__(self, agent: AgentProcess, tmp_path: Path, *args: str, cwd: Path = REPO,
+                 password: bool = True) -> None:
+        """``password=False``: no $CA_AGENT_PASSWORD (the CLI finds it, or asks)."""
+        env = cli_env(tmp_path)
+        if not password:
+            del env["CA_AGENT_PASSWORD"]
         self.child = pexpect.spawn(
             sys.executable, ["-m", "agent.cli", "--port", str(agent.port), *args],
-            env=cli_env(tmp_path), cwd=str(REPO), encoding="utf-8", timeout=60, dimensions=(50, 250),
+            env=env, cwd=str(cwd), encoding="utf-8", timeout=60, dimensions=(50, 250),
         )
         self.prompt = ""
         self._seen = ""  # output consumed by answer() since the last accepted line
@@ -84,11 +89,13 @@ class Cli:
         return self.child.exitstatus
 
 
-def run_cli(agent: AgentProcess, tmp_path: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    """ca-cli one-shot (stdin not a terminal); returns the finished process."""
+def run_cli(agent: AgentProcess, tmp_path: Path, *args: str, stdin: str = "", cwd: Path = REPO,
+            **env: str) -> subprocess.CompletedProcess[str]:
+    """ca-cli one-shot (stdin not a terminal); returns the finished process. An empty env value unsets it."""
+    environment = {k: v for k, v in cli_env(tmp_path, **env).items() if v != ""}
     return subprocess.run(
         [sys.executable, "-m", "agent.cli", "--port", str(agent.port), *args],
-        input=stdin, capture_output=True, text=True, timeout=120, cwd=str(REPO), env=cli_env(tmp_path, **env),
+        input=stdin, capture_output=True, text=True, timeout=120, cwd=str(cwd), env=environment,
     )
 
 

@@ -166,7 +166,7 @@ def test_a_dropped_connection_says_so_and_exits_non_zero(agent: AgentProcess, cl
 
 def test_wrong_password_and_no_agent(agent: AgentProcess, tmp_path: Path) -> None:
     done = run_cli(agent, tmp_path, "-c", "show runn", CA_AGENT_PASSWORD="wrong")
-    assert done.returncode == 3 and done.stderr.startswith("% Authentication to 127.0.0.1 port")
+    assert (done.returncode, done.stderr) == (3, "% Authentication failed for user admin\n")
     agent.stop()
     done = run_cli(agent, tmp_path, "-c", "show runn")
     assert done.returncode == 3 and done.stderr.startswith("% Cannot connect to 127.0.0.1 port")

@@ -124,6 +124,23 @@ def test_certificates_pending_request_and_no_ca_yet() -> None:
     assert lines[-3:] == ["Router certificate", "Key usage      :General Purpose", "Status        :Pending"]
 
 
+def test_a_failed_re_enrollment_shows_under_the_certificate_it_meant_to_replace() -> None:
+    mismatch = SEED_ROUTER_CERT.replace("<status>available</status>", "<status>key-mismatch</status>")
+    request = ("<enrollment><request><key-usage>general-purpose</key-usage><state>timed-out</state>"
+               "<transaction-id>T1</transaction-id><last-error>the CA still held the request pending</last-error>"
+               "<updated>2003-09-23T10:00:00Z</updated></request></enrollment>")
+    root = data(f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><name>myca</name>{request}{SEED_CA}{mismatch}'
+                "</trustpoint></ca></crypto>")
+    lines = render_certificates(root)
+    assert "Status        :Key mismatch" in lines
+    assert lines[-4:] == [
+        "Last enrollment:Timed out",
+        "Reason         :the CA still held the request pending",
+        "Timed out at   :10:00:00 UTC Tue Sep 23 2003",
+        "Transaction ID :T1",
+    ]
+
+
 def test_running_config_in_router_syntax() -> None:
     root = data(
         f'<hostname xmlns="{SYS}">myhost</hostname><domain xmlns="{SYS}"><name>mydomain.com</name></domain>'

@@ -1,4 +1,6 @@
-"""CliSession against a fake NETCONF client: modes, the end/commit dialog, edits, the key and CA dialogs."""
+"""CliSession against a fake NETCONF client: modes, the end/commit dialog, edits, the key and CA dialogs.
+
+(The same behaviour against the real agent, in a pty: tests/e2e/cli.)"""
 
 from __future__ import annotations
 
@@ -28,42 +30,35 @@ class FakeAgent:
 
     def __init__(self, running: str = "", keys: tuple[str, ...] = ()) -> None:
         self.running_xml = running
-        self.pending: list[etree._Element] = []
-        self.edits: list[etree._Element] = []
+        self.edits: list[etree._Element] = []  # every edit checked (test-only), in order
         self.calls: list[tuple[str, dict[str, str | None]]] = []
-        self.commits = 0
-        self.discards = 0
+        self.commits: list[list[etree._Element]] = []  # the edits of each commit
+        self.refuse_commit: CliError | None = None
         self.keys = list(keys)
         self.replies: dict[str, Callable[[dict[str, str | None]], str]] = {}
 
     def running(self) -> etree._Element:
         return etree.fromstring(f'<data xmlns="{NC}">{self.running_xml}</data>')
 
-    def candidate(self) -> etree._Element:
-        data = self.running()
-        for edit in self.pending:
-            data.append(etree.fromstring(etree.tostring(edit)))
-        return data
+    def hostname(self) -> str:
+        return self.running().findtext(f"{{{SYS}}}hostname") or "router"
 
     def state(self, part: str) -> etree._Element:
         rsa = "".join(f"<rsa><label>{k}</label></rsa>" for k in self.keys)
         return etree.fromstring(f'<data xmlns="{NC}"><crypto xmlns="{CRYPTO}"><key>{rsa}</key></crypto></data>')
 
-    def edit(self, config: etree._Element) -> None:
+    def check_edit(self, config: etree._Element) -> bool:
         self.edits.append(config)
-        self.pending.append(config)
+        return True
 
-    def commit(self) -> None:
-        self.commits += 1
-        for edit in self.pending:
+    def commit_changes(self, edits: list[etree._Element], commit: etree._Element | None = None) -> None:
+        if self.refuse_commit is not None:
+            raise self.refuse_commit
+        self.commits.append(list(edits))
+        for edit in edits:
             hostname = edit.findtext("s:hostname", namespaces=NS)
             if hostname:
                 self.running_xml += f'<hostname xmlns="{SYS}">{hostname}</hostname>'
-        self.pending = []
-
-    def discard(self) -> None:
-        self.discards += 1
-        self.pending = []
 
     def rpc(self, name: str, leaves=()) -> etree._Element:
         args = dict(leaves)
@@ -97,17 +92,42 @@ def test_prompts_follow_the_mode_and_the_committed_hostname() -> None:
     assert cli.execute("exit")
     assert cli.mode is Mode.CONFIG
     assert cli.execute("end")  # answers yes
-    assert agent.commits == 1
+    assert len(agent.commits) == 1
     assert cli.prompt == "RP/0/RP0/CPU0:myhost#"
 
 
-def test_config_commands_edit_the_candidate() -> None:
+def test_the_prompt_follows_a_hostname_committed_by_another_session() -> None:
     agent = FakeAgent()
     cli, _ = session(agent)
+    agent.running_xml = f'<hostname xmlns="{SYS}">elsewhere</hostname>'
+    assert cli.execute("")  # Enter alone is enough
+    assert cli.prompt == "RP/0/RP0/CPU0:elsewhere#"
+
+
+def test_config_commands_are_checked_then_committed_together() -> None:
+    agent = FakeAgent()
+    cli, out = session(agent)
     for line in ["configure", "hostname myhost", "domain name mydomain.com", "crypto ca trustpoint myca",
-                 "enrollment url http://xyz-ultra5", "enrollment retry count 25", "rsakeypair mykey",
+                 "enr url http://xyz-ultra5", "enrollment retry count 25", "rsaakeypair mykey",
                  "no query url", "enrollment terminal"]:
         assert cli.execute(line), line
+    assert agent.commits == []
+    assert cli.execute("show configuration")
+    assert out.getvalue().splitlines() == [
+        "Building configuration...",
+        "hostname myhost",
+        "domain name mydomain.com",
+        "crypto ca trustpoint myca",
+        " enrollment url http://xyz-ultra5",
+        " enrollment retry count 25",
+        " rsakeypair mykey",
+        " no query url",
+        " enrollment terminal",
+        "!",
+        "end",
+    ]
+    assert cli.execute("commit")
+    assert agent.commits == [agent.edits]
     xml = [etree.tostring(e).decode() for e in agent.edits]
     assert f'<hostname xmlns="{SYS}">myhost</hostname>' in xml[0]
     assert "<domain" in xml[1] and "<name>mydomain.com</name>" in xml[1]
@@ -122,22 +142,23 @@ def test_config_commands_edit_the_candidate() -> None:
 
 
 @pytest.mark.parametrize(
-    ("answers", "commits", "discards", "mode"),
+    ("answers", "commits", "mode"),
     [
-        ([""], 1, 0, Mode.EXEC),  # [yes] is the default
-        (["yes"], 1, 0, Mode.EXEC),
-        (["no"], 0, 1, Mode.EXEC),
-        (["cancel"], 0, 0, Mode.CONFIG),
-        (["maybe", "c"], 0, 0, Mode.CONFIG),
+        ([""], 1, Mode.EXEC),  # [yes] is the default
+        (["yes"], 1, Mode.EXEC),
+        (["no"], 0, Mode.EXEC),
+        (["cancel"], 0, Mode.CONFIG),
+        (["maybe", "c"], 0, Mode.CONFIG),
     ],
 )
-def test_end_dialog(answers: list[str], commits: int, discards: int, mode: Mode) -> None:
+def test_end_dialog(answers: list[str], commits: int, mode: Mode) -> None:
     agent = FakeAgent()
     cli, out = session(agent, answers)
     cli.execute("configure")
     cli.execute("hostname myhost")
     cli.execute("end")
-    assert (agent.commits, agent.discards, cli.mode) == (commits, discards, mode)
+    assert (len(agent.commits), cli.mode) == (commits, mode)
+    assert cli.has_uncommitted_changes() == (mode is Mode.CONFIG)  # 'no' forgets them, 'cancel' keeps them
     assert out.getvalue().startswith("Uncommitted changes found, commit them? [yes]:")
     if answers[0] == "maybe":
         assert "% Please answer 'yes', 'no' or 'cancel'." in out.getvalue()
@@ -150,7 +171,7 @@ def test_end_without_changes_does_not_ask_and_commit_says_nothing_to_commit() ->
     cli.execute("commit")
     assert out.getvalue() == "% No configuration changes to commit.\n"
     cli.execute("end")
-    assert cli.mode is Mode.EXEC and agent.commits == 0
+    assert cli.mode is Mode.EXEC and agent.commits == []
 
 
 def test_leaving_the_cli_discards_uncommitted_changes() -> None:
@@ -159,7 +180,34 @@ def test_leaving_the_cli_discards_uncommitted_changes() -> None:
     cli.execute("configure")
     cli.execute("hostname myhost")
     cli.finish()
-    assert agent.discards == 1 and "discarded" in out.getvalue()
+    assert not cli.has_uncommitted_changes() and "discarded" in out.getvalue() and agent.commits == []
+
+
+def test_abort_forgets_this_sessions_changes() -> None:
+    agent = FakeAgent()
+    cli, out = session(agent)
+    cli.execute("configure")
+    cli.execute("hostname myhost")
+    assert cli.execute("abort") and cli.mode is Mode.EXEC
+    cli.execute("configure")
+    cli.execute("commit")
+    assert out.getvalue() == "% No configuration changes to commit.\n" and agent.commits == []
+
+
+def test_a_commit_refused_for_the_lock_says_who_and_keeps_the_changes() -> None:
+    agent = FakeAgent()
+    agent.refuse_commit = CliError("the candidate datastore is locked by session 7", "lock-denied",
+                                   f'<error-info xmlns="{NC}"><session-id>7</session-id></error-info>')
+    cli, out = session(agent)
+    cli.execute("configure")
+    cli.execute("hostname myhost")
+    assert not cli.execute("commit")
+    assert out.getvalue() == (
+        "% Failed to commit: another session holds the configuration (session 7). "
+        "Your changes are kept: 'commit' again once it is released, or 'abort' them.\n"
+    )
+    agent.refuse_commit = None
+    assert cli.execute("commit") and len(agent.commits) == 1
 
 
 def test_parent_mode_command_in_a_submode_leaves_it() -> None:
@@ -228,7 +276,9 @@ def test_zeroize_asks_first() -> None:
     agent = FakeAgent(keys=("key1",))
     cli, out = session(agent, ["yes"])
     assert cli.execute("crypto key zeroize rsa key1")
-    assert out.getvalue().startswith("% Keys to be removed are named key1\n")
+    assert out.getvalue().startswith(
+        "% Keys to be removed are named key1\n% All router certs issued using these keys will also be removed.\n"
+    )
     assert agent.calls == [("key-zeroize-rsa", {"label": "key1"})]
     assert not cli.execute("crypto key zeroize rsa nokey")
 
@@ -295,10 +345,17 @@ def test_enroll_dialog_and_outcomes() -> None:
     assert "every 2 minute(s), up to 10 times" in text
     assert agent.calls == [("ca-enroll", {"trustpoint": "myca", "challenge-password": "secret"})]
 
+    agent.calls.clear()  # a mismatch asks again
+    cli, out = session(agent, ["secret", "other", "secret2", "secret2"])
+    assert cli.execute("crypto ca enroll myca")
+    assert "Re-enter Password: \n% Passwords do not match. Please try again.\nPassword: \nRe-enter Password: \n" in (
+        out.getvalue()
+    )
+    assert agent.calls == [("ca-enroll", {"trustpoint": "myca", "challenge-password": "secret2"})]
     agent.calls.clear()
-    cli, out = session(agent, ["secret", "other"])
+    cli, out = session(agent, ["secret", "other"])  # until the input ends
     assert not cli.execute("crypto ca enroll myca")
-    assert out.getvalue().endswith("% Passwords do not match.\n") and agent.calls == []
+    assert out.getvalue().endswith("% Enrollment aborted\n") and agent.calls == []
 
     agent.replies["ca-enroll"] = enroll_reply("failed")
     cli, out = session(agent, ["a", "a"])
@@ -316,3 +373,34 @@ def test_agent_errors_read_like_the_router() -> None:
     cli, out = session(agent)
     assert not cli.execute("clear crypto ca certificates nope")
     assert out.getvalue() == "% trustpoint nope is not configured\n"
+
+
+def test_output_modifiers_filter_any_show_and_only_shows() -> None:
+    agent = FakeAgent(running=f'<hostname xmlns="{SYS}">r1</hostname>'
+                      + crypto("<ca><trustpoint><name>myca</name><enrollment><url>http://ca</url></enrollment>"
+                               "</trustpoint></ca>"))
+    cli, out = session(agent)
+    assert cli.execute("show running-config | include trustpoint|url")
+    assert out.getvalue() == "crypto ca trustpoint myca\n enrollment url http://ca\n"
+    cli, out = session(agent)
+    assert cli.execute("sh run crypto ca trustpoint myca | count")  # with a section too
+    assert out.getvalue() == "Number of lines which match regexp = 3\n"
+    cli, out = session(agent)
+    assert cli.execute("configure") and cli.execute("hostname r2")
+    assert cli.execute("show configuration | exclude ^Building|^end")
+    assert out.getvalue() == "hostname r2\n"
+    cli, out = session(agent)
+    assert not cli.execute("show running-config | grep x")
+    assert out.getvalue() == " " * len("RP/0/RP0/CPU0:r1#show running-config | ") + "^\n" \
+        "% Invalid input detected at '^' marker.\n"
+    cli, out = session(agent)
+    assert cli.execute("configure") and not cli.execute("hostname a | b")  # not a show: no modifiers
+    assert out.getvalue().endswith("% Invalid input detected at '^' marker.\n")
+
+
+def test_help_offers_the_modifiers_after_a_show() -> None:
+    cli, _ = session(FakeAgent())
+    assert cli.help_lines("show running-config ")[-2:] == ["  |     Output modifiers", "  <cr>"]
+    assert cli.help_lines("show running-config | ")[0].startswith("  begin")
+    assert "  |" not in "\n".join(cli.help_lines("crypto key generate rsa "))
+    assert cli.completions("show running-config | ex") == ["exclude"]

@@ -356,7 +356,11 @@ def test_retry_count_exhausted_times_out(env: Env, lab) -> None:
     assert env.pki.enroll(tp, CHALLENGE).status is EnrollmentStatus.PENDING
     done = env.finished.wait()[0]
     assert done.state is RequestState.TIMED_OUT
-    assert done.last_error == "no answer from the CA after 2 polls"
+    # the CA did answer (PENDING) every time: the reason says so
+    assert done.last_error == (
+        "the CA still held the request pending after 2 polls (the retry count): "
+        "have the CA administrator approve it, then enroll again"
+    )
     assert done.attempts == 3 and done.next_poll is None
     assert KeyUsage.GENERAL not in env.pki.state("myca").certificates
 
@@ -440,16 +444,22 @@ def test_configure_applies_new_retry_settings_and_forgets_removed(make_env: EnvF
 # --------------------------------------------------------------------------- keys, clear, regenerate
 
 
-def test_zeroized_or_replaced_key_makes_certificate_key_missing(env: Env, lab) -> None:
+def test_replaced_key_makes_certificate_key_mismatch_and_zeroized_key_missing(env: Env, lab) -> None:
     _, server = lab["auto"]
     tp = authenticated(env, server)
     env.pki.enroll(tp, CHALLENGE)
     assert env.pki.state("myca").certificates[KeyUsage.GENERAL].status is CertificateStatus.AVAILABLE
+    old = env.keystore.get_rsa("mykey").public_keys[KeyUsage.GENERAL]
     env.keystore.generate_rsa("mykey", modulus=1024, replace=True)
-    assert env.pki.state("myca").certificates[KeyUsage.GENERAL].status is CertificateStatus.KEY_MISSING
-    env.keystore.zeroize_rsa("mykey")
+    assert env.pki.state("myca").certificates[KeyUsage.GENERAL].status is CertificateStatus.KEY_MISMATCH
+    found = env.pki.certificates_of_keys({old})
+    assert [(c.trustpoint, c.key_usage) for c in found] == [("myca", KeyUsage.GENERAL)]
+    env.keystore.zeroize_rsa("mykey")  # the keystore alone (the key service also removes the certificates)
     entry = env.pki.state("myca").certificates[KeyUsage.GENERAL]
     assert entry.status is CertificateStatus.KEY_MISSING and entry.info is not None
+    assert env.pki.certificates_of_keys({old}, remove=True) == found
+    assert env.pki.state("myca").certificates == {}
+    assert env.pki.certificates_of_keys({old}) == []
 
 
 def test_clear_certificates_one_or_all(env: Env, lab) -> None:

@@ -176,7 +176,7 @@ def test_labca_approve_reject_errors(ca: LabCa) -> None:
     with pytest.raises(LabCaStateError):
         ca.approve("TX-MANUAL")
     assert ca.pending() == []
-    assert ca.requests(RequestState.REJECTED)[0].reason == "rejected by the CA"
+    assert ca.requests(RequestState.REJECTED)[0].reason == "rejected by the CA administrator"
 
 
 def test_labca_crl_is_reused_until_revocation(ca: LabCa) -> None:
