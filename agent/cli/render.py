@@ -392,7 +392,48 @@ def _trustpoint_config(trustpoint: etree._Element) -> list[str]:
     return lines
 
 
-_KNOWN_CONFIG = {_s("hostname"), _s("domain"), _s("aaa"), _c("crypto"), *ALERT_CONFIG_TAGS}
+NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+_KNOWN_CONFIG = {_s("hostname"), _s("domain"), _s("aaa"), _c("crypto"), f"{{{NACM_NS}}}nacm", *ALERT_CONFIG_TAGS}
+
+
+def _n(name: str) -> str:
+    return f"{{{NACM_NS}}}{name}"
+
+
+def _nacm_blocks(nacm: etree._Element) -> list[list[str]]:
+    """RFC 8341 access control as IOS XR-style task groups: one ``taskgroup`` block per rule-list.
+
+    Group membership is shown under each ``username`` (``group NAME``).
+    """
+    blocks: list[list[str]] = []
+    for leaf in ("enable-nacm", "read-default", "write-default", "exec-default", "enable-external-groups"):
+        value = nacm.findtext(_n(leaf))
+        if value is not None:
+            blocks.append([f"nacm {leaf} {value}"])
+    for rule_list in nacm.iterfind(_n("rule-list")):
+        block = [f"taskgroup {rule_list.findtext(_n('name')) or ''}"]
+        block += [f" usergroup {group.text or ''}" for group in rule_list.iterfind(_n("group"))]
+        for rule in rule_list.iterfind(_n("rule")):
+            words = [" rule", rule.findtext(_n("name")) or "", rule.findtext(_n("action")) or "",
+                     rule.findtext(_n("access-operations")) or "*"]
+            module = rule.findtext(_n("module-name"))
+            if module is not None and module != "*":
+                words.append(f"module {module}")
+            for kind, word in (("rpc-name", "rpc"), ("path", "path"), ("notification-name", "notification")):
+                target = rule.findtext(_n(kind))
+                if target is not None:
+                    words.append(f"{word} {target}")
+            block.append(" ".join(words))
+        blocks.append([*block, "!"])
+    return blocks
+
+
+def _groups_of(data: etree._Element, user: str) -> list[str]:
+    return [
+        group.findtext(_n("name")) or ""
+        for group in data.iterfind(f"{_n('nacm')}/{_n('groups')}/{_n('group')}")
+        if any(member.text == user for member in group.iterfind(_n("user-name")))
+    ]
 
 
 def _generic_lines(element: etree._Element, prefix: str) -> list[str]:
@@ -419,7 +460,8 @@ def config_blocks(data: etree._Element) -> list[list[str]]:
     if domain is not None:
         blocks.append([f"domain name {domain}"])
     for user in data.iterfind(f"{_s('aaa')}/{_s('user')}"):
-        block = [f"username {user.findtext(_s('name')) or ''}"]
+        name = user.findtext(_s("name")) or ""
+        block = [f"username {name}", *(f" group {group}" for group in _groups_of(data, name))]
         secret = user.findtext(_s("password-hash"))
         if secret is not None:
             block.append(f" secret {secret}")
@@ -436,6 +478,9 @@ def config_blocks(data: etree._Element) -> list[list[str]]:
             block.append(" crl optional")
         blocks.append([*block, "!"])
     blocks.extend(alert_config_blocks(data))
+    nacm = data.find(_n("nacm"))
+    if nacm is not None:
+        blocks.extend(_nacm_blocks(nacm))
     crypto = data.find(_c("crypto"))
     if crypto is not None:
         for child in crypto:

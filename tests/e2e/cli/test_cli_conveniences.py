@@ -32,8 +32,9 @@ def test_output_modifiers_and_sections(agent: AgentProcess, cli_factory) -> None
                                                                 "crypto ca trustpoint other"]
     assert cli.run("show running-config | exclude ^ |!|username") == [
         "Building configuration...", "hostname r1", "domain name example.com", "crypto ca trustpoint myca",
-        "crypto ca trustpoint other", "end"]
-    assert cli.run("show running-config | begin other | count") == ["Number of lines which match regexp = 4"]
+        "crypto ca trustpoint other", "taskgroup root-system", "taskgroup pki-admin", "taskgroup operator", "end"]
+    assert cli.run("show running-config crypto ca trustpoint | begin other | count") == [
+        "Number of lines which match regexp = 3"]
     assert cli.run("show crypto key mypubkey rsa | i ^Key label") == ["Key label: the_default"]
     assert cli.run("show runn | grep x")[-1] == "% Invalid input detected at '^' marker."
     assert cli.run("show runn | include") == ["% Incomplete command."]
