@@ -19,6 +19,7 @@ from agent.datastore.edit import new_root
 from agent.datastore.store import Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.dispatch import NetconfAgent
+from agent.netconf.history import CommitHistoryService
 from agent.netconf.monitoring import Monitoring
 from agent.netconf.nacm import AccessControl
 from agent.netconf.nmda import NmdaOperations
@@ -86,6 +87,7 @@ class Application:
         self.agent.add_input_converter(PASSWORD_HASH_TAG, password_input)
         NmdaOperations(self.agent, BaseOperations(self.agent, self.schema), self.schema)
         Monitoring(self.agent, self.schema).register()
+        CommitHistoryService(self.agent, self.schema).register()
         certstore = CertificateStore(data_dir / "trustpoints")
         self.pki = Pki(
             data_dir, self.keystore, certstore, lambda: self.identity.fqdn, retry_unit_seconds=config.retry_period_unit

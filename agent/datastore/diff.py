@@ -19,7 +19,7 @@ from lxml import etree
 
 from agent.datastore.edit import PathNamer, SchemaLookup
 from agent.schema.convert import xpath_literal
-from agent.schema.model import NodeInfo, NodeKind
+from agent.schema.model import AccessDefault, NodeInfo, NodeKind
 
 
 class ChangeKind(enum.Enum):
@@ -121,6 +121,9 @@ def _diff_children(
 
 
 def _leaf_value(element: etree._Element, info: NodeInfo | None) -> str | None:
+    """A leaf's value for the record; never a secret's (nacm:default-deny-all, e.g. a password hash)."""
     if info is not None and info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST):
+        if info.default_deny is AccessDefault.DENY_ALL:
+            return None
         return (element.text or "").strip()
     return None

@@ -490,7 +490,8 @@ class Datastores:
         self._run(job)
 
     def rollback(
-        self, who: Principal, last: int | None = None, to: str | None = None, note: CommitNote | None = None
+        self, who: Principal, last: int | None = None, to: str | None = None, note: CommitNote | None = None,
+        guard: WriteGuard | None = None,
     ) -> str | None:
         """Go back ``last`` commits, or to the configuration commit ``to`` produced; a commit itself.
 
@@ -524,6 +525,8 @@ class Datastores:
                     )
                 wanted = records[-count - 1].commit_id
             target = _parse(self._history.snapshot(wanted))
+            if guard is not None:
+                guard.check_replace(self._running, target)
             self._validate(target, full=True)
             label = (note or CommitNote()).label
             comment = (note or CommitNote()).comment or f"rollback to the configuration of commit {wanted}"

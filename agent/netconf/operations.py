@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from lxml import etree
 
 from agent.datastore.edit import ErrorOption, Operation, merge_trees, new_root
-from agent.datastore.store import DEFAULT_CONFIRM_TIMEOUT, Principal, Target, TestOption
+from agent.datastore.store import DEFAULT_CONFIRM_TIMEOUT, CommitNote, Principal, Target, TestOption
 from agent.errors import DatastoreError, NetconfError
 from agent.netconf.defaults import CAPABILITY as WD_CAPABILITY
 from agent.netconf.defaults import WD_NS, WithDefaults, apply_with_defaults, parse_with_defaults
@@ -21,6 +21,7 @@ from agent.netconf.dispatch import NetconfAgent, RpcErrors, SessionInfo
 from agent.netconf.filters import apply_filter
 from agent.netconf.rpcerror import NC_NS
 from agent.schema.model import SchemaModel
+from agent.schema.validate import validate_rpc_input
 from agent.xmltree import default_ns
 
 _DATA = f"{{{NC_NS}}}data"
@@ -28,6 +29,23 @@ _DATA = f"{{{NC_NS}}}data"
 
 def nc(name: str) -> str:
     return f"{{{NC_NS}}}{name}"
+
+
+_SYS_NS = "urn:ca-agent:yang:system"
+_COMMIT_EXTENSIONS = {f"{{{_SYS_NS}}}label": "label", f"{{{_SYS_NS}}}comment": "comment"}
+"""What ca-agent-system adds to <commit> (IOS XR 'commit label L comment C'): Clark tag -> name."""
+
+
+def commit_note(params: Mapping[str, etree._Element]) -> CommitNote | None:
+    """The label/comment given on a <commit>, as the datastore records them (None if neither)."""
+    label = params.get("label")
+    comment = params.get("comment")
+    if label is None and comment is None:
+        return None
+    return CommitNote(
+        label=(label.text or "").strip() if label is not None else None,
+        comment=(comment.text or "") if comment is not None else None,
+    )
 
 
 _WITH_DEFAULTS = {f"{{{WD_NS}}}with-defaults": "with-defaults"}  # RFC 6243 augments get, get-config, copy-config
@@ -274,7 +292,10 @@ class BaseOperations:
         self.store.validate(tree)
 
     def commit(self, session: SessionInfo, operation: etree._Element) -> None:
-        params = _params(operation, ("confirmed", "confirm-timeout", "persist", "persist-id"))
+        params = _params(operation, ("confirmed", "confirm-timeout", "persist", "persist-id"), _COMMIT_EXTENSIONS)
+        note = commit_note(params)
+        if note is not None:  # the label and comment are checked against ca-agent-system's types
+            validate_rpc_input(nc("commit"), operation, self.model)
         timeout_el = params.get("confirm-timeout")
         timeout = DEFAULT_CONFIRM_TIMEOUT
         if timeout_el is not None:
@@ -296,6 +317,7 @@ class BaseOperations:
                 confirm_timeout=timeout,
                 persist=(persist_el.text or "") if persist_el is not None else None,
                 persist_id=(persist_id_el.text or "") if persist_id_el is not None else None,
+                note=note,
                 guard=self.agent.access.write_guard(session.username),  # RFC 8341 3.2.8
             )
         except DatastoreError as error:
