@@ -89,9 +89,7 @@ class Application:
         Monitoring(self.agent, self.schema).register()
         CommitHistoryService(self.agent, self.schema).register()
         certstore = CertificateStore(data_dir / "trustpoints")
-        self.pki = Pki(
-            data_dir, self.keystore, certstore, lambda: self.identity.fqdn, retry_unit_seconds=config.retry_period_unit
-        )
+        self.pki = Pki(data_dir, self.keystore, certstore, retry_unit_seconds=config.retry_period_unit)
         self.keys = KeyService(self.keystore, lambda: self.identity.fqdn, self.pki)
         self.keys.register(self.agent, self.schema)
         crls = CrlManager(data_dir / "crls", timeout=config.crl_timeout)
@@ -105,7 +103,10 @@ class Application:
             lambda: self.datastores.get(Target.RUNNING),
         )
         TrustpointService(
-            self.pki, lambda: self.datastores.get(Target.RUNNING), revocation=self.trust.revocation_of
+            self.pki,
+            lambda: self.datastores.get(Target.RUNNING),
+            revocation=self.trust.revocation_of,
+            fqdn=lambda: self.identity.fqdn,
         ).register(self.agent, self.schema)
         self.trust.register(self.agent, self.schema)
         self.alerts = AlertService(

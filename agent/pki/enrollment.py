@@ -16,10 +16,18 @@ atomically. The PKCS#10 request and the challenge password are never written
 anywhere, logged, or put in an exception: the password lives only in the
 ``enroll`` call that uses it.
 
-A PENDING SCEP request is polled (CertPoll) by one background thread every
+A PENDING SCEP request is polled (CertPoll) in the background every
 ``retry_period`` minutes (x ``retry_unit_seconds``) up to ``retry_count``
-times; the requests survive the client's disconnect, and a new :class:`Pki`
-over the same directories resumes them when :meth:`Pki.configure` is called.
+times, by a pool of pollers (a CA that does not answer holds one poller, not
+the others); the requests survive the client's disconnect, and a new
+:class:`Pki` over the same directories resumes them when
+:meth:`Pki.configure` is called.
+
+No lock is held across a CA exchange or any disk I/O: every change of state
+(files of requests and certificates) runs on one state-writer thread, in
+order; CA exchanges run in the caller's (or a poller's) thread between two
+such steps, and their results are recorded only if nothing (a clear, a
+cancel, a removal) overtook them. Listeners are called on their own thread.
 """
 
 from __future__ import annotations
@@ -27,7 +35,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.pki.authentication import (
@@ -54,6 +65,7 @@ from agent.pki.certstore import (
 from agent.pki.csr import build_csr, csr_to_pem
 from agent.pki.keystore import DEFAULT_LABEL, KeyPairInfo, KeyStore, KeyStoreError, KeyUsage
 from agent.pki.polling import (
+    Exchange,
     PollKey,
     PollScheduler,
     PreparedRequest,
@@ -71,6 +83,7 @@ from agent.pki.trustpoint import (
     CancelledRequest,
     CertificateState,
     CertificateStatus,
+    EnrollmentInProgressError,
     EnrollmentMethod,
     EnrollmentOutcome,
     EnrollmentRequest,
@@ -87,6 +100,7 @@ from agent.pki.trustpoint import (
     request_outcome,
     summarize,
 )
+from agent.serial import SerialExecutor
 
 __all__ = ["EnrollmentListener", "Pki"]
 
@@ -98,12 +112,25 @@ EnrollmentListener = Callable[[EnrollmentRequest], None]
 """Called with a request that reached a final state (issued, rejected, timed out, failed)."""
 
 
+@dataclass
+class _EnrollmentPlan:
+    """What an enrollment sends and polls, decided on the state writer before talking to the CA."""
+
+    generation: int
+    ca_certs: CaCertificates
+    keys: KeyPairInfo
+    prepared: list[PreparedRequest]
+    to_poll: list[tuple[EnrollmentRequest, rsa.RSAPrivateKey]]
+    outcomes: dict[KeyUsage, RequestOutcome] = field(default_factory=dict)
+
+
 class Pki:
     """Authentication, enrollment, import, clearing and state of the trustpoints.
 
-    Thread-safe. Each trustpoint has its own lock, held for the whole of an
-    operation on it (including the SCEP exchange, bounded by ``http_timeout``);
-    :meth:`state` takes no such lock, so reading state never waits for a CA.
+    Thread-safe. State changes are serialised on one writer thread (never
+    while a CA is being asked); one enrollment or poll at a time per
+    trustpoint; :meth:`state` reads the files as they are, so reading state
+    never waits for a CA or for the writer.
     """
 
     def __init__(
@@ -111,18 +138,18 @@ class Pki:
         data_dir: Path,
         keystore: KeyStore,
         certstore: CertificateStore,
-        fqdn: Callable[[], str],
         clock: Clock = SYSTEM_CLOCK,
         retry_unit_seconds: float = 60.0,
         http_timeout: float = 30.0,
+        pollers: int = 16,
     ) -> None:
         """Open the enrollment backend over ``certstore``'s trustpoint directories.
 
         ``data_dir`` is the agent's data directory; the certificate store must
         live in ``data_dir/trustpoints`` (enrollment state shares its
-        per-trustpoint directories). ``fqdn`` gives the current
-        ``hostname.domain`` for default subjects. ``retry_unit_seconds`` is
-        the length of a retry-period "minute" (tests shorten it).
+        per-trustpoint directories). ``retry_unit_seconds`` is the length of
+        a retry-period "minute" (tests shorten it); ``pollers`` how many
+        pending requests may be polled at the same time.
         Nothing is polled until :meth:`configure` is called.
         Raises ValueError for a certificate store elsewhere or non-positive durations.
         """
@@ -135,17 +162,22 @@ class Pki:
         self._keystore = keystore
         self._certstore = certstore
         self._files = RequestFiles(certstore)
-        self._fqdn = fqdn
         self._clock = clock
         self._unit = float(retry_unit_seconds)
         self._http_timeout = float(http_timeout)
-        self._lock = threading.Lock()
-        self._tp_locks: dict[str, threading.RLock] = {}
+        self._lock = threading.Lock()  # in-memory state only, never held across I/O
         self._configs: dict[str, TrustpointConfig] = {}
         self._listeners: list[EnrollmentListener] = []
         self._closed = False
+        # A trustpoint with an enrollment or poll talking to its CA, and each
+        # trustpoint's generation: a clear, cancel or removal bumps it, so an
+        # exchange that was overtaken records nothing.
+        self._busy: set[PollKey] = set()
+        self._generation: dict[str, int] = {}
+        self._writer = SerialExecutor("pki-state")
+        self._events = SerialExecutor("pki-events")
         self._scheduler: PollScheduler[PollKey] = PollScheduler(
-            self._run_poll, clock=clock, name="pki-enrollment-poller"
+            self._run_poll, clock=clock, name="pki-enrollment-poller", workers=max(1, pollers)
         )
         self._engine = RequestEngine(
             keystore=keystore,
@@ -179,13 +211,20 @@ class Pki:
             self._configs = dict(configs)
         for name in forgotten:
             self._unschedule(name)
-        for tp in configs.values():
-            if previous.get(tp.name) == tp:
-                continue  # unchanged: its pending requests are scheduled already
-            with self._tp_lock(tp.name):
-                for record in self._files.load(tp.name).values():
-                    if record.state is RequestState.PENDING:
-                        self._engine.resume(tp, record)
+        changed = [tp for tp in configs.values() if previous.get(tp.name) != tp]
+        if changed:
+            # On the writer, in order with every other change of state (it
+            # never waits for a CA, so neither does the commit that calls this).
+            self._writer.run(lambda: self._resume_pending(changed))
+
+    def _resume_pending(self, trustpoints: Sequence[TrustpointConfig]) -> None:
+        for tp in trustpoints:
+            with self._lock:
+                if self._configs.get(tp.name) != tp:
+                    continue  # changed again since: the later configure resumes it
+            for record in self._files.load(tp.name).values():
+                if record.state is RequestState.PENDING:
+                    self._engine.resume(tp, record)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop polling; waits at most ``timeout`` s for a poll in flight. Raises nothing.
@@ -196,6 +235,8 @@ class Pki:
             self._closed = True
         if not self._scheduler.close(timeout):
             _log.warning("the enrollment poller did not stop within %g s", timeout)
+        self._writer.close(timeout)
+        self._events.close(timeout)
 
     def add_listener(self, listener: EnrollmentListener) -> None:
         """Call ``listener`` whenever a request reaches a final state.
@@ -214,12 +255,18 @@ class Pki:
         Raises InvalidTrustpointNameError, OSError.
         """
         validate_trustpoint_name(name)
-        with self._tp_lock(name):
-            with self._lock:
-                self._configs.pop(name, None)
-            self._unschedule(name)
+        with self._lock:
+            self._configs.pop(name, None)
+            self._generation[name] = self._generation.get(name, 0) + 1
+        self._unschedule(name)
+
+        def remove() -> None:
             self._certstore.remove_trustpoint(name)
-        _log.info("%s: trustpoint %s removed with its certificates", _INFO, name)
+            _log.info("%s: trustpoint %s removed with its certificates", _INFO, name)
+
+        # On the writer, in order with every other change of state (it never
+        # waits for a CA, so neither does the commit that calls this).
+        self._writer.run(remove)
 
     # ------------------------------------------------------------------ authenticate
 
@@ -270,23 +317,22 @@ class Pki:
         ca = ca_certs.ca
         info = CertificateInfo.from_x509(ca)
         ras = ra_certificates(ca_certs)
-        with self._tp_lock(name):
+        shown = f"CA certificate of trustpoint {name}: {info.subject}, serial {info.serial_number}, " + (
+            f"fingerprint {format_fingerprint(info.fingerprint_md5)}"
+        )
+
+        def install() -> str | None:
+            """On the state writer: check and install; the issuing trustpoint if not self-signed."""
             self._remember(tp)
-            issuer_tp = check_ca_certificate(name, ca, trusted_cas(self._certstore, name), self._clock.now())
+            issuer = check_ca_certificate(name, ca, trusted_cas(self._certstore, name), self._clock.now())
             if fingerprint is not None and not fingerprint_matches(ca, fingerprint):
                 algorithm, actual = fingerprint_of_same_kind(info, fingerprint)
                 raise FingerprintMismatchError(
                     f"fingerprint mismatch: the CA certificate's fingerprint is {actual} ({algorithm}); "
                     "nothing was installed"
                 )
-            installed = accept or fingerprint is not None
-            shown = f"CA certificate of trustpoint {name}: {info.subject}, serial {info.serial_number}, " + (
-                f"fingerprint {format_fingerprint(info.fingerprint_md5)}"
-            )
-            if not installed:
-                return AuthenticationResult(
-                    name, info, ras, False, f"{shown}; not installed: accept it or give its fingerprint"
-                )
+            if not (accept or fingerprint is not None):
+                return issuer
             current = self._certstore.ca(name)
             if current is not None and current != ca:
                 raise CaAlreadyAuthenticatedError(
@@ -296,6 +342,13 @@ class Pki:
                 )
             ra_list = [c for c in (ca_certs.ra_signing, ca_certs.ra_encryption) if c is not None]
             self._certstore.set_ca(name, ca, ra_list)
+            return issuer
+
+        issuer_tp = self._writer.run(install)
+        if not (accept or fingerprint is not None):
+            return AuthenticationResult(
+                name, info, ras, False, f"{shown}; not installed: accept it or give its fingerprint"
+            )
         via = f", issued by trustpoint {issuer_tp}'s CA" if issuer_tp else ""
         _log.info(
             "%s: CA certificate of trustpoint %s installed, serial %s, fingerprint %s%s",
@@ -309,7 +362,9 @@ class Pki:
 
     # ------------------------------------------------------------------ enroll
 
-    def enroll(self, tp: TrustpointConfig, challenge_password: str | None = None) -> EnrollmentOutcome:
+    def enroll(
+        self, tp: TrustpointConfig, challenge_password: str | None = None, fqdn: str = ""
+    ) -> EnrollmentOutcome:
         """``crypto ca enroll``: request one certificate per key pair of the trustpoint's label.
 
         SCEP: each request's outcome comes back at once (issued and
@@ -317,36 +372,95 @@ class Pki:
         a request is pending, enrolling again polls it at once with the same
         transaction ID instead of sending a new request. Terminal: the PEM
         PKCS#10 requests are returned to be signed by the CA and imported.
-        ``challenge_password`` goes into the requests only.
+        ``challenge_password`` goes into the requests only; ``fqdn`` (the
+        router's ``hostname.domain``) is the default subject.
 
         Raises NoEnrollmentMethodError; CaNotAuthenticatedError;
         KeyNotFoundError (no keys under the label); InvalidSubjectNameError;
-        InvalidChallengePasswordError; ScepUrlError; OSError. A CA that cannot
-        be reached or refuses is not an exception: the outcome says FAILED.
+        InvalidChallengePasswordError; EnrollmentInProgressError (another
+        enrollment or poll of this trustpoint is talking to the CA);
+        ScepUrlError; OSError. A CA that cannot be reached or refuses is not
+        an exception: the outcome says FAILED.
         """
         name = validate_trustpoint_name(tp.name)
         method = tp.require_method()
-        with self._tp_lock(name):
-            self._remember(tp)
-            ca_certs = self._require_ca(name)
-            keys = self._keystore.get_rsa(tp.key_label)
-            records = self._files.load(name)
-            for usage, record in list(records.items()):  # requests for keys that no longer exist are moot
-                if usage not in keys.key_type.usages or not same_key(record, keys):
-                    self._forget_request(name, usage)
-                    records.pop(usage)
-            resume = method is EnrollmentMethod.URL and any(
-                r.state is RequestState.PENDING for r in records.values()
-            )
-            if resume:
-                outcomes = self._resume_enrollment(tp, records, keys, ca_certs, challenge_password)
-                return summarize(tp, outcomes, {})
+        plan = self._writer.run(lambda: self._plan_enrollment(tp, method, challenge_password, fqdn))
+        if isinstance(plan, EnrollmentOutcome):
+            return plan
+        try:
+            # The CA exchanges: no lock held, the writer free for everyone else.
+            sent = self._engine.exchange_send(tp, plan.keys, plan.ca_certs, plan.prepared)
+            polled = [self._engine.exchange_poll(tp, record, key, plan.ca_certs) for record, key in plan.to_poll]
+            outcomes = self._writer.run(lambda: self._record_enrollment(tp, plan, sent, polled))
+        finally:
+            self._release(name, plan.keys.key_type.usages)
+        self._events.run(lambda: None)  # the listeners have seen what this enrollment finished
+        return summarize(tp, {u: outcomes[u] for u in plan.keys.key_type.usages if u in outcomes}, {})
+
+    def _plan_enrollment(
+        self, tp: TrustpointConfig, method: EnrollmentMethod, challenge_password: str | None, fqdn: str
+    ) -> _EnrollmentPlan | EnrollmentOutcome:
+        """On the state writer: what to send and poll (a terminal enrollment is done here)."""
+        name = tp.name
+        self._remember(tp)
+        ca_certs = self._require_ca(name)
+        keys = self._keystore.get_rsa(tp.key_label)
+        records = self._files.load(name)
+        for usage, record in list(records.items()):  # requests for keys that no longer exist are moot
+            if usage not in keys.key_type.usages or not same_key(record, keys):
+                self._forget_request(name, usage)
+                records.pop(usage)
+        resume = method is EnrollmentMethod.URL and any(r.state is RequestState.PENDING for r in records.values())
+        outcomes: dict[KeyUsage, RequestOutcome] = {}
+        to_poll: list[tuple[EnrollmentRequest, rsa.RSAPrivateKey]] = []
+        if resume:
+            # enroll while a request is pending: poll pending ones now, report the others
+            missing = [u for u in keys.key_type.usages if u not in records]
+            for usage, record in records.items():
+                if record.state is not RequestState.PENDING:
+                    outcomes[usage] = request_outcome(record)
+                    continue
+                key_or_outcome = self._engine.poll_key(tp, record)
+                if isinstance(key_or_outcome, RequestOutcome):
+                    outcomes[usage] = key_or_outcome
+                else:
+                    to_poll.append((record, key_or_outcome))
+        else:
             for usage in records:
                 self._forget_request(name, usage)
             if method is EnrollmentMethod.TERMINAL:
-                return self._terminal_enroll(tp, keys, challenge_password)
-            prepared = self._prepare(tp, keys.key_type.usages, challenge_password)
-            return summarize(tp, self._engine.send(tp, keys, ca_certs, prepared), {})
+                return self._terminal_enroll(tp, keys, challenge_password, fqdn)
+            missing = list(keys.key_type.usages)
+        prepared = self._prepare(tp, missing, challenge_password, fqdn)
+        busy = {(name, usage) for usage in keys.key_type.usages}
+        with self._lock:
+            if busy & self._busy:
+                raise EnrollmentInProgressError(
+                    f"an enrollment of trustpoint {name} is already talking to the CA; wait for it to finish"
+                )
+            self._busy |= busy
+            generation = self._generation.get(name, 0)
+        for record, _ in to_poll:
+            self._scheduler.cancel((name, record.key_usage))
+        return _EnrollmentPlan(generation, ca_certs, keys, prepared, to_poll, outcomes)
+
+    def _record_enrollment(
+        self, tp: TrustpointConfig, plan: _EnrollmentPlan, sent: list[Exchange], polled: list[Exchange]
+    ) -> dict[KeyUsage, RequestOutcome]:
+        """On the state writer: record what the CA answered, unless a clear, cancel or removal came first."""
+        outcomes = dict(plan.outcomes)
+        if self._overtaken(tp.name, plan.generation):
+            for exchange in [*sent, *polled]:
+                stopped = exchange.record.evolve(
+                    state=RequestState.FAILED, last_error="cancelled while the CA was answering"
+                )
+                outcomes[exchange.record.key_usage] = request_outcome(stopped)
+            return outcomes
+        for exchange in sent:
+            outcomes[exchange.record.key_usage] = self._engine.record_sent(tp, exchange, plan.ca_certs)
+        for exchange in polled:
+            outcomes[exchange.record.key_usage] = self._engine.record_poll(tp, exchange, plan.ca_certs)
+        return outcomes
 
     def cancel_enrollment(self, name: str) -> list[CancelledRequest]:
         """Stop a pending (or awaiting-import) enrollment and forget its transaction.
@@ -355,16 +469,21 @@ class Pki:
         NoEnrollmentInProgressError, OSError.
         """
         validate_trustpoint_name(name)
-        with self._tp_lock(name):
+
+        def cancel() -> list[EnrollmentRequest]:
             active = [
                 record
                 for record in self._files.load(name).values()
                 if record.state in (RequestState.PENDING, RequestState.AWAITING_IMPORT)
             ]
-            if not active:
+            if not active and not self._is_busy(name):
                 raise NoEnrollmentInProgressError(f"no enrollment in progress for {name}")
+            self._bump(name)  # an exchange in flight records nothing
             for record in active:
                 self._forget_request(name, record.key_usage)
+            return active
+
+        active = self._writer.run(cancel)
         cancelled = [CancelledRequest(r.key_usage, r.transaction_id) for r in active]
         _log.info(
             "%s: certificate enrollment for trustpoint %s cancelled (%s)",
@@ -387,8 +506,9 @@ class Pki:
         found: list[KeyCertificate] = []
         if not wanted:
             return found
-        for name in sorted(self._certstore.trustpoints()):
-            with self._tp_lock(name):
+
+        def scan() -> None:
+            for name in sorted(self._certstore.trustpoints()):
                 try:
                     installed = self._certstore.certificates(name)
                 except CertificateStoreCorruptError as exc:
@@ -401,6 +521,8 @@ class Pki:
                     if remove:
                         self._certstore.remove_certificate(name, usage)
                     found.append(KeyCertificate(name, usage, info.serial_number))
+
+        self._writer.run(scan)
         if remove:
             for removed in found:
                 _log.info(
@@ -426,7 +548,8 @@ class Pki:
         KeyMismatchError, CertificateExpiredError...), OSError.
         """
         name = validate_trustpoint_name(tp.name)
-        with self._tp_lock(name):
+
+        def install() -> tuple[KeyUsage, CertificateInfo]:
             self._remember(tp)
             usage = self._certstore.import_certificate(name, pem, self._keystore, tp.key_label)
             cert = self._certstore.certificates(name)[usage]
@@ -448,6 +571,10 @@ class Pki:
                     )
                     self._save(done)
                     self._notify(done)
+            return usage, info
+
+        usage, info = self._writer.run(install)
+        self._events.run(lambda: None)  # the listeners have seen the request this import finished
         _log.info(
             "%s: certificate import for trustpoint %s: %s certificate installed, serial %s",
             _INFO,
@@ -470,8 +597,10 @@ class Pki:
             with self._lock:
                 names = sorted(set(self._certstore.trustpoints()) | set(self._configs))
         cleared: list[str] = []
-        for tp_name in names:
-            with self._tp_lock(tp_name):
+
+        def clear() -> None:
+            for tp_name in names:
+                self._bump(tp_name)  # an exchange in flight records nothing
                 folder = self._certstore.trustpoint_dir(tp_name, create=False)
                 if not folder.is_dir():
                     continue
@@ -486,6 +615,8 @@ class Pki:
                 if had:
                     cleared.append(tp_name)
                     _log.info("%s: certificates of trustpoint %s cleared", _INFO, tp_name)
+
+        self._writer.run(clear)
         return cleared
 
     # ------------------------------------------------------------------ state
@@ -549,6 +680,7 @@ class Pki:
         tp: TrustpointConfig,
         usages: Sequence[KeyUsage],
         challenge_password: str | None,
+        fqdn: str,
     ) -> list[PreparedRequest]:
         """One CSR per key usage, all built before anything is sent (bad input fails first)."""
         prepared: list[PreparedRequest] = []
@@ -556,7 +688,7 @@ class Pki:
             key = self._keystore.private_key(tp.key_label, usage)
             csr = build_csr(
                 key,
-                fqdn=self._fqdn() if tp.subject_name is None else "",
+                fqdn=fqdn if tp.subject_name is None else "",
                 subject_name=tp.subject_name,
                 challenge_password=challenge_password,
                 key_usage=usage,
@@ -564,33 +696,12 @@ class Pki:
             prepared.append((usage, key, csr))
         return prepared
 
-    def _resume_enrollment(
-        self,
-        tp: TrustpointConfig,
-        records: dict[KeyUsage, EnrollmentRequest],
-        keys: KeyPairInfo,
-        ca_certs: CaCertificates,
-        challenge_password: str | None,
-    ) -> dict[KeyUsage, RequestOutcome]:
-        """``enroll`` while a request is pending: poll pending ones now, report the others."""
-        missing = [u for u in keys.key_type.usages if u not in records]
-        prepared = self._prepare(tp, missing, challenge_password)
-        outcomes: dict[KeyUsage, RequestOutcome] = {}
-        for usage, record in records.items():
-            if record.state is RequestState.PENDING:
-                self._scheduler.cancel((tp.name, usage))
-                outcomes[usage] = self._engine.poll(tp, record, ca_certs)
-            else:
-                outcomes[usage] = request_outcome(record)
-        outcomes.update(self._engine.send(tp, keys, ca_certs, prepared))
-        return {u: outcomes[u] for u in keys.key_type.usages if u in outcomes}
-
     def _terminal_enroll(
-        self, tp: TrustpointConfig, keys: KeyPairInfo, challenge_password: str | None
+        self, tp: TrustpointConfig, keys: KeyPairInfo, challenge_password: str | None, fqdn: str
     ) -> EnrollmentOutcome:
         outcomes: dict[KeyUsage, RequestOutcome] = {}
         pems: dict[KeyUsage, str] = {}
-        for usage, _, csr in self._prepare(tp, keys.key_type.usages, challenge_password):
+        for usage, _, csr in self._prepare(tp, keys.key_type.usages, challenge_password, fqdn):
             record = new_request(tp, keys, usage, csr, RequestState.AWAITING_IMPORT, self._clock.now())
             self._save(record)
             pems[usage] = csr_to_pem(csr)
@@ -606,31 +717,70 @@ class Pki:
         return summarize(tp, outcomes, pems)
 
     def _run_poll(self, key: PollKey) -> None:
-        """The poller's job for one pending request."""
+        """A poller's job for one pending request: prepare on the writer, ask the CA, record on the writer."""
+        name = key[0]
+        prepared = self._writer.run(lambda: self._prepare_poll(key))
+        if prepared is None:
+            return
+        tp, record, private_key, ca_certs, generation = prepared
+        try:
+            exchange = self._engine.exchange_poll(tp, record, private_key, ca_certs)
+            self._writer.run(lambda: self._record_poll(tp, exchange, ca_certs, generation))
+        finally:
+            self._release(name, (record.key_usage,))
+
+    def _prepare_poll(
+        self, key: PollKey
+    ) -> tuple[TrustpointConfig, EnrollmentRequest, rsa.RSAPrivateKey, CaCertificates, int] | None:
+        """On the state writer: whether (and how) to poll; None when there is nothing to do now."""
         name, usage = key
-        with self._tp_lock(name):
-            with self._lock:
-                tp = self._configs.get(name)
-                closed = self._closed
-            if tp is None or closed:
-                return
-            if self._scheduler.is_scheduled(key):
-                return  # rescheduled while this run waited for the lock (enroll polled meanwhile)
-            record = self._files.load(name).get(usage)
-            if record is None or record.state is not RequestState.PENDING:
-                return
-            try:
-                ca_certs = installed_ca_certificates(self._certstore, name)
-                if ca_certs is None:
-                    self._engine.finish(tp, record, RequestState.FAILED, "the CA certificate was cleared while pending")
-                    return
-                self._engine.poll(tp, record, ca_certs)
-            except Exception as exc:  # noqa: BLE001 - keep the request alive: retry at the next period
-                _log.exception("poll of trustpoint %s (%s) failed unexpectedly", name, usage.value)
-                if record.polls + 1 >= tp.retry_count:
-                    self._engine.finish(tp, record, RequestState.FAILED, f"polling failed: {type(exc).__name__}")
-                else:
-                    self._scheduler.schedule(key, tp.retry_period * self._unit)
+        with self._lock:
+            tp = self._configs.get(name)
+            if tp is None or self._closed:
+                return None
+            if key in self._busy:
+                # An enrollment is talking to the CA right now; it polls this
+                # request itself or schedules the next poll.
+                return None
+        if self._scheduler.is_scheduled(key):
+            return None  # rescheduled meanwhile (an enrollment polled already)
+        record = self._files.load(name).get(usage)
+        if record is None or record.state is not RequestState.PENDING:
+            return None
+        ca_certs = installed_ca_certificates(self._certstore, name)
+        if ca_certs is None:
+            self._engine.finish(tp, record, RequestState.FAILED, "the CA certificate was cleared while pending")
+            return None
+        key_or_outcome = self._engine.poll_key(tp, record)
+        if isinstance(key_or_outcome, RequestOutcome):
+            return None
+        with self._lock:
+            if key in self._busy:
+                return None
+            self._busy.add(key)
+            generation = self._generation.get(name, 0)
+        return tp, record, key_or_outcome, ca_certs, generation
+
+    def _record_poll(
+        self, tp: TrustpointConfig, exchange: Exchange, ca_certs: CaCertificates, generation: int
+    ) -> None:
+        """On the state writer: record a poll's answer if the request is still the one polled."""
+        current = self._files.load(tp.name).get(exchange.record.key_usage)
+        if (
+            self._overtaken(tp.name, generation)
+            or current is None
+            or current.state is not RequestState.PENDING
+            or current.transaction_id != exchange.record.transaction_id
+        ):
+            return
+        try:
+            self._engine.record_poll(tp, exchange, ca_certs)
+        except Exception as exc:  # noqa: BLE001 - keep the request alive: retry at the next period
+            _log.exception("poll of trustpoint %s (%s) failed unexpectedly", tp.name, exchange.record.key_usage.value)
+            if exchange.record.polls >= tp.retry_count:
+                self._engine.finish(tp, exchange.record, RequestState.FAILED, f"polling failed: {type(exc).__name__}")
+            else:
+                self._scheduler.schedule((tp.name, exchange.record.key_usage), tp.retry_period * self._unit)
 
     def _unschedule(self, name: str) -> None:
         for usage in KeyUsage:
@@ -638,12 +788,22 @@ class Pki:
 
     # ------------------------------------------------------------------ helpers
 
-    def _tp_lock(self, name: str) -> threading.RLock:
+    def _release(self, name: str, usages: Collection[KeyUsage]) -> None:
         with self._lock:
-            lock = self._tp_locks.get(name)
-            if lock is None:
-                lock = self._tp_locks[name] = threading.RLock()
-            return lock
+            self._busy -= {(name, usage) for usage in usages}
+
+    def _is_busy(self, name: str) -> bool:
+        with self._lock:
+            return any(busy_name == name for busy_name, _ in self._busy)
+
+    def _bump(self, name: str) -> None:
+        """Whatever CA exchange of ``name`` is in flight now records nothing when it ends."""
+        with self._lock:
+            self._generation[name] = self._generation.get(name, 0) + 1
+
+    def _overtaken(self, name: str, generation: int) -> bool:
+        with self._lock:
+            return self._generation.get(name, 0) != generation or name not in self._configs
 
     def _remember(self, tp: TrustpointConfig) -> None:
         """Use the configuration the caller passed for later polls of this trustpoint."""
@@ -651,15 +811,20 @@ class Pki:
             self._configs[tp.name] = tp
 
     def _notify(self, record: EnrollmentRequest) -> None:
+        """Hand a final request to the listeners, on their own thread, in order (never on the writer)."""
         if not record.state.is_final:
             return
         with self._lock:
             listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(record)
-            except Exception:  # noqa: BLE001 - a listener must not break enrollment
-                _log.exception("enrollment listener failed")
+
+        def deliver() -> None:
+            for listener in listeners:
+                try:
+                    listener(record)
+                except Exception:  # noqa: BLE001 - a listener must not break enrollment
+                    _log.exception("enrollment listener failed")
+
+        self._events.submit(deliver)
 
     def _require_ca(self, name: str) -> CaCertificates:
         ca_certs = installed_ca_certificates(self._certstore, name)

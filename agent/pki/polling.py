@@ -19,6 +19,7 @@ state with the reason.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import hashlib
 import heapq
@@ -26,6 +27,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -112,8 +114,16 @@ class PollScheduler(Generic[K]):
     Thread-safe.
     """
 
-    def __init__(self, run: Callable[[K], None], *, clock: Clock = SYSTEM_CLOCK, name: str = "pki-poller") -> None:
+    def __init__(
+        self, run: Callable[[K], None], *, clock: Clock = SYSTEM_CLOCK, name: str = "pki-poller", workers: int = 1
+    ) -> None:
+        """``workers`` > 1 runs due jobs on a pool of that many threads, so one slow job (a CA
+        that does not answer) does not delay the others; 1 runs them on the scheduler's thread."""
         self._run = run
+        self._pool = (
+            concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-worker")
+            if workers > 1 else None
+        )
         self._clock = clock
         self._name = name
         self._cond = threading.Condition(threading.Lock())
@@ -173,6 +183,8 @@ class PollScheduler(Generic[K]):
             self._heap.clear()
             self._cond.notify_all()
             thread = self._thread
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         if thread is None or thread is threading.current_thread():
             return True
         thread.join(timeout)
@@ -211,10 +223,19 @@ class PollScheduler(Generic[K]):
                 key = self._next_due()
             if key is None:
                 return
-            try:
-                self._run(key)
-            except Exception:  # noqa: BLE001 - one failing job must not stop the others
-                _log.exception("background job %r failed", key)
+            if self._pool is not None:
+                try:
+                    self._pool.submit(self._run_logged, key)
+                except RuntimeError:  # the pool was shut down by close()
+                    return
+            else:
+                self._run_logged(key)
+
+    def _run_logged(self, key: K) -> None:
+        try:
+            self._run(key)
+        except Exception:  # noqa: BLE001 - one failing job must not stop the others
+            _log.exception("background job %r failed", key)
 
 
 # --------------------------------------------------------------------------- SCEP requests and polls
@@ -226,6 +247,15 @@ _INFO = "%SECURITY-CEPKI-6-INFO"
 _ERROR = "%SECURITY-CEPKI-3-ERROR"
 
 PreparedRequest = tuple[KeyUsage, rsa.RSAPrivateKey, x509.CertificateSigningRequest]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request sent to (or polled at) a CA: the record as sent, and the answer or the error."""
+
+    record: EnrollmentRequest
+    response: EnrollmentResponse | None
+    error: str | None
 
 
 def md5_hex(data: bytes) -> str:
@@ -280,7 +310,9 @@ def new_request(
 class RequestEngine:
     """Sends SCEP requests and polls, then records, installs and schedules by the answers.
 
-    Every method expects the caller to hold the trustpoint's lock. Records
+    The ``exchange_*`` methods only talk to the CA (no state touched, safe to
+    run concurrently); every other method changes state and expects the
+    caller to serialise it (Pki's state writer). Records
     are written through ``save`` (which may drop writes after shutdown);
     requests that reach a final state are passed to ``notify``.
     """
@@ -310,21 +342,22 @@ class RequestEngine:
         """A SCEP client for ``url``. Raises ScepUrlError."""
         return ScepClient(url, timeout=self._http_timeout, clock=self._clock)
 
-    def send(
+    def exchange_send(
         self,
         tp: TrustpointConfig,
         keys: KeyPairInfo,
         ca_certs: CaCertificates,
         prepared: list[PreparedRequest],
-    ) -> dict[KeyUsage, RequestOutcome]:
-        """Send a PKCSReq per prepared request; each one is consumed (its CSR holds the password).
+    ) -> list[Exchange]:
+        """Send a PKCSReq per prepared request (network only: nothing is recorded).
 
-        Transport and protocol failures become FAILED outcomes.
-        Raises ScepUrlError, OSError.
+        Each prepared request is consumed: its CSR holds the challenge
+        password. Transport and protocol failures are returned as the
+        exchange's error. Raises ScepUrlError.
         """
         assert tp.enrollment_url is not None
         client = self.client(tp.enrollment_url)
-        outcomes: dict[KeyUsage, RequestOutcome] = {}
+        exchanges: list[Exchange] = []
         while prepared:
             usage, key, csr = prepared.pop(0)
             record = new_request(tp, keys, usage, csr, RequestState.PENDING, self._clock.now())
@@ -340,21 +373,24 @@ class RequestEngine:
             try:
                 response = client.enroll(csr, key, ca_certs)
             except PkiError as exc:  # unreachable CA, HTTP error, unverifiable or malformed answer
-                outcomes[usage] = self.finish(tp, record, RequestState.FAILED, exc.message)
+                exchanges.append(Exchange(record, None, exc.message))
                 continue
             finally:
                 del csr  # it carries the challenge password: drop it as soon as it is sent
-            outcomes[usage] = self.apply(tp, record.evolve(transaction_id=response.transaction_id), response, ca_certs)
-        return outcomes
+            exchanges.append(Exchange(record.evolve(transaction_id=response.transaction_id), response, None))
+        return exchanges
 
-    def poll(self, tp: TrustpointConfig, record: EnrollmentRequest, ca_certs: CaCertificates) -> RequestOutcome:
-        """Send one CertPoll for a pending request and apply the answer.
+    def record_sent(self, tp: TrustpointConfig, exchange: Exchange, ca_certs: CaCertificates) -> RequestOutcome:
+        """Record the answer to a PKCSReq (or its failure). Raises OSError."""
+        if exchange.response is None:
+            return self.finish(tp, exchange.record, RequestState.FAILED, exchange.error)
+        return self.apply(tp, exchange.record, exchange.response, ca_certs)
 
-        A failed poll is recorded (``last_error``) and retried at the next
-        period until the retry count is used up (TIMED_OUT). Raises OSError.
+    def poll_key(self, tp: TrustpointConfig, record: EnrollmentRequest) -> rsa.RSAPrivateKey | RequestOutcome:
+        """The private key to poll ``record`` with, or the final outcome when it cannot be polled.
+
+        Reads the keystore (the caller serialises state changes). Raises OSError.
         """
-        txid = record.transaction_id
-        assert txid is not None
         if not tp.enrollment_url:
             return self.finish(tp, record, RequestState.FAILED, "the trustpoint no longer has an enrollment url")
         try:
@@ -368,25 +404,42 @@ class RequestEngine:
             return self.finish(
                 tp, record, RequestState.FAILED, f"the key pair {record.key_label} was replaced while pending"
             )
+        return key
+
+    def exchange_poll(
+        self, tp: TrustpointConfig, record: EnrollmentRequest, key: rsa.RSAPrivateKey, ca_certs: CaCertificates
+    ) -> Exchange:
+        """Send one CertPoll for a pending request (network only: nothing is recorded). Raises nothing."""
+        txid = record.transaction_id
+        assert txid is not None and tp.enrollment_url is not None
         now = self._clock.now()
         record = record.evolve(attempts=record.attempts + 1, last_attempt=now, updated=now)
         try:
             response = self.client(tp.enrollment_url).poll(txid, record.subject_name, key, ca_certs)
         except Exception as exc:  # noqa: BLE001 - any failure of one poll is recorded and retried
             error = exc.message if isinstance(exc, PkiError) else f"{type(exc).__name__}: {exc}"
-            if record.polls >= tp.retry_count:
-                timed_out = f"gave up after {record.polls} polls (retry count {tp.retry_count}); the last poll failed: {error}"
-                return self.finish(tp, record, RequestState.TIMED_OUT, timed_out)
-            _log.warning(
-                "%s: certificate enrollment for trustpoint %s: poll %d of %d failed: %s",
-                _ERROR,
-                tp.name,
-                record.polls,
-                tp.retry_count,
-                error,
-            )
-            return self.keep_pending(tp, record.evolve(last_error=error))
-        return self.apply(tp, record, response, ca_certs)
+            return Exchange(record, None, error)
+        return Exchange(record, response, None)
+
+    def record_poll(self, tp: TrustpointConfig, exchange: Exchange, ca_certs: CaCertificates) -> RequestOutcome:
+        """Record the answer to a CertPoll: a failed poll is retried at the next period until the
+        retry count is used up (TIMED_OUT). Raises OSError."""
+        record = exchange.record
+        if exchange.response is not None:
+            return self.apply(tp, record, exchange.response, ca_certs)
+        error = exchange.error or "no answer"
+        if record.polls >= tp.retry_count:
+            timed_out = f"no answer from the CA after {record.polls} polls: {error}"
+            return self.finish(tp, record, RequestState.TIMED_OUT, timed_out)
+        _log.warning(
+            "%s: certificate enrollment for trustpoint %s: poll %d of %d failed: %s",
+            _ERROR,
+            tp.name,
+            record.polls,
+            tp.retry_count,
+            error,
+        )
+        return self.keep_pending(tp, record.evolve(last_error=error))
 
     def apply(
         self,

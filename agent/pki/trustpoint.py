@@ -179,6 +179,13 @@ class NoEnrollmentInProgressError(TrustpointError):
     error_app_tag = "no-enrollment-in-progress"
 
 
+class EnrollmentInProgressError(TrustpointError):
+    """``ca-enroll`` while another enrollment or poll of the trustpoint is talking to its CA."""
+
+    error_tag = "in-use"
+    error_app_tag = "enrollment-in-progress"
+
+
 # --------------------------------------------------------------------------- configuration
 
 

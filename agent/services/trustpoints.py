@@ -64,10 +64,15 @@ class TrustpointService:
     """Maps trustpoint config, the CA RPCs and trustpoint state onto :class:`Pki`."""
 
     def __init__(
-        self, pki: Pki, running: Callable[[], etree._Element], revocation: RevocationLookup | None = None
+        self,
+        pki: Pki,
+        running: Callable[[], etree._Element],
+        revocation: RevocationLookup | None = None,
+        fqdn: Callable[[], str] = lambda: "",
     ) -> None:
         self.pki = pki
         self.running = running
+        self.fqdn = fqdn  # read here and passed down: the backend never calls up for it
         self.revocation = revocation  # marks router certificates a fetched CRL lists as revoked
         self._configs: dict[str, TrustpointConfig] = {}  # as of the last commit
 
@@ -125,7 +130,7 @@ class TrustpointService:
 
     def enroll(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
         config = self._config(params, "ca-enroll")
-        outcome = self.pki.enroll(config, params.text("challenge-password"))
+        outcome = self.pki.enroll(config, params.text("challenge-password"), fqdn=self.fqdn())
         out = [output_leaf("status", outcome.status.value)]
         if outcome.transaction_id:
             out.append(output_leaf("transaction-id", outcome.transaction_id))

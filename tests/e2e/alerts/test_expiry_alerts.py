@@ -12,12 +12,12 @@ from pathlib import Path
 
 from conftest import SyslogReceiver, TrapDaemon
 from cryptography import x509
-from labcaproc import LabCaProcess
 from lxml import etree
 
 from agent.schema.model import ietf_yang_dirs
 
 from agentproc import ADMIN_PASSWORD, AgentProcess
+from labcaproc import LabCaProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"

@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_e2e_helpers import CHALLENGE, FAST, Cli  # noqa: E402
-from labcaproc import LabCaProcess  # noqa: E402
 
 from agentproc import AgentProcess  # noqa: E402
+from labcaproc import LabCaProcess  # noqa: E402
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ the import command's own help, and the enroll password asked again after a misma
 from __future__ import annotations
 
 from cli_e2e_helpers import CHALLENGE, Cli
-from labcaproc import LabCaProcess
 
 from agentproc import AgentProcess
+from labcaproc import LabCaProcess
 
 P = "RP/0/RP0/CPU0:"
 

@@ -10,11 +10,11 @@ from cli_seed_text import SEED_CERTIFICATES, skeleton
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from labcaproc import LabCaProcess
 
 from agent.labca import LabCa
 
 from agentproc import AgentProcess
+from labcaproc import LabCaProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"

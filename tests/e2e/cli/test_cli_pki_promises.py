@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 from cli_e2e_helpers import CHALLENGE, Cli, run_cli, wait_for
-from labcaproc import LabCaProcess
 from lxml import etree
 
 from agentproc import AgentProcess
+from labcaproc import LabCaProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 NS = {"c": CRYPTO}

@@ -23,9 +23,9 @@ from cli_seed_text import (
 )
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from labcaproc import LabCaProcess
 
 from agentproc import AgentProcess
+from labcaproc import LabCaProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 NS = {"c": CRYPTO}

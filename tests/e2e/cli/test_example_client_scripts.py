@@ -13,11 +13,11 @@ from cli_e2e_helpers import CHALLENGE, REPO
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from labcaproc import LabCaProcess
 
 from agent.labca import LabCa
 
 from agentproc import ADMIN_PASSWORD, AgentProcess
+from labcaproc import LabCaProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from labcaproc import LabCaProcess
 from lxml import etree
 from ncclient.operations import RPCError
 
 from agentproc import AgentProcess
+from labcaproc import LabCaProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"

@@ -29,7 +29,7 @@ def _openssl(*args: str) -> str:
 def pki(tmp_path: Path) -> Iterator[tuple[Path, KeyStore, Pki]]:
     root = tmp_path / "data"
     keystore = KeyStore(root / "keys")
-    pki = Pki(root, keystore, CertificateStore(root / "trustpoints"), lambda: "r1.example.com", retry_unit_seconds=0.05)
+    pki = Pki(root, keystore, CertificateStore(root / "trustpoints"), retry_unit_seconds=0.05)
     yield root, keystore, pki
     pki.close()
 
@@ -56,7 +56,7 @@ def test_micromdm_general_then_usage_keys(scepserver, pki, tmp_path: Path) -> No
     root, keystore, service = pki
     keystore.generate_rsa("mykey", modulus=2048)
     tp = _authenticated(scepserver, service, "mykey", f"CN=agent-{secrets.token_hex(6)},O=ca-agent")
-    outcome = service.enroll(tp, scepserver.challenge)
+    outcome = service.enroll(tp, scepserver.challenge, fqdn="r1.example.com")
     assert outcome.status is EnrollmentStatus.ISSUED, outcome.message
     entry = service.state("micromdm").certificates[KeyUsage.GENERAL]
     assert entry.status is CertificateStatus.AVAILABLE and entry.info is not None
@@ -68,7 +68,7 @@ def test_micromdm_general_then_usage_keys(scepserver, pki, tmp_path: Path) -> No
     tp = TrustpointConfig(
         "micromdm", enrollment_url=scepserver.url, rsakeypair="mykey", subject_name=f"CN=agent-{secrets.token_hex(6)}"
     )
-    outcome = service.enroll(tp, scepserver.challenge)
+    outcome = service.enroll(tp, scepserver.challenge, fqdn="r1.example.com")
     assert outcome.status is EnrollmentStatus.ISSUED, outcome.message
     state = service.state("micromdm")
     assert set(state.certificates) == {KeyUsage.SIGNATURE, KeyUsage.ENCRYPTION}
@@ -86,7 +86,7 @@ def test_micromdm_wrong_challenge_is_rejected_clearly(scepserver, pki) -> None:
     _, keystore, service = pki
     keystore.generate_rsa("k2", modulus=2048)
     tp = _authenticated(scepserver, service, "k2", f"CN=agent-{secrets.token_hex(6)}")
-    outcome = service.enroll(tp, "not-" + scepserver.challenge)
+    outcome = service.enroll(tp, "not-" + scepserver.challenge, fqdn="r1.example.com")
     assert outcome.status is EnrollmentStatus.FAILED
     request = outcome.requests[KeyUsage.GENERAL]
     assert request.state is RequestState.REJECTED

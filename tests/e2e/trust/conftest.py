@@ -11,10 +11,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from labcaproc import LabCaProcess  # noqa: E402
 from trust_e2e_helpers import Slapd  # noqa: E402
 
 from agentproc import AgentProcess  # noqa: E402
+from labcaproc import LabCaProcess  # noqa: E402
 
 
 @pytest.fixture

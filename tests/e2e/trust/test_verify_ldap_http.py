@@ -14,10 +14,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from labcaproc import LabCaProcess
 from lxml import etree
 from ncclient.operations import RPCError
 from trust_e2e_helpers import CRYPTO, NS, configure, enroll, rpc, text, tp_state
+
+from labcaproc import LabCaProcess
 
 B_DN = "cn=Domain B CA,o=Example"
 

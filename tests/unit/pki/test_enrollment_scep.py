@@ -101,7 +101,7 @@ def make_env(tmp_path: Path) -> Iterator[EnvFactory]:
         root = tmp_path / name
         keystore = KeyStore(root / "keys")
         certstore = CertificateStore(root / "trustpoints")
-        pki = Pki(root, keystore, certstore, lambda: FQDN, retry_unit_seconds=unit, http_timeout=10.0)
+        pki = Pki(root, keystore, certstore, retry_unit_seconds=unit, http_timeout=10.0)
         finished = Finished()
         pki.add_listener(finished)
         env = Env(root, keystore, certstore, pki, finished)
@@ -216,7 +216,7 @@ def test_enroll_requires_authenticated_ca(env: Env, lab) -> None:
     _, server = lab["auto"]
     env.keystore.generate_rsa("mykey", modulus=1024)
     with pytest.raises(CaNotAuthenticatedError) as info:
-        env.pki.enroll(tp_for(server, rsakeypair="mykey"), CHALLENGE)
+        env.pki.enroll(tp_for(server, rsakeypair="mykey"), CHALLENGE, fqdn=FQDN)
     assert info.value.message == "CA not authenticated: run ca-authenticate myca first"
 
 
@@ -229,7 +229,7 @@ def test_enroll_general_keys_default_label_and_subject(env: Env, lab, tmp_path: 
     tp = tp_for(server)  # no rsakeypair: the default key pair
     env.pki.configure([tp])
     env.pki.authenticate(tp, accept=True)
-    outcome = env.pki.enroll(tp, CHALLENGE)
+    outcome = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert outcome.status is EnrollmentStatus.ISSUED, outcome.message
     assert list(outcome.requests) == [KeyUsage.GENERAL]
     request = outcome.requests[KeyUsage.GENERAL]
@@ -258,7 +258,7 @@ def test_enroll_general_keys_default_label_and_subject(env: Env, lab, tmp_path: 
 def test_enroll_usage_keys_two_certificates_with_their_key_usages(env: Env, lab, tmp_path: Path) -> None:
     ca, server = lab["auto"]
     tp = authenticated(env, server, "usage", KeyPairType.USAGE_KEYS, subject_name="CN=r1-usage,O=Example")
-    outcome = env.pki.enroll(tp, CHALLENGE)
+    outcome = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert outcome.status is EnrollmentStatus.ISSUED, outcome.message
     assert list(outcome.requests) == [KeyUsage.SIGNATURE, KeyUsage.ENCRYPTION]
     certs = env.certstore.certificates("myca")
@@ -286,7 +286,7 @@ def test_enroll_through_an_ra(env: Env, lab) -> None:
     assert state.ra[0].usages == (RaUsage.SIGNING, RaUsage.ENCRYPTION)
     assert state.ra[0].info.subject == "cn=ca-agent Lab RA,o=ca-agent"
     assert state.ca is not None and state.ca.subject == "cn=ca-agent Lab CA,o=ca-agent"
-    outcome = env.pki.enroll(tp, CHALLENGE)
+    outcome = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert outcome.status is EnrollmentStatus.ISSUED, outcome.message
     env.certstore.certificates("myca")[KeyUsage.GENERAL].verify_directly_issued_by(ca.ca_certificate)
 
@@ -294,7 +294,7 @@ def test_enroll_through_an_ra(env: Env, lab) -> None:
 def test_wrong_challenge_is_rejected_with_the_cas_reason(env: Env, lab) -> None:
     _, server = lab["auto"]
     tp = authenticated(env, server)
-    outcome = env.pki.enroll(tp, "not-the-password")
+    outcome = env.pki.enroll(tp, "not-the-password", fqdn=FQDN)
     assert outcome.status is EnrollmentStatus.FAILED
     request = outcome.requests[KeyUsage.GENERAL]
     assert request.state is RequestState.REJECTED
@@ -312,7 +312,7 @@ def test_wrong_challenge_is_rejected_with_the_cas_reason(env: Env, lab) -> None:
 def test_pending_then_approved_is_polled_and_installed(env: Env, lab) -> None:
     ca, server = lab["manual"]
     tp = authenticated(env, server, retry_count=100)
-    outcome = env.pki.enroll(tp, CHALLENGE)
+    outcome = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert outcome.status is EnrollmentStatus.PENDING, outcome.message
     txid = outcome.transaction_id
     assert txid and txid in outcome.message
@@ -336,7 +336,7 @@ def test_pending_survives_a_restart(make_env: EnvFactory, lab) -> None:
     ca, server = lab["manual"]
     first = make_env("data", unit=0.05)
     tp = authenticated(first, server, retry_count=100)
-    txid = first.pki.enroll(tp, CHALLENGE).transaction_id
+    txid = first.pki.enroll(tp, CHALLENGE, fqdn=FQDN).transaction_id
     assert txid is not None
     first.pki.close()
     ca.approve(txid)
@@ -353,7 +353,7 @@ def test_pending_survives_a_restart(make_env: EnvFactory, lab) -> None:
 def test_retry_count_exhausted_times_out(env: Env, lab) -> None:
     _, server = lab["manual"]
     tp = authenticated(env, server, retry_count=2)
-    assert env.pki.enroll(tp, CHALLENGE).status is EnrollmentStatus.PENDING
+    assert env.pki.enroll(tp, CHALLENGE, fqdn=FQDN).status is EnrollmentStatus.PENDING
     done = env.finished.wait()[0]
     assert done.state is RequestState.TIMED_OUT
     # the CA did answer (PENDING) every time: the reason says so
@@ -368,7 +368,7 @@ def test_retry_count_exhausted_times_out(env: Env, lab) -> None:
 def test_rejected_while_pending(env: Env, lab) -> None:
     ca, server = lab["manual"]
     tp = authenticated(env, server, retry_count=100)
-    txid = env.pki.enroll(tp, CHALLENGE).transaction_id
+    txid = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN).transaction_id
     assert txid is not None
     ca.reject(txid, "not on the list of routers")
     done = env.finished.wait()[0]
@@ -380,14 +380,14 @@ def test_enroll_again_while_pending_polls_at_once_with_same_transaction(make_env
     ca, server = lab["manual"]
     env = make_env(unit=600.0)  # no background poll during the test
     tp = authenticated(env, server)
-    first = env.pki.enroll(tp, CHALLENGE)
+    first = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert first.status is EnrollmentStatus.PENDING
-    still = env.pki.enroll(tp, None)  # no password needed to poll
+    still = env.pki.enroll(tp, None, fqdn=FQDN)  # no password needed to poll
     assert still.status is EnrollmentStatus.PENDING and still.transaction_id == first.transaction_id
     assert env.pki.state("myca").requests[KeyUsage.GENERAL].attempts == 2
     assert first.transaction_id is not None
     ca.approve(first.transaction_id)
-    again = env.pki.enroll(tp, None)
+    again = env.pki.enroll(tp, None, fqdn=FQDN)
     assert again.status is EnrollmentStatus.ISSUED, again.message
     assert again.transaction_id == first.transaction_id
     assert again.requests[KeyUsage.GENERAL].fingerprint == first.requests[KeyUsage.GENERAL].fingerprint
@@ -403,7 +403,7 @@ def test_cancel_enrollment(make_env: EnvFactory, lab) -> None:
     with pytest.raises(NoEnrollmentInProgressError) as nothing:
         env.pki.cancel_enrollment("myca")
     assert nothing.value.error_tag == "data-missing" and nothing.value.message == "no enrollment in progress for myca"
-    txid = env.pki.enroll(tp, CHALLENGE).transaction_id
+    txid = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN).transaction_id
     assert env.pki._scheduler.scheduled()  # noqa: SLF001 - the poll is scheduled
     env.pki.cancel_enrollment("myca")
     state = env.pki.state("myca")
@@ -417,7 +417,7 @@ def test_cancel_enrollment(make_env: EnvFactory, lab) -> None:
 def test_trustpoint_removed_stops_polling_and_removes_files(env: Env, lab) -> None:
     _, server = lab["manual"]
     tp = authenticated(env, server, retry_count=100)
-    env.pki.enroll(tp, CHALLENGE)
+    env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert (env.root / "trustpoints" / "myca" / "enrollment-general.json").is_file()
     env.pki.trustpoint_removed("myca")
     assert not (env.root / "trustpoints" / "myca").exists()
@@ -430,7 +430,7 @@ def test_configure_applies_new_retry_settings_and_forgets_removed(make_env: EnvF
     _, server = lab["manual"]
     env = make_env(unit=600.0)
     tp = authenticated(env, server, retry_period=60, retry_count=50)
-    env.pki.enroll(tp, CHALLENGE)
+    env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     before = env.pki.state("myca").requests[KeyUsage.GENERAL].next_poll
     env.pki.configure([TrustpointConfig("myca", enrollment_url=server.url, rsakeypair="mykey", retry_period=1)])
     after = env.pki.state("myca").requests[KeyUsage.GENERAL].next_poll
@@ -447,7 +447,7 @@ def test_configure_applies_new_retry_settings_and_forgets_removed(make_env: EnvF
 def test_replaced_key_makes_certificate_key_mismatch_and_zeroized_key_missing(env: Env, lab) -> None:
     _, server = lab["auto"]
     tp = authenticated(env, server)
-    env.pki.enroll(tp, CHALLENGE)
+    env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert env.pki.state("myca").certificates[KeyUsage.GENERAL].status is CertificateStatus.AVAILABLE
     old = env.keystore.get_rsa("mykey").public_keys[KeyUsage.GENERAL]
     env.keystore.generate_rsa("mykey", modulus=1024, replace=True)
@@ -469,8 +469,8 @@ def test_clear_certificates_one_or_all(env: Env, lab) -> None:
     other = TrustpointConfig("other", enrollment_url=ra_server.url, rsakeypair="mykey")
     env.pki.configure([tp, other])
     env.pki.authenticate(other, accept=True)
-    env.pki.enroll(tp, CHALLENGE)
-    env.pki.enroll(other, CHALLENGE)
+    env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
+    env.pki.enroll(other, CHALLENGE, fqdn=FQDN)
     assert env.pki.clear_certificates("myca") == ["myca"]
     cleared = env.pki.state("myca")
     assert cleared.ca is None and cleared.certificates == {} and cleared.requests == {}
@@ -485,12 +485,12 @@ def test_regenerate_flow(env: Env, lab) -> None:
     """Seed 'Regenerate the Certificate': clear, generate rsa (replace), authenticate, enroll."""
     ca, server = lab["auto"]
     tp = authenticated(env, server)
-    old = env.pki.enroll(tp, CHALLENGE).requests[KeyUsage.GENERAL].serial_number
+    old = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN).requests[KeyUsage.GENERAL].serial_number
     old_key = env.keystore.get_rsa("mykey").public_keys[KeyUsage.GENERAL]
     assert env.pki.clear_certificates("myca") == ["myca"]
     env.keystore.generate_rsa("mykey", modulus=1024, replace=True)
     env.pki.authenticate(tp, accept=True)
-    new = env.pki.enroll(tp, CHALLENGE)
+    new = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert new.status is EnrollmentStatus.ISSUED
     assert new.requests[KeyUsage.GENERAL].serial_number != old
     entry = env.pki.state("myca").certificates[KeyUsage.GENERAL]
@@ -501,9 +501,9 @@ def test_regenerate_flow(env: Env, lab) -> None:
 def test_switch_to_usage_keys_replaces_the_general_certificate(env: Env, lab) -> None:
     _, server = lab["auto"]
     tp = authenticated(env, server)
-    env.pki.enroll(tp, CHALLENGE)
+    env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     env.keystore.generate_rsa("mykey", KeyPairType.USAGE_KEYS, modulus=1024, replace=True)
-    assert env.pki.enroll(tp, CHALLENGE).status is EnrollmentStatus.ISSUED
+    assert env.pki.enroll(tp, CHALLENGE, fqdn=FQDN).status is EnrollmentStatus.ISSUED
     state = env.pki.state("myca")
     assert set(state.certificates) == {KeyUsage.SIGNATURE, KeyUsage.ENCRYPTION}
     assert set(state.requests) == {KeyUsage.SIGNATURE, KeyUsage.ENCRYPTION}
@@ -523,15 +523,15 @@ def test_challenge_password_never_on_disk_nor_in_logs(make_env: EnvFactory, lab,
     env.pki.configure([first, second])
     for tp in (first, second):
         env.pki.authenticate(tp, accept=True)
-    assert env.pki.enroll(first, CHALLENGE).status is EnrollmentStatus.ISSUED
-    pending = env.pki.enroll(second, CHALLENGE)
+    assert env.pki.enroll(first, CHALLENGE, fqdn=FQDN).status is EnrollmentStatus.ISSUED
+    pending = env.pki.enroll(second, CHALLENGE, fqdn=FQDN)
     assert pending.status is EnrollmentStatus.PENDING
     for request in pending.requests.values():
         assert request.transaction_id is not None
         manual_ca.approve(request.transaction_id)
     env.finished.wait(count=4)
     wrong = "Wr0ng-" + CHALLENGE
-    assert env.pki.enroll(first, wrong).status is EnrollmentStatus.FAILED
+    assert env.pki.enroll(first, wrong, fqdn=FQDN).status is EnrollmentStatus.FAILED
 
     secrets = [CHALLENGE.encode(), wrong.encode()]
     for secret in list(secrets):  # also as it would look base64-encoded (a PEM CSR) at any alignment
@@ -553,7 +553,7 @@ def test_log_lines_look_like_the_router(env: Env, lab, caplog: pytest.LogCapture
     caplog.set_level(logging.INFO, logger="agent.pki")
     _, server = lab["auto"]
     tp = authenticated(env, server)
-    serial = env.pki.enroll(tp, CHALLENGE).requests[KeyUsage.GENERAL].serial_number
+    serial = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN).requests[KeyUsage.GENERAL].serial_number
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("agent.pki")]
     assert f"%SECURITY-CEPKI-6-INFO: certificate enrollment for trustpoint myca: issued, serial {serial}" in messages
     assert any(m.startswith("%SECURITY-CEPKI-6-INFO: CA certificate of trustpoint myca installed, serial ") for m in messages)

@@ -101,7 +101,7 @@ def cas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OpensslCa]:
 def setup(tmp_path: Path) -> Iterator[tuple[Path, KeyStore, Pki]]:
     root = tmp_path / "data"
     keystore = KeyStore(root / "keys")
-    pki = Pki(root, keystore, CertificateStore(root / "trustpoints"), lambda: FQDN, retry_unit_seconds=0.05)
+    pki = Pki(root, keystore, CertificateStore(root / "trustpoints"), retry_unit_seconds=0.05)
     yield root, keystore, pki
     pki.close()
 
@@ -179,9 +179,9 @@ def test_terminal_general_keys_request_sign_import(setup, cas) -> None:
     keystore.generate_rsa("mykey", modulus=1024)
     tp = terminal()
     with pytest.raises(CaNotAuthenticatedError):
-        pki.enroll(tp, None)
+        pki.enroll(tp, None, fqdn=FQDN)
     pki.authenticate(tp, ca_pem=cas["root"].text, accept=True)
-    outcome = pki.enroll(tp, CHALLENGE)
+    outcome = pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert outcome.status is EnrollmentStatus.REQUESTED
     assert "ca-import-certificate myca" in outcome.message
     pem = outcome.certificate_requests[KeyUsage.GENERAL]
@@ -221,7 +221,7 @@ def test_terminal_usage_keys_import_in_either_order(setup, cas, order) -> None:
     keystore.generate_rsa("mykey", KeyPairType.USAGE_KEYS, modulus=1024)
     tp = TrustpointConfig("myca", terminal=True, rsakeypair="mykey", subject_name="CN=r1,O=Example")
     pki.authenticate(tp, ca_pem=cas["root"].text, accept=True)
-    outcome = pki.enroll(tp, None)
+    outcome = pki.enroll(tp, None, fqdn=FQDN)
     assert set(outcome.certificate_requests) == {KeyUsage.SIGNATURE, KeyUsage.ENCRYPTION}
     first, second = order
     assert pki.import_certificate(tp, cas["root"].sign(outcome.certificate_requests[first])).key_usage is first
@@ -246,12 +246,12 @@ def test_terminal_cancel_and_clear(setup, cas) -> None:
     keystore.generate_rsa("mykey", modulus=1024)
     tp = terminal()
     pki.authenticate(tp, ca_pem=cas["root"].text, accept=True)
-    pki.enroll(tp, None)
+    pki.enroll(tp, None, fqdn=FQDN)
     pki.cancel_enrollment("myca")
     assert pki.state("myca").requests == {} and pki.state("myca").certificates == {}
     with pytest.raises(NoEnrollmentInProgressError):
         pki.cancel_enrollment("myca")
-    pem = pki.enroll(tp, None).certificate_requests[KeyUsage.GENERAL]
+    pem = pki.enroll(tp, None, fqdn=FQDN).certificate_requests[KeyUsage.GENERAL]
     pki.import_certificate(tp, cas["root"].sign(pem))
     assert pki.clear_certificates("myca") == ["myca"]
     assert sorted(p.name for p in (root / "trustpoints" / "myca").iterdir()) == []

@@ -131,7 +131,7 @@ def rig(tmp_path: Path, ca_material: tuple[rsa.RSAPrivateKey, x509.Certificate])
     keystore.generate_rsa("check", modulus=1024)
     keystore.generate_rsa("uk", KeyPairType.USAGE_KEYS, modulus=1024)
     certstore = CertificateStore(tmp_path / "trustpoints", clock=clock)
-    pki = Pki(tmp_path, keystore, certstore, lambda: "r1.example.com", clock=clock)
+    pki = Pki(tmp_path, keystore, certstore, clock=clock)
     pki.configure(
         [
             TrustpointConfig("check", terminal=True, rsakeypair="check"),
