@@ -43,8 +43,8 @@ class LoginThrottle:
 
     The first ``free_failures`` failures from an address cost nothing (typos);
     after that every attempt from the address, on any connection, waits for
-    its own slot, and the slots move apart by ``base_delay`` doubled per
-    failure, up to ``max_delay``. So parallel connections do not multiply the
+    its own slot, and the slots move apart by ``base_delay``, doubled with
+    each further failure, up to ``max_delay``. So parallel connections do not multiply the
     guessing rate. A success clears the address; so does ``forget_after``
     seconds without a failure. At most ``max_sources`` addresses are tracked.
     """
@@ -68,10 +68,10 @@ class LoginThrottle:
         self._sources: OrderedDict[str, _Source] = OrderedDict()
 
     def delay_for(self, failures: int) -> float:
-        """The spacing of attempts after ``failures`` consecutive failures."""
-        if failures < self.free_failures:
+        """The spacing of attempts after ``failures`` consecutive failures (0 for the free ones)."""
+        if failures <= self.free_failures:
             return 0.0
-        return min(self.max_delay, self.base_delay * 2 ** (failures - self.free_failures))
+        return min(self.max_delay, self.base_delay * 2 ** (failures - self.free_failures - 1))
 
     def admit(self, source: str) -> float:
         """Reserve the next attempt slot of ``source``; returns the seconds to wait for it."""
