@@ -31,6 +31,7 @@ __all__ = [
     "NC_NS",
     "NOT_AUTHORIZED",
     "edit_config_element",
+    "commit_element",
     "known_host_key",
     "rpc_element",
 ]
@@ -118,6 +119,18 @@ def edit_config_element(
     return config
 
 
+def commit_element(label: str | None = None, comment: str | None = None) -> etree._Element:
+    """``<commit>`` carrying IOS XR's ``commit label L comment C`` (ca-agent-system's augment of its input).
+
+    Raises nothing.
+    """
+    commit = etree.Element(f"{{{NC_NS}}}commit", nsmap=_default_ns(NC_NS))
+    for leaf, value in (("label", label), ("comment", comment)):
+        if value is not None:
+            etree.SubElement(commit, f"{{{SYS_NS}}}{leaf}", nsmap=_default_ns(SYS_NS)).text = value
+    return commit
+
+
 _HOSTNAME_FILTER = f'<hostname xmlns="{SYS_NS}"/>'
 _LOCKED_TAGS = ("in-use", "lock-denied")
 
@@ -125,6 +138,7 @@ _STATE_FILTERS = {
     "key": f'<crypto xmlns="{CRYPTO_NS}"><key/></crypto>',
     "ca": f'<crypto xmlns="{CRYPTO_NS}"><ca/></crypto>',
     "logging": f'<logging xmlns="{SYS_NS}"/>',
+    "history": f'<commit-history xmlns="{SYS_NS}"/>',
 }
 
 
@@ -232,7 +246,8 @@ class AgentClient:
         return self._call(lambda: self._m.get_config(source="running").data_ele)
 
     def state(self, part: str) -> etree._Element:
-        """<get> of /crypto/key (``part="key"``), /crypto/ca (``"ca"``) or /logging (``"logging"``); returns <data>.
+        """<get> of /crypto/key (``part="key"``), /crypto/ca (``"ca"``), /logging (``"logging"``) or
+        /commit-history (``"history"``); returns <data>.
 
         Raises CliError, ConnectionLost.
         """
@@ -289,6 +304,24 @@ class AgentClient:
                 self._call(lambda: self._m.unlock(target="candidate"))
             except CliError:
                 pass  # e.g. the lock was already released: nothing of ours is left in the candidate
+
+    def rollback_configuration(
+        self, *, last: int | None = None, to: str | None = None, label: str | None = None, comment: str | None = None
+    ) -> str | None:
+        """``rollback-configuration`` (ca-agent-system): undo the ``last`` N commits, or go back ``to`` the
+        configuration a commit produced; returns the id of the rollback's own commit, None when running
+        already was that configuration.
+
+        Raises CliError (e.g. invalid-value: no such commit kept; in-use: locked or a confirmed commit
+        pending; access-denied), ConnectionLost.
+        """
+        request = etree.Element(f"{{{SYS_NS}}}rollback-configuration", nsmap=_default_ns(SYS_NS))
+        for leaf, value in (("last", None if last is None else str(last)), ("to", to), ("label", label),
+                            ("comment", comment)):
+            if value is not None:
+                etree.SubElement(request, f"{{{SYS_NS}}}{leaf}").text = value
+        reply = self._call(lambda: self._m.dispatch(request))
+        return etree.fromstring(reply.xml.encode()).findtext(f".//{{{SYS_NS}}}commit-id")
 
     def rpc(self, name: str, leaves: Sequence[tuple[str, str | None]] = ()) -> etree._Element:
         """Call one of the ca-agent-crypto RPCs; returns the <rpc-reply> element. Raises CliError, ConnectionLost."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-from agent.cli import alert_commands, trust_grammar
+from agent.cli import alert_commands, history_commands, trust_grammar
 from agent.cli.grammar import Node, argument, integer_range, keyword, rest_of_line
 
 __all__ = ["Mode", "tree", "is_show", "RETRY_PERIOD_RANGE", "RETRY_COUNT_RANGE", "MODULUS_RANGE"]
@@ -65,14 +65,15 @@ def _import_key_type_then_label(action: str) -> list[Node]:
 
 
 def _show(config_mode: bool = False) -> Node:
-    configuration = [
-        keyword("configuration", "Contents of this session's uncommitted configuration changes",
-                action="show-configuration")
-    ] if config_mode else []
+    if config_mode:
+        configuration = keyword("configuration", "Contents of this session's uncommitted configuration changes",
+                                *history_commands.show_nodes(), action="show-configuration")
+    else:
+        configuration = keyword("configuration", "Configuration commit database", *history_commands.show_nodes())
     return keyword(
         "show",
         "Show commands",
-        *configuration,
+        configuration,
         keyword(
             "running-config",
             "Current operating configuration",
@@ -161,6 +162,7 @@ def _exec_commands(include_mode_changes: bool = True) -> list[Node]:
                             keyword("certificates", "Remove certificates",
                                     _trustpoint_name("ca-clear"), action="ca-clear"))),
         ),
+        history_commands.rollback_node(),
         _show(),
     ]
     if include_mode_changes:
@@ -174,7 +176,8 @@ def _exec_commands(include_mode_changes: bool = True) -> list[Node]:
 
 def _config_common() -> list[Node]:
     return [
-        keyword("commit", "Commit the configuration changes to running", action="commit"),
+        keyword("commit", "Commit the configuration changes to running", *history_commands.commit_option_nodes(),
+                action="commit"),
         keyword("end", "Exit from configure mode", action="end"),
         keyword("exit", "Exit from this submode", action="exit"),
         keyword("abort", "Discard all uncommitted changes and exit from configure mode", action="abort"),

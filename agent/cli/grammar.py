@@ -31,6 +31,7 @@ __all__ = [
     "argument",
     "rest_of_line",
     "integer_range",
+    "ValueSource",
 ]
 
 
@@ -57,6 +58,9 @@ class Node:
     """Hidden keywords match only when typed in full and are not offered in help or completion."""
     check: Callable[[str], bool] | None = None
     """For arguments: whether a word is acceptable (None: any word)."""
+    values: str | None = None
+    """For arguments: the name of a set of values known only at run time (e.g. the commit ids), which
+    ``?`` and Tab offer through the caller's :data:`ValueSource`."""
 
 
 def keyword(
@@ -78,9 +82,10 @@ def argument(
     *children: Node,
     action: str | None = None,
     check: Callable[[str], bool] | None = None,
+    values: str | None = None,
 ) -> Node:
-    """A one-word argument node. Raises nothing."""
-    return Node(placeholder, help_text, Kind.ARGUMENT, name, list(children), action, False, check)
+    """A one-word argument node (``values``: see :attr:`Node.values`). Raises nothing."""
+    return Node(placeholder, help_text, Kind.ARGUMENT, name, list(children), action, False, check, values)
 
 
 def rest_of_line(placeholder: str, help_text: str, name: str, *, action: str) -> Node:
@@ -140,6 +145,9 @@ class ParseError(Exception):
             return f'% Ambiguous command: "{self.word}"'
         return "% Invalid input detected at '^' marker."
 
+
+ValueSource = Callable[[str], Sequence[tuple[str, str]]]
+"""Given a :attr:`Node.values` name, the (value, help) pairs to offer now; it must not raise."""
 
 _WORD = re.compile(r"\S+")
 
@@ -212,11 +220,13 @@ def _visible(children: Iterable[Node]) -> list[Node]:
     return [c for c in children if not c.hidden]
 
 
-def help_entries(root: Sequence[Node], text: str) -> list[tuple[str, str]]:
+def help_entries(root: Sequence[Node], text: str, values: ValueSource | None = None) -> list[tuple[str, str]]:
     """What ``?`` lists after ``text``: (word, help) pairs, ``<cr>`` when a command may end there.
 
     ``show ?`` lists what may follow ``show``; ``sh?`` lists the keywords
-    starting with ``sh``. Raises ParseError when ``text`` itself is invalid.
+    starting with ``sh``; an argument with run-time values is followed by
+    those (from ``values``) that start with the word typed. Raises
+    ParseError when ``text`` itself is invalid.
     """
     tokens = tokenize(text)
     partial = ""
@@ -232,8 +242,10 @@ def help_entries(root: Sequence[Node], text: str) -> list[tuple[str, str]]:
         if child.kind is Kind.KEYWORD:
             if child.word.startswith(partial):
                 entries.append((child.word, child.help))
-        elif not partial or child.check is None or child.check(partial):
-            entries.append((child.word, child.help))
+        else:
+            if not partial or child.check is None or child.check(partial):
+                entries.append((child.word, child.help))
+            entries.extend(_values_of(child, partial, values))
     if not partial and node is not None and node.action is not None:
         entries.append(("<cr>", ""))
     return entries
@@ -247,8 +259,17 @@ def format_help(entries: Sequence[tuple[str, str]]) -> list[str]:
     return [f"  {word:<{width}}  {text}".rstrip() for word, text in entries]
 
 
-def completions(root: Sequence[Node], text: str) -> list[str]:
-    """Keywords completing the last (partial) word of ``text``; empty if the text is invalid. Raises nothing."""
+def _values_of(node: Node, partial: str, values: ValueSource | None) -> list[tuple[str, str]]:
+    if node.values is None or values is None:
+        return []
+    return [(value, text) for value, text in values(node.values) if value.lower().startswith(partial)]
+
+
+def completions(root: Sequence[Node], text: str, values: ValueSource | None = None) -> list[str]:
+    """Keywords (and run-time values, see :func:`help_entries`) completing the last (partial) word of ``text``.
+
+    Empty if the text is invalid. Raises nothing.
+    """
     tokens = tokenize(text)
     partial = ""
     if tokens and not text[-1:].isspace():
@@ -259,4 +280,8 @@ def completions(root: Sequence[Node], text: str) -> list[str]:
     except ParseError:
         return []
     children = root if node is None else node.children
-    return [c.word for c in _visible(children) if c.kind is Kind.KEYWORD and c.word.startswith(partial)]
+    words = [c.word for c in _visible(children) if c.kind is Kind.KEYWORD and c.word.startswith(partial)]
+    for child in children:
+        if child.kind is Kind.ARGUMENT:
+            words.extend(value for value, _ in _values_of(child, partial, values))
+    return words

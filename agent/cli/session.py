@@ -8,7 +8,9 @@ and kept by the CLI; ``commit`` applies them as one locked change;
 commit them? [yes]:`` when there are any; ``abort`` forgets them. Every show
 command's output can be filtered (``| include REGEX`` ..., see
 :mod:`agent.cli.pipe`). The prompt follows the committed hostname, whoever
-changed it. The key and CA commands are in :mod:`agent.cli.pki_commands`.
+changed it. The key and CA commands are in :mod:`agent.cli.pki_commands`,
+the commit database (``commit label``, ``show configuration commit ...``,
+``rollback configuration``) in :mod:`agent.cli.history_commands`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from collections.abc import Callable
 from lxml import etree
 
 from agent.cli.alert_commands import AlertCommands
-from agent.cli.client import AgentClient, CliError, ConnectionLost, edit_config_element
+from agent.cli.client import AgentClient, CliError, ConnectionLost, commit_element, edit_config_element
 from agent.cli.commands import Mode, is_show, tree
 from agent.cli.console import Console
 from agent.cli.grammar import ErrorKind, Parsed, ParseError, completions, format_help, help_entries, parse
+from agent.cli.history_commands import HistoryCommands
 from agent.cli.pipe import (
     PIPE_HELP,
     OutputModifier,
@@ -87,7 +90,7 @@ class CliSession:
             "exit": self._exit,
             "end": lambda p: self._end(),
             "abort": lambda p: self._abort(),
-            "commit": lambda p: self._commit(),
+            "commit": lambda p: self._commit(p.args.get("label"), p.args.get("comment")),
             "show-running": self._show_running,
             "show-configuration": lambda p: self._write_lines(self.target.render()),
             "show-mypubkey": self._show_mypubkey,
@@ -125,6 +128,8 @@ class CliSession:
         self.current_line = ""  # the command being executed, as typed (staged config shows it)
         self._handlers.update(TrustCommands(client, console, self).handlers())
         self._handlers.update(AlertCommands(client, console, self).handlers())
+        self.history = HistoryCommands(client, console)
+        self._handlers.update(self.history.handlers())
 
     # ------------------------------------------------------------------ prompt, help, completion
 
@@ -163,7 +168,7 @@ class CliSession:
             if modifiers is not None and self._is_show(command):
                 entries = modifier_help(modifiers)
             else:
-                entries = help_entries(tree(self.mode), text)
+                entries = help_entries(tree(self.mode), text, self.history.values)
                 if ("<cr>", "") in entries and self._is_show(text):
                     entries.insert(entries.index(("<cr>", "")), PIPE_HELP)
         except ParseError as error:
@@ -177,7 +182,7 @@ class CliSession:
         command, modifiers = split_pipe(text)
         if modifiers is not None and self._is_show(command):
             return modifier_completions(modifiers)
-        return completions(tree(self.mode), text)
+        return completions(tree(self.mode), text, self.history.values)
 
     # ------------------------------------------------------------------ running one line
 
@@ -317,16 +322,18 @@ class CliSession:
         self.target.clear()
         self.mode, self.trustpoint = Mode.EXEC, None
 
-    def _commit(self) -> None:
+    def _commit(self, label: str | None = None, comment: str | None = None) -> None:
         if not self.target:
             self.console.write("% No configuration changes to commit.\n")
             return
-        self._commit_changes()
+        self._commit_changes(label, comment)
 
-    def _commit_changes(self) -> None:
-        """Commit this session's changes; on failure they are kept. Raises CliError, ConnectionLost."""
+    def _commit_changes(self, label: str | None = None, comment: str | None = None) -> None:
+        """Commit this session's changes (``commit label L comment C``: with them in the commit database);
+        on failure they are kept. Raises CliError, ConnectionLost.
+        """
         try:
-            self.target.commit()
+            self.target.commit(commit_element(label, comment) if label is not None or comment is not None else None)
         except CliError as error:
             if error.tag in _LOCKED:
                 holder = error.holder_session

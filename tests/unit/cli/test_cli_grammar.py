@@ -102,9 +102,9 @@ def test_error_messages_are_the_routers() -> None:
 
 
 def test_help_lists_what_is_valid_here() -> None:
-    assert [w for w, _ in help_entries(EXEC, "")] == ["clear", "configure", "crypto", "exit", "show"]
+    assert [w for w, _ in help_entries(EXEC, "")] == ["clear", "configure", "crypto", "exit", "rollback", "show"]
     assert [w for w, _ in help_entries(EXEC, "c")] == ["clear", "configure", "crypto"]
-    assert [w for w, _ in help_entries(EXEC, "show ")] == ["crypto", "logging", "running-config"]
+    assert [w for w, _ in help_entries(EXEC, "show ")] == ["configuration", "crypto", "logging", "running-config"]
     assert [w for w, _ in help_entries(EXEC, "crypto key generate rsa ")] == [
         "general-keys", "usage-keys", "WORD", "<cr>"]
     assert [w for w, _ in help_entries(TP, "enrollment retry period ")] == ["<1-60>"]
@@ -115,6 +115,7 @@ def test_help_lists_what_is_valid_here() -> None:
         help_entries(EXEC, "shw ")
     lines = format_help(help_entries(EXEC, "show "))
     assert lines == [
+        "  configuration   Configuration commit database",
         "  crypto          Crypto commands",
         "  logging         Show the contents of logging buffers",
         "  running-config  Current operating configuration",

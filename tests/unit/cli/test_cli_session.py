@@ -242,6 +242,7 @@ def test_question_mark_prints_help() -> None:
     cli, out = session(FakeAgent())
     assert cli.execute("show ?")
     assert out.getvalue() == (
+        "  configuration   Configuration commit database\n"
         "  crypto          Crypto commands\n"
         "  logging         Show the contents of logging buffers\n"
         "  running-config  Current operating configuration\n"
