@@ -322,7 +322,7 @@ def _with_value(line: ChangeLine, value: str | None) -> str:
 
 def _comment(change: ChangeView, line: ChangeLine) -> str:
     verb = {"create": "created", "delete": "deleted"}.get(change.operation, "changed")
-    return f"!! {line.words or change.target}: {verb} (no detail below it is recorded)"
+    return f"!! {line.words or change.target}: {verb}"
 
 
 def _signed(change: ChangeView, line: ChangeLine) -> list[tuple[str, str]]:
@@ -355,8 +355,18 @@ def change_lines(changes: Iterable[ChangeView], diff: bool = False) -> list[str]
             lines.append(f"{sign} {header}" if diff else header)
         context = header
 
-    for change in changes:
+    changes = list(changes)
+    deleted: list[str] = []
+    for index, change in enumerate(changes):
+        if any(change.target.startswith(prefix + "/") for prefix in deleted):
+            continue  # inside a node whose deletion is printed already ('no ...')
         line = classify_change(change)
+        following = changes[index + 1].target if index + 1 < len(changes) else ""
+        detailed = following.startswith(change.target + "/")
+        if change.operation == "delete":
+            deleted.append(change.target)
+        elif line.kind in ("container", "raw") and detailed and change.new_value is None:
+            continue  # created together with the leaves that follow: they say it all
         if line.kind == "submode" and change.operation != "delete":
             enter(line.words, "+" if change.operation == "create" else "#")
             continue

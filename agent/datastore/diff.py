@@ -106,6 +106,7 @@ def _diff_children(
         path = f"{parent_path}/{_step(child, info, namer)}"
         if before is None:
             out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
+            _expand(child, info, path, ChangeKind.CREATE, schema, namer, out)
             continue
         if _serialized(before) == _serialized(child):
             continue
@@ -116,8 +117,38 @@ def _diff_children(
     for identity, child in old_children.items():
         if identity not in seen:
             info = info_of(child)
-            out.append(Change(f"{parent_path}/{_step(child, info, namer)}", ChangeKind.DELETE,
-                              old_value=_leaf_value(child, info)))
+            path = f"{parent_path}/{_step(child, info, namer)}"
+            out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
+            _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
+
+
+def _expand(
+    element: etree._Element,
+    info: NodeInfo | None,
+    path: str,
+    kind: ChangeKind,
+    schema: SchemaLookup,
+    namer: PathNamer,
+    out: list[Change],
+) -> None:
+    """The leaves inside a created or deleted node, each as a change of its own.
+
+    So the record says what a new trustpoint holds (``show configuration
+    commit changes`` prints every line), not only that ``/crypto`` appeared.
+    """
+    if info is None or info.ref is None:
+        return
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue
+        child_info = schema.node_info(info, str(child.tag))
+        if child_info is not None and info.kind is NodeKind.LIST and child_info.tag in info.keys:
+            continue  # the key is in the entry's own path already
+        child_path = f"{path}/{_step(child, child_info, namer)}"
+        value = _leaf_value(child, child_info)
+        out.append(Change(child_path, kind, new_value=value if kind is ChangeKind.CREATE else None,
+                          old_value=value if kind is ChangeKind.DELETE else None))
+        _expand(child, child_info, child_path, kind, schema, namer, out)
 
 
 def _leaf_value(element: etree._Element, info: NodeInfo | None) -> str | None:

@@ -92,7 +92,7 @@ def test_changes_are_in_index_order_under_building_configuration() -> None:
     assert render_commit_changes([second]) == [
         "Building configuration...",
         "hostname r1",
-        "!! domain: created (no detail below it is recorded)",
+        "!! domain: created",
         "end",
     ]
 
@@ -153,7 +153,7 @@ def test_changes_read_as_router_configuration() -> None:
         " secret <not shown>",
         "!",
         "/nacm:nacm/nacm:enable-nacm false",  # no CLI syntax: the instance-identifier
-        "!! /nacm:nacm/nacm:groups: created (no detail below it is recorded)",
+        "!! /nacm:nacm/nacm:groups: created",
     ]
 
 
@@ -182,7 +182,7 @@ def test_diff_shows_what_went_and_what_came() -> None:
         "+ hostname r2",
         "# crypto ca trustpoint myca",
         "-  subject-name CN=r1",
-        " !! enrollment retry: created (no detail below it is recorded)",
+        " !! enrollment retry: created",
         "  !",
         "+ domain name example.com",
     ]
