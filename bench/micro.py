@@ -43,14 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--whatif", default="", help="apply bench/whatif_agent.py patches in this process first")
     args = parser.parse_args()
-    if args.whatif:
-        from whatif_agent import PATCHES
-
-        for name in args.whatif.split(","):
-            PATCHES[name]()
-        print(f"patches: {args.whatif}")
 
     from agent.datastore.edit import apply_edit, new_root
     from agent.datastore.store import _serialize

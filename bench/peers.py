@@ -159,9 +159,8 @@ class AgentPeer:
 
     name = "ca-agent"
 
-    def __init__(self, workdir: Path, client_key: Path | None = None, whatif: str = "") -> None:
+    def __init__(self, workdir: Path, client_key: Path | None = None) -> None:
         self.workdir = workdir
-        self.whatif = whatif  # monkeypatches of bench/whatif_agent.py, e.g. "chunks,key_load"
         self.data_dir = workdir / "agent-data"
         self.log_path = workdir / "agent.log"
         self.client_key = client_key
@@ -203,8 +202,6 @@ class AgentPeer:
         return self
 
     def _command(self) -> list[str]:
-        if self.whatif:
-            return [sys.executable, str(REPO / "bench" / "whatif_agent.py"), "--patch", self.whatif, "--"]
         return [sys.executable, "-m", "agent"]
 
     def connect_params(self) -> dict[str, Any]:
@@ -397,3 +394,82 @@ def config_only_copy(module: Path, dest_dir: Path, search_path: list[str]) -> Pa
     path = dest_dir / module.name
     path.write_text(out.getvalue())
     return path
+
+
+# --------------------------------------------------------------------------
+# CESNET netopeer2 (sysrepo, libyang, libnetconf2), from the shared peer kit
+
+
+NP2_KIT = Path(os.environ.get("NP2_KIT", str(REPO.parent / "shared" / "peers" / "netopeer2")))
+NP2_SERVER = Path(os.environ.get("NP2_PREFIX", "/opt/np2")) / "sbin" / "netopeer2-server"
+
+
+def netopeer2_available() -> str | None:
+    """None if the kit and a built server are there, else why not."""
+    if not (NP2_KIT / "start.sh").exists():
+        return f"no netopeer2 kit at {NP2_KIT} (set NP2_KIT)"
+    if not NP2_SERVER.exists():
+        return f"{NP2_SERVER} not built: run {NP2_KIT}/setup.sh once (about 15 s to 1 min)"
+    return None
+
+
+class Netopeer2Peer:
+    """One netopeer2-server instance of the kit (``start.sh PORT DIR``) with our module installed.
+
+    Its running datastore lives in SHM (sysrepo): nothing reaches the disk on
+    an edit. root logs in with the instance's own key and bypasses NACM.
+    """
+
+    name = "netopeer2"
+
+    def __init__(self, workdir: Path, module: Path) -> None:
+        self.dir = workdir
+        self.module = module
+        self.port = 0
+        self.pid = 0
+        self.key = ""
+
+    def start(self, timeout: float = 60.0) -> Netopeer2Peer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        env = dict(os.environ, NP2_START_TIMEOUT=str(int(timeout)))
+        out = subprocess.run([str(NP2_KIT / "start.sh"), str(self.port), str(self.dir)], capture_output=True,
+                             text=True, timeout=timeout + 30, env=env)
+        if out.returncode != 0:
+            raise RuntimeError(f"netopeer2 start.sh failed: {out.stderr.strip()[-500:]}")
+        values = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+        self.pid = int(values["NP2_PID"])
+        self.key = values["NP2_KEY"]
+        try:
+            installed = subprocess.run([str(NP2_KIT / "install-module.sh"), str(self.dir), str(self.module)],
+                                       capture_output=True, text=True, timeout=120)
+            # The kit's check (sysrepoctl -l | grep -q, under pipefail) can fail on SIGPIPE although
+            # the module is installed: ask sysrepoctl ourselves.
+            if installed.returncode != 0 and not self._installed(self.module.stem.partition("@")[0]):
+                raise RuntimeError(f"netopeer2 install-module.sh {self.module.name}: {installed.stderr[-500:]}")
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _installed(self, module: str) -> bool:
+        listing = subprocess.run(["bash", "-c", f'. "{self.dir}/env.sh" && sysrepoctl -l'], capture_output=True,
+                                 text=True, timeout=60).stdout
+        return any(re.match(rf"{re.escape(module)}\s+\|[^|]*\|\s*I\s", line) for line in listing.splitlines())
+
+    def connect_params(self) -> dict[str, Any]:
+        return dict(
+            host="127.0.0.1", port=self.port, username="root", key_filename=self.key,
+            hostkey_verify=False, allow_agent=False, look_for_keys=False, timeout=120,
+        )
+
+    def server_pids(self) -> list[int]:
+        return [self.pid] if self.pid else []
+
+    def rss_pid(self) -> int:
+        return self.pid
+
+    def stop(self) -> None:
+        if self.pid:
+            subprocess.run([str(NP2_KIT / "stop.sh"), str(self.dir)], capture_output=True, timeout=60)
+            self.pid = 0

@@ -5,8 +5,10 @@
     python bench/profile_agent.py WORKLOAD [--seconds S] [--top N] [--keep]
 
 WORKLOAD: setup, get_empty, get_1000, edit_commit, edit_commit_1000, bulk,
-bulk_running, edit_running, concurrent_empty, concurrent_1000, or rss (no
-profiler: VmRSS/VmHWM after each step of the candidate workload).
+bulk_running, edit_running, edit_running_1000, concurrent_empty,
+concurrent_1000, or rss (no profiler: VmRSS/VmHWM after each step of the
+candidate workload). ``--entries N`` makes the "1000" workloads (and bulk)
+use N trustpoints instead.
 
 A fresh agent is started, the workload's preparation runs unprofiled, then
 `py-spy record --format raw` samples the agent process (all threads, on-CPU
@@ -35,7 +37,7 @@ from peers import AgentPeer, cpu_seconds, make_ssh_key  # noqa: E402
 
 WORKLOADS = (
     "setup", "get_empty", "get_1000", "edit_commit", "edit_commit_1000", "bulk", "bulk_running", "edit_running",
-    "concurrent_empty", "concurrent_1000", "rss",
+    "edit_running_1000", "concurrent_empty", "concurrent_1000", "rss",
 )
 
 
@@ -56,9 +58,11 @@ def bulk_config(count: int, prefix: str = "tp") -> str:
 # Leaf frames that are blocking waits py-spy did not recognise as idle (threads parked in
 # recv/select/lock waits while holding no GIL): not CPU work of the agent.
 IDLE_LEAF = re.compile(
-    r"^(Condition\.wait|Event\.wait|Thread\._wait_for_tstate_lock) "
-    r"|^Packetizer\.read_all \(paramiko/packet\.py:322\)"
-    r"|^SSHServer\._accept_socket_thread \(sshutil/server\.py:468\)"
+    r"^(Condition\.wait|Event\.wait|Thread\._wait_for_tstate_lock|Future\.result) "
+    r"|^Packetizer\.read_all \(paramiko/packet\.py"
+    r"|^NetconfSshServer\._accept_loop \("
+    r"|^SerialExecutor\._loop \("
+    r"|^NetconfSession\._write_loop \("
 )
 
 
@@ -98,13 +102,13 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (raw py-spy output)")
-    parser.add_argument("--whatif", default="", help="profile the agent with bench/whatif_agent.py patches")
     parser.add_argument("--no-profile", action="store_true", help="run the workload only (throughput)")
+    parser.add_argument("--entries", type=int, default=1000, help="trustpoints of the *_1000 and bulk workloads")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ca-agent-profile-"))
     key = work / "client_key"
     make_ssh_key(key)
-    agent = AgentPeer(work, key, args.whatif)
+    agent = AgentPeer(work, key)
     spy: subprocess.Popen[bytes] | None = None
     conc = None
     try:
@@ -134,8 +138,8 @@ def main() -> int:
             conc.run(3.0, 1000, agent.server_pids())
             print("after 20 concurrent get-config for 3 s:", vm(pid))
             return 0
-        if w in ("get_1000", "edit_commit_1000", "concurrent_1000"):
-            mgr.edit_config(target="candidate", config=bulk_config(1000))
+        if w in ("get_1000", "edit_commit_1000", "concurrent_1000", "edit_running_1000"):
+            mgr.edit_config(target="candidate", config=bulk_config(args.entries))
             mgr.commit()
         if w.startswith("concurrent"):
             conc = figures.ConcurrentSessions(params, 20, 2)
@@ -151,8 +155,8 @@ def main() -> int:
         began = time.monotonic()
         deadline = began + args.seconds
         ops = 0
-        bulk = bulk_config(1000, "b")
-        names = [f"b{i:04d}" for i in range(1000)]
+        bulk = bulk_config(args.entries, "b")
+        names = [f"b{i:04d}" for i in range(args.entries)]
         while time.monotonic() < deadline and ops < 100000:
             if w == "setup":
                 figures.close(figures.connect(params))
@@ -161,7 +165,7 @@ def main() -> int:
             elif w in ("edit_commit", "edit_commit_1000"):
                 mgr.edit_config(target="candidate", config=figures.config([figures.trustpoint(f"x{ops}", ops)]))
                 mgr.commit()
-            elif w == "edit_running":
+            elif w in ("edit_running", "edit_running_1000"):
                 mgr.edit_config(target="running", config=figures.config([figures.trustpoint(f"x{ops}", ops)]))
             elif w == "bulk":
                 mgr.edit_config(target="candidate", config=bulk)

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: our agent against yuma123 netconfd, openssl and micromdm SCEP.
 
-    python bench/run.py [--quick] [--json FILE] [--no-scep] [--keep]
+    python bench/run.py [--quick] [--json FILE] [--no-scep] [--no-netopeer2] [--keep]
 
 Starts our agent and, beside it, netconfd loaded with our ca-agent-crypto
-module (behind a throwaway sshd on 127.0.0.1), drives both with the same
+module (behind a throwaway sshd on 127.0.0.1) and CESNET netopeer2 with the
+same module (the shared peer kit), drives all with the same
 ncclient code, times key-generate-rsa against `openssl genrsa` and one SCEP
 authenticate+enroll against micromdm's scepclient (inside a private network
 namespace, see bench/scep_bench.py), prints a table and writes it as JSON.
@@ -36,9 +37,11 @@ from peers import (  # noqa: E402
     YANG_DIR,
     AgentPeer,
     NetconfdPeer,
+    Netopeer2Peer,
     YumaGuard,
     config_only_copy,
     make_ssh_key,
+    netopeer2_available,
 )
 
 CRYPTO_CAPABILITY = "urn:ca-agent:yang:crypto?module=ca-agent-crypto"
@@ -46,9 +49,9 @@ CRYPTO_CAPABILITY = "urn:ca-agent:yang:crypto?module=ca-agent-crypto"
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: which figure, against whom, and which way is better."""
+    """One figure of the table: which mode measures it, and which way is better."""
 
-    peer: str
+    mode: str  # "candidate" or "running": which netconfd instance it is compared with
     key: str
     figure: str
     better: str  # "higher" or "lower"
@@ -56,25 +59,32 @@ class Row:
 
 
 ROWS = [
-    Row("netconfd (candidate)", "setup", "session set-up, SSH + hello (s, median)", "lower", "ratio <= 1"),
-    Row("netconfd (candidate)", "setup_password", "  same, ours with password auth (scrypt)", "lower", "info"),
-    Row("netconfd (candidate)", "get_config_empty", "get-config /s, empty datastore", "higher", "ratio >= 1"),
-    Row("netconfd (candidate)", "get_config_1000", "get-config /s, 1,000 trustpoints", "higher", "ratio >= 1"),
-    Row("netconfd (candidate)", "edit_commit", "edit-config + commit /s (1 trustpoint each)", "higher", "ratio >= 1"),
-    Row("netconfd (candidate)", "edit_commit_1000", "  same, on 1,000 trustpoints", "higher", "ratio >= 1"),
-    Row("netconfd (candidate)", "bulk_commit", "edit-config 1,000 trustpoints + commit (s)", "lower", "ratio <= 1"),
-    Row("netconfd (candidate)", "concurrent_empty", "20 sessions get-config, total /s, empty", "higher", "ratio >= 1"),
-    Row("netconfd (candidate)", "concurrent_1000", "20 sessions get-config, total /s, 1,000 tp", "higher",
-        "ratio >= 1"),
-    Row("netconfd (candidate)", "rss_1000", "peak RSS with 1,000 trustpoints (MiB)", "lower", "ours < 150"),
-    Row("netconfd (running)", "edit_running", "edit-config on running /s (1 trustpoint each)", "higher",
-        "ratio >= 1"),
-    Row("netconfd (running)", "edit_running_1000", "  same, on 1,000 trustpoints", "higher", "ratio >= 1"),
-    Row("netconfd (running)", "bulk_running", "edit-config 1,000 trustpoints on running (s)", "lower", "ratio <= 1"),
-    Row("netconfd (running)", "rss_running", "peak RSS, running-target run (MiB)", "lower", "ours < 150"),
-    Row("openssl genrsa", "keygen", "key-generate-rsa 2048 vs openssl genrsa 2048 (s, median)", "lower", "info"),
-    Row("micromdm scepclient", "scep", "SCEP authenticate + enroll vs scepclient (s, median)", "lower", "info"),
+    Row("candidate", "setup", "session set-up, SSH + hello (s, median)", "lower", "ratio <= 1"),
+    Row("candidate", "setup_password", "  same, ours with password auth (scrypt)", "lower", "info"),
+    Row("candidate", "get_config_empty", "get-config /s, empty datastore", "higher", "ratio >= 1"),
+    Row("candidate", "get_config_1000", "get-config /s, 1,000 trustpoints", "higher", "ratio >= 1"),
+    Row("candidate", "edit_commit", "edit-config + commit /s (1 trustpoint each)", "higher", "ratio >= 1"),
+    Row("candidate", "edit_commit_1000", "  same, on 1,000 trustpoints", "higher", "ratio >= 1"),
+    Row("candidate", "bulk_commit", "edit-config 1,000 trustpoints + commit (s)", "lower", "ratio <= 1"),
+    Row("candidate", "concurrent_empty", "20 sessions get-config, total /s, empty", "higher", "ratio >= 1"),
+    Row("candidate", "concurrent_1000", "20 sessions get-config, total /s, 1,000 tp", "higher", "ratio >= 1"),
+    Row("candidate", "rss_1000", "peak RSS with 1,000 trustpoints (MiB)", "lower", "ours < 150"),
+    Row("running", "edit_running", "edit-config on running /s (1 trustpoint each)", "higher", "ratio >= 1"),
+    Row("running", "edit_running_1000", "  same, on 1,000 trustpoints", "higher", "ratio >= 1"),
+    Row("running", "bulk_running", "edit-config 1,000 trustpoints on running (s)", "lower", "ratio <= 1"),
+    Row("running", "rss_running", "peak RSS, running-target run (MiB)", "lower", "ours < 150"),
+    Row("other", "keygen", "key-generate-rsa 2048 vs openssl genrsa 2048 (s, median)", "lower", "info"),
+    Row("other", "scep", "SCEP authenticate + enroll vs scepclient (s, median)", "lower", "ratio <= 1"),
 ]
+
+PEER_LABELS = {
+    ("candidate", "netconfd"): "netconfd (candidate)",
+    ("running", "netconfd"): "netconfd (running)",
+    ("candidate", "netopeer2"): "netopeer2",
+    ("running", "netopeer2"): "netopeer2",
+    ("other", "keygen"): "openssl genrsa",
+    ("other", "scep"): "micromdm scepclient",
+}
 
 
 def agent_version() -> str:
@@ -148,12 +158,12 @@ def use_publickey(agent: AgentPeer, client_key: Path) -> str:
 # SCEP sub-benchmark (private network namespace)
 
 
-def run_scep(workdir: Path, settings: Settings, whatif: str = "") -> dict[str, Any]:
+def run_scep(workdir: Path, settings: Settings) -> dict[str, Any]:
     out = workdir / "scep.json"
     command = [
         "bash", str(REPO / "tests" / "netns_run.sh"), sys.executable, str(REPO / "bench" / "scep_bench.py"),
         "--json-out", str(out), "--count", str(settings.scep_count), "--workdir", str(workdir / "scep"),
-    ] + (["--whatif", whatif] if whatif else [])
+    ]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=str(REPO))
     except subprocess.TimeoutExpired:
@@ -168,7 +178,7 @@ def run_scep(workdir: Path, settings: Settings, whatif: str = "") -> dict[str, A
 # table
 
 
-def ratio(row: Row, ours: Figure | None, theirs: Figure | None) -> float | None:
+def ratio(ours: Figure | None, theirs: Figure | None) -> float | None:
     if ours is None or theirs is None or ours.value is None or theirs.value is None or theirs.value == 0:
         return None
     return ours.value / theirs.value
@@ -203,17 +213,29 @@ def fmt_cpu(figure: Figure | None) -> str:
     return f"{figure.server_cpu_ms_per_op:.2f}"
 
 
-def build_rows(ours: dict[str, Figure], theirs: dict[str, Figure]) -> list[dict[str, Any]]:
+def peers_of(row: Row) -> list[str]:
+    if row.mode == "other":
+        return [row.key]
+    return ["netconfd", "netopeer2"]
+
+
+def build_rows(ours: dict[str, Figure], theirs: dict[str, dict[str, Figure]]) -> list[dict[str, Any]]:
+    """One row per figure and peer: ours, theirs, the ratio and whether the target is met."""
     rows = []
     for row in ROWS:
-        o, t = ours.get(row.key), theirs.get(row.key)
-        r = ratio(row, o, t)
-        rows.append({
-            "server": row.peer, "figure": row.figure.strip(), "key": row.key, "better": row.better,
-            "target": row.target, "ours": o.to_json() if o else None, "theirs": t.to_json() if t else None,
-            "ratio": round(r, 4) if r is not None else None, "target_met": target_met(row, o, r),
-            "_ours": o, "_theirs": t, "_row": row,
-        })
+        o = ours.get(row.key)
+        for peer in peers_of(row):
+            t = theirs.get(peer, {}).get(row.key)
+            if t is None and peer == "netopeer2":
+                continue
+            r = ratio(o, t)
+            rows.append({
+                "server": PEER_LABELS[(row.mode, peer)], "peer": peer, "mode": row.mode,
+                "figure": row.figure.strip(), "key": row.key, "better": row.better,
+                "target": row.target, "ours": o.to_json() if o else None, "theirs": t.to_json() if t else None,
+                "ratio": round(r, 4) if r is not None else None, "target_met": target_met(row, o, r),
+                "_ours": o, "_theirs": t, "_row": row,
+            })
     return rows
 
 
@@ -239,14 +261,29 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 # main
 
 
+def start_netopeer2(workdir: Path, name: str, meta: dict[str, Any]) -> Netopeer2Peer | None:
+    """A fresh netopeer2 instance with ca-agent-crypto, or None (and why, in meta) when it cannot run."""
+    why = netopeer2_available()
+    if why is None:
+        try:
+            peer = Netopeer2Peer(workdir / name, CRYPTO_MODULE).start()
+        except Exception as error:  # the benchmark goes on without this peer
+            why = str(error)
+        else:
+            meta["netopeer2"] = "ca-agent-crypto installed with the kit's install-module.sh; root bypasses NACM"
+            return peer
+    meta["netopeer2"] = f"not measured: {why}"
+    log(f"netopeer2: {why}")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short run (well under 2 minutes)")
     parser.add_argument("--json", type=Path, help="write the table and raw figures as JSON to this file")
     parser.add_argument("--no-scep", action="store_true", help="skip the SCEP sub-benchmark (needs unshare -rn)")
+    parser.add_argument("--no-netopeer2", action="store_true", help="leave netopeer2 out")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data dirs)")
-    parser.add_argument("--whatif", default="", metavar="PATCHES",
-                        help="run our agent with bench/whatif_agent.py monkeypatches (measures fix proposals)")
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()
     started = time.monotonic()
@@ -254,13 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     yuma = YumaGuard()
     modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
     ours: dict[str, Figure] = {}
-    theirs: dict[str, Figure] = {}
+    theirs: dict[str, dict[str, Figure]] = {"netconfd": {}, "netopeer2": {}, "keygen": {}, "scep": {}}
     meta: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "settings": settings.__dict__,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": os.getloadavg()},
         "ncclient_tick": figures.TICK,
-        "whatif": args.whatif or None,
         "agent_version": agent_version(),
     }
     running: list[Any] = []
@@ -268,9 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         client_key = workdir / "client_key"
         make_ssh_key(client_key, "rsa")
 
-        # ---- candidate: both servers side by side ----------------------------------------------
+        # ---- candidate: all servers side by side ------------------------------------------------
         log("ca-agent: starting (candidate figures)")
-        agent = AgentPeer(workdir / "agent-candidate", client_key, args.whatif)
+        agent = AgentPeer(workdir / "agent-candidate", client_key)
         running.append(agent)
         agent.start()
         log("netconfd: starting --target=candidate with " + CRYPTO_MODULE.name)
@@ -290,47 +326,61 @@ def main(argv: list[str] | None = None) -> int:
                 "accepted" if accepted2 else f"also refused ({why2})")
         meta["netconfd_module"] = why
         log("netconfd: " + why)
+        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-candidate", meta)
+        if np2 is not None:
+            running.append(np2)
+        if args.no_netopeer2:
+            meta["netopeer2"] = "left out (--no-netopeer2)"
 
         log("ca-agent: session set-up with password authentication")
         ours["setup_password"] = figures.setup_time(agent.connect_params(), settings, [agent.rss_pid()])
         meta["ours_auth"] = use_publickey(agent, client_key)
         log(f"ca-agent: authentication {meta['ours_auth']}")
-        pair = figures.candidate_figures_pair([agent, ncd], settings, lambda m: log("both: " + m))
-        ours.update(pair[0])
-        theirs.update(pair[1])
-        theirs["setup_password"] = theirs["setup"]  # netconfd: key authentication only
+        peers: list[Any] = [agent, ncd] + ([np2] if np2 is not None else [])
+        names = ["netconfd", "netopeer2"][: len(peers) - 1]
+        outs = figures.candidate_figures_pair(peers, settings, lambda m: log("all: " + m))
+        ours.update(outs[0])
+        for name, out in zip(names, outs[1:], strict=True):
+            theirs[name].update(out)
+            theirs[name]["setup_password"] = out["setup"]  # the peers: key authentication only
         log("ca-agent: key-generate-rsa 2048")
         ours["keygen"] = figures.keygen_ours(agent, settings)
-        for peer in (agent, ncd):
+        for peer in peers:
             peer.stop()
             running.remove(peer)
 
-        # ---- running target: both servers side by side ------------------------------------------
-        log("ca-agent: starting a fresh agent; netconfd --target=running (running figures)")
-        agent = AgentPeer(workdir / "agent-running", client_key, args.whatif)
+        # ---- running target: all servers side by side --------------------------------------------
+        log("ca-agent: starting a fresh agent; netconfd --target=running; a fresh netopeer2 (running figures)")
+        agent = AgentPeer(workdir / "agent-running", client_key)
         running.append(agent)
         agent.start()
         use_publickey(agent, client_key)
         ncd = start_netconfd(workdir, client_key, "running", module, modpath)
         running.append(ncd)
-        pair = figures.running_figures_pair([agent, ncd], settings, lambda m: log("both: " + m))
-        ours.update(pair[0])
-        theirs.update(pair[1])
-        for peer in (agent, ncd):
+        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-running", meta)
+        if np2 is not None:
+            running.append(np2)
+        peers = [agent, ncd] + ([np2] if np2 is not None else [])
+        names = ["netconfd", "netopeer2"][: len(peers) - 1]
+        outs = figures.running_figures_pair(peers, settings, lambda m: log("all: " + m))
+        ours.update(outs[0])
+        for name, out in zip(names, outs[1:], strict=True):
+            theirs[name].update(out)
+        for peer in peers:
             peer.stop()
             running.remove(peer)
 
         # ---- key generation and SCEP --------------------------------------------------------
         log("openssl genrsa 2048")
-        theirs["keygen"] = figures.keygen_openssl(str(workdir), settings)
+        theirs["keygen"]["keygen"] = figures.keygen_openssl(str(workdir), settings)
         if args.no_scep:
             ours["scep"] = Figure(value=None, unit="s", note="skipped (--no-scep)")
-            theirs["scep"] = Figure(value=None, unit="s", note="skipped (--no-scep)")
+            theirs["scep"]["scep"] = Figure(value=None, unit="s", note="skipped (--no-scep)")
         else:
             log("SCEP authenticate + enroll (inside unshare -rn)")
-            scep = run_scep(workdir, settings, args.whatif)
+            scep = run_scep(workdir, settings)
             meta["scep"] = {k: v for k, v in scep.items() if k not in ("ours", "theirs")}
-            for side, store in (("ours", ours), ("theirs", theirs)):
+            for side, store in (("ours", ours), ("theirs", theirs["scep"])):
                 data = scep.get(side)
                 store["scep"] = Figure(**data) if data else Figure(value=None, unit="s",
                                                                    note=f"n/a ({scep.get('error', 'no result')})")
@@ -352,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(rows)
     print(f"\n{meta['mode']} run, {meta['seconds']} s; ours: {meta.get('ours_auth')}; "
-          f"netconfd: {meta.get('netconfd_module')}")
+          f"netconfd: {meta.get('netconfd_module')}; netopeer2: {meta.get('netopeer2')}")
     if args.json:
         clean = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
         args.json.write_text(json.dumps({"meta": meta, "rows": clean}, indent=1, default=str) + "\n")

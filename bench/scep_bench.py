@@ -158,7 +158,6 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit for each side's repetitions")
     parser.add_argument("--workdir", type=Path)
-    parser.add_argument("--whatif", default="", help="bench/whatif_agent.py patches for our agent")
     parser.add_argument("--profile", action="store_true",
                         help="sample the agent with py-spy during our repetitions and print where the time goes")
     args = parser.parse_args()
@@ -183,7 +182,7 @@ def main() -> int:
             )
         url = f"http://127.0.0.1:{port}/scep"
         wait_for(lambda: serving(url), 15, "scepserver", server)
-        agent = AgentPeer(workdir / "agent", whatif=args.whatif).start()
+        agent = AgentPeer(workdir / "agent").start()
         spy = None
         if args.profile:
             raw = workdir / "pyspy.txt"
