@@ -15,7 +15,7 @@ from pathlib import Path
 import paramiko
 from lxml import etree
 
-from agent.datastore.edit import new_root
+from agent.datastore.edit import ChangeSet, new_root
 from agent.datastore.store import Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.dispatch import NetconfAgent
@@ -75,9 +75,11 @@ class Application:
         # RFC 8341 access control, fed by running; it also refuses unreadable rule paths at commit.
         self.access = AccessControl(self.yang, lambda: self.datastores.get(Target.RUNNING))
 
-        def validate(root: etree._Element, *, full: bool) -> bool:
+        def validate(
+            root: etree._Element, *, full: bool, base: etree._Element | None = None, changes: ChangeSet = None
+        ) -> bool:
             self.access.check_config(root)
-            return self.yang.validate(root, full=full)
+            return self.yang.validate(root, full=full, base=base, changes=changes)
 
         self.datastores = Datastores(data_dir, self.yang, self.yang, validate, initial)
         self.identity = SystemIdentity(lambda: self.datastores.get(Target.RUNNING))

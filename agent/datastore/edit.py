@@ -48,13 +48,32 @@ class ErrorOption(enum.Enum):
     ROLLBACK_ON_ERROR = "rollback-on-error"
 
 
+NodePath = tuple[tuple[str, ...], ...]
+"""Where a node sits in a datastore tree: one step per level from the top, each ``(tag,)`` or, for a
+list entry, ``(tag, key value, ...)``. A leaf-list entry is named by its parent."""
+
+ChangeSet = frozenset[NodePath] | None
+"""The subtrees an edit may have changed (created, replaced, removed or edited inside), as paths;
+``None`` when it may have changed anything (a replace of the whole datastore)."""
+
+NO_CHANGES: frozenset[NodePath] = frozenset()
+
+
+def join_changes(first: ChangeSet, second: ChangeSet) -> ChangeSet:
+    """The changes of two edits in a row (None if either is unknown)."""
+    if first is None or second is None:
+        return None
+    return first | second
+
+
 @dataclass
 class EditResult:
-    """The new tree and, with continue-on-error, the errors that were skipped."""
+    """The new tree, what it changed and, with continue-on-error, the errors that were skipped."""
 
     root: etree._Element
     errors: list[AgentError] = field(default_factory=list)
     changed: bool = False
+    touched: ChangeSet = None
 
 
 class PathNamer(Protocol):
@@ -129,10 +148,11 @@ def apply_edit(
             continue
         op = _operation_of(item, default_operation, editor, "")
         if op is not None:
-            editor.edit_child(new, None, item, op, "")
+            editor.edit_child(new, None, item, op, "", ())
     if replace_all and guard is not None:
         guard.check_replace(root, new)
-    return EditResult(new, editor.errors, editor.changed)
+    touched = None if replace_all else frozenset(editor.touched)
+    return EditResult(new, editor.errors, editor.changed, touched)
 
 
 def merge_trees(base: etree._Element, overlay: etree._Element, schema: SchemaLookup, namer: PathNamer) -> etree._Element:
@@ -153,6 +173,7 @@ class _Editor:
         self.guard = guard
         self.errors: list[AgentError] = []
         self.changed = False
+        self.touched: set[NodePath] = set()  # what changed, for incremental validation and diffs
         # List entries by key values, per (parent, list tag): one scan per list
         # and edit, instead of one per entry edited (1,000 new entries: 1.5 s -> 70 ms).
         self._entries: dict[tuple[etree._Element, str], dict[tuple[str, ...], etree._Element]] = {}
@@ -205,12 +226,14 @@ class _Editor:
         item: etree._Element,
         op: Operation,
         parent_path: str,
+        parent_spot: NodePath,
     ) -> None:
         info = self.schema.node_info(parent_info, item.tag)
         path = f"{parent_path}/{self.step(item, info)}"
         if info is None:
             self.fail(_unknown_element(item, path))
             return
+        spot = _spot(parent_spot, item, info)
         try:
             existing = self.find_existing(target_parent, item, info, path)
         except DatastoreError as error:
@@ -230,6 +253,7 @@ class _Editor:
                 target_parent.remove(existing)
                 self.removed(target_parent, existing, info)
                 self.changed = True
+                self.touched.add(spot)
             return
         if op is Operation.REPLACE or (op is Operation.CREATE and existing is None):
             fresh = self.build(item, info, path)
@@ -239,7 +263,7 @@ class _Editor:
                 return
             if not self.allowed(target_parent, existing, fresh, info, path):
                 return
-            if not self.drop_other_cases(target_parent, parent_info, info, path):
+            if not self.drop_other_cases(target_parent, parent_info, info, path, parent_spot):
                 return
             if existing is not None:
                 target_parent.replace(existing, fresh)
@@ -248,6 +272,7 @@ class _Editor:
                 target_parent.append(fresh)
             self.added(target_parent, fresh, info)
             self.changed = True
+            self.touched.add(spot)
             return
 
         # merge or none
@@ -261,14 +286,16 @@ class _Editor:
                 return
             if not self.allowed(target_parent, existing, fresh, info, path):
                 return
-            if not self.drop_other_cases(target_parent, parent_info, info, path):
+            if not self.drop_other_cases(target_parent, parent_info, info, path, parent_spot):
                 return
             if existing is None:
                 target_parent.append(fresh)
                 self.changed = True
+                self.touched.add(spot)
             elif not _equal(existing, fresh):
                 target_parent.replace(existing, fresh)
                 self.changed = True
+                self.touched.add(spot)
             return
 
         if existing is None:
@@ -285,11 +312,12 @@ class _Editor:
                         leaf.text = (key_el.text or "").strip() if key_el is not None else ""
                 if not self.allowed(target_parent, None, created, info, path):
                     return
-                if not self.drop_other_cases(target_parent, parent_info, info, path):
+                if not self.drop_other_cases(target_parent, parent_info, info, path, parent_spot):
                     return
                 target_parent.append(created)
                 existing = created
                 self.changed = True
+                self.touched.add(spot)
                 if info.kind is NodeKind.LIST:
                     self.added(target_parent, existing, info)
         for child in item:
@@ -309,7 +337,7 @@ class _Editor:
                         DatastoreError(f"{child_path} does not exist", error_tag="data-missing", path=child_path)
                     )
                 continue
-            self.edit_child(existing, info, child, child_op, path)
+            self.edit_child(existing, info, child, child_op, path, spot)
 
     def check_key_operation(self, key_el: etree._Element, path: str) -> None:
         value = key_el.get(OPERATION_ATTR)
@@ -361,7 +389,8 @@ class _Editor:
             self._entries[(parent, entry.tag)].pop(_key_of(entry, info), None)
 
     def drop_other_cases(
-        self, parent: etree._Element, parent_info: NodeInfo | None, info: NodeInfo, path: str
+        self, parent: etree._Element, parent_info: NodeInfo | None, info: NodeInfo, path: str,
+        parent_spot: NodePath,
     ) -> bool:
         """Remove the nodes of the other cases of ``info``'s choices; False if the guard refused (error recorded)."""
         if not info.other_case_tags:
@@ -375,6 +404,7 @@ class _Editor:
             parent.remove(sibling)
             self._entries.pop((parent, str(sibling.tag)), None)
             self.changed = True
+            self.touched.add(parent_spot)  # the parent's children changed
         return True
 
     def build(self, item: etree._Element, info: NodeInfo, path: str) -> etree._Element | None:
@@ -413,6 +443,15 @@ class _Editor:
                     return None
             _keys_first(fresh, info.keys)
         return fresh
+
+
+def _spot(parent_spot: NodePath, item: etree._Element, info: NodeInfo) -> NodePath:
+    """The path of ``item`` below ``parent_spot`` (a leaf-list entry: its parent)."""
+    if info.kind is NodeKind.LEAF_LIST:
+        return parent_spot
+    if info.kind is NodeKind.LIST:
+        return (*parent_spot, (str(item.tag), *((item.findtext(key) or "").strip() for key in info.keys)))
+    return (*parent_spot, (str(item.tag),))
 
 
 def _operation_of(item: etree._Element, inherited: Operation, editor: _Editor, path: str) -> Operation | None:

@@ -36,6 +36,8 @@ from lxml import etree
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.diff import diff_trees
 from agent.datastore.edit import (
+    NO_CHANGES,
+    ChangeSet,
     EditResult,
     ErrorOption,
     Operation,
@@ -43,6 +45,7 @@ from agent.datastore.edit import (
     SchemaLookup,
     WriteGuard,
     apply_edit,
+    join_changes,
     new_root,
 )
 from agent.datastore.history import CommitHistory, CommitRecord
@@ -71,11 +74,15 @@ class TestOption(enum.Enum):
 
 
 class Validator(Protocol):
-    def __call__(self, root: etree._Element, *, full: bool) -> bool:
+    def __call__(
+        self, root: etree._Element, *, full: bool, base: etree._Element | None = None, changes: ChangeSet = None
+    ) -> bool:
         """Raise an AgentError if ``root`` is not valid config (full: all constraints).
 
-        Returns True when every constraint holds, False when only the value
-        checks of a ``full=False`` call passed.
+        ``base``, a tree that passed before, and ``changes``, where ``root``
+        differs from it, let the validator check only what changed and what
+        depends on it. Returns True when every constraint holds, False when
+        only the value checks of a ``full=False`` call passed.
         """
         ...
 
@@ -175,6 +182,9 @@ class Datastores:
         self._pending: _PendingConfirm | None = None
         self._candidate: etree._Element | None = None  # None: identical to running
         self._valid_candidate: etree._Element | None = None  # the candidate, if known fully valid
+        # The candidate differs from a fully valid tree (running, or an earlier candidate) by these changes.
+        self._candidate_base: etree._Element | None = None
+        self._candidate_changes: ChangeSet = NO_CHANGES
         removed = remove_stale_temporaries(self._dir)
         if removed:
             log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
@@ -326,7 +336,7 @@ class Datastores:
             base = self._running  # only this thread replaces it
             result = apply_edit(base, config, self.schema, self.namer, default_operation, error_option, guard)
             if test_option is not TestOption.SET:
-                self._validate(result.root, full=True)
+                self._validate(result.root, full=True, base=base, changes=result.touched)
             if test_option is TestOption.TEST_ONLY or not result.changed:
                 return result, []
             return result, self._change_running(who, "edit-config", result.root, note)
@@ -370,13 +380,17 @@ class Datastores:
         while True:
             with self._mutex:
                 self._check_writable(Target.CANDIDATE, who)
-                base = self._candidate if self._candidate is not None else self._running
+                if self._candidate is not None:
+                    base, anchor, since = self._candidate, self._candidate_base, self._candidate_changes
+                else:
+                    base, anchor, since = self._running, self._running, NO_CHANGES
             result = edit(base)
+            changes = join_changes(since, result.touched)
             fully_valid = False
             if test_option is not TestOption.SET:
                 # Constraints across nodes (mandatory, leafref...) are only
                 # enforced at validate/commit: a candidate may be incomplete.
-                fully_valid = self._validate(result.root, full=False)
+                fully_valid = self._validate(result.root, full=False, base=anchor, changes=changes)
             with self._mutex:
                 current = self._candidate if self._candidate is not None else self._running
                 if current is not base:
@@ -385,6 +399,10 @@ class Datastores:
                 if test_option is not TestOption.TEST_ONLY and result.changed:
                     self._candidate = result.root
                     self._valid_candidate = result.root if fully_valid else None
+                    if fully_valid:
+                        self._candidate_base, self._candidate_changes = result.root, NO_CHANGES
+                    else:
+                        self._candidate_base, self._candidate_changes = anchor, changes
                 return result
 
     def discard_changes(self, who: Principal) -> None:
@@ -428,11 +446,12 @@ class Datastores:
                     _check_confirm_owner(pending, who, persist_id)
                 candidate = self._candidate if self._candidate is not None else self._running
                 known_valid = candidate is self._valid_candidate
+                anchor, changes = self._candidate_base, self._candidate_changes
             running = self._running
             if guard is not None and candidate is not running:
                 guard.check_replace(running, candidate)
             if candidate is not running and not known_valid:
-                self._validate(candidate, full=True)
+                self._validate(candidate, full=True, base=anchor, changes=changes)
             if confirmed:
                 action = _ConfirmAction.START if pending is None else _ConfirmAction.NONE
                 rollback_to = pending.rollback_to if pending is not None else running
@@ -705,6 +724,8 @@ class Datastores:
     def _drop_candidate(self) -> None:
         self._candidate = None
         self._valid_candidate = None
+        self._candidate_base = None
+        self._candidate_changes = NO_CHANGES
 
 
 def _check_confirm_owner(pending: _PendingConfirm, who: Principal, persist_id: str | None) -> None:

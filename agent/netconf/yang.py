@@ -7,9 +7,11 @@ from functools import lru_cache
 
 from lxml import etree
 
+from agent.datastore.edit import ChangeSet
 from agent.errors import SchemaError
+from agent.schema.incremental import CookedCache, validate_changes
 from agent.schema.model import AccessDefault, NodeInfo, SchemaModel
-from agent.schema.validate import validate_config
+from agent.schema.validate import cooked_config
 
 _VALUE_ERRORS = frozenset({"invalid-value", "unknown-element"})
 YANG_LIBRARY_CAPABILITY = "urn:ietf:params:netconf:capability:yang-library:1.1"
@@ -22,6 +24,7 @@ class YangSupport:
         self.model = model
         self._prefixes = {m.prefix: m.namespace for m in model.modules}
         self._keys_of_path = lru_cache(maxsize=4096)(self._keys_for_tags)
+        self._cooked = CookedCache()  # the last valid trees, the bases of incremental validation
 
     # -- edit engine (agent.datastore.edit.SchemaLookup / PathNamer) --------------
     def node_info(self, parent: NodeInfo | None, tag: str) -> NodeInfo | None:
@@ -74,18 +77,31 @@ class YangSupport:
         return self.model.notification_access_default(tag)
 
     # -- datastores (agent.datastore.store.Validator) ----------------------------
-    def validate(self, root: etree._Element, *, full: bool) -> bool:
+    def validate(
+        self, root: etree._Element, *, full: bool, base: etree._Element | None = None, changes: ChangeSet = None,
+    ) -> bool:
         """Raise SchemaError when ``root`` is not valid configuration.
 
         ``full=False`` (an edit of the candidate) reports only errors of the
         edited values themselves; constraints between nodes (mandatory,
         leafref, unique, must) may be unmet until the commit, which checks all.
         Returns True when every constraint holds.
+
+        When ``base`` is a tree validated before and ``changes`` says where
+        ``root`` differs from it, only what changed and what depends on it is
+        checked (agent/schema/incremental.py); the outcome is the same.
         """
+        if self._cooked.get(root) is not None:
+            return True
+        base_value = self._cooked.get(base) if base is not None and changes is not None else None
         try:
-            validate_config(root, self.model)
+            if base_value is not None and changes is not None:
+                value = validate_changes(self.model, base_value, root, changes)
+            else:
+                value = cooked_config(root, self.model)
         except SchemaError as error:
             if full or error.error_tag in _VALUE_ERRORS:
                 raise
             return False
+        self._cooked.put(root, value)
         return True

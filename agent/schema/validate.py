@@ -50,7 +50,7 @@ from agent.schema.convert import Converter, PathSeg
 from agent.schema.model import SchemaModel
 from agent.schema.translate import missing_data, missing_instance, must_violation, not_unique, translate
 
-__all__ = ["validate_config", "validate_rpc_input"]
+__all__ = ["cooked_config", "validate_config", "validate_rpc_input"]
 
 _LOCK = threading.Lock()
 
@@ -74,6 +74,15 @@ def validate_config(data: etree._Element, model: SchemaModel | None = None) -> N
             own ``error-app-tag``, ``data-not-unique``, ``too-many-elements``,
             ``too-few-elements``).
     """
+    cooked_config(data, model)
+
+
+def cooked_config(data: etree._Element, model: SchemaModel | None = None) -> ObjectValue:
+    """:func:`validate_config`, returning the cooked (yangson) value of the valid configuration.
+
+    Raises:
+        SchemaError: as :func:`validate_config`.
+    """
     model = model or SchemaModel.load()
     dm = model.data_model
     with _LOCK:
@@ -81,6 +90,7 @@ def validate_config(data: etree._Element, model: SchemaModel | None = None) -> N
         value = conv.object_value(None, data, None, config=True)
         root = RootNode(value, dm.schema, dm.schema_data, conv.timestamp)
         _Walker(model, conv, ContentType.config, semantics=True).run(root)
+    return value
 
 
 def validate_rpc_input(rpc_tag: str, input_el: etree._Element, model: SchemaModel | None = None) -> None:
