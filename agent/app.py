@@ -71,7 +71,7 @@ class Application:
         log.info("SSH host key: RSA %d-bit key pair %r", host_info.size, host_info.label)
         self.schema = SchemaModel.load()
         self.yang = YangSupport(self.schema)
-        initial = None if (data_dir / "running.xml").exists() else self._first_config(data_dir)
+        initial = None if Datastores.has_configuration(data_dir) else self._first_config(data_dir)
         # RFC 8341 access control, fed by running; it also refuses unreadable rule paths at commit.
         self.access = AccessControl(self.yang, lambda: self.datastores.get(Target.RUNNING))
 

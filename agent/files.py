@@ -32,6 +32,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
     fsync_dir(target.parent)
 
 
+def replace_file(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically (old or new content after a crash) but not durably.
+
+    For files derived from durable state (e.g. ``running.xml``, rebuilt from
+    the commit journal at start-up). Raises OSError.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Make a rename or unlink in ``directory`` durable."""
     dfd = os.open(directory, os.O_RDONLY)

@@ -3,8 +3,9 @@
 Like the router's password recovery from the console, it works on the data
 directory directly: it resets the password of ``admin`` and puts ``admin``
 back in group ``root-system`` with root-system's permit-all rule-list first
-(agent/services/taskgroups.py), in ``running.xml`` and, if a confirmed
-commit was pending, in ``rollback.xml`` too (the configuration the next
+(agent/services/taskgroups.py): as a commit of its own in the commit journal
+(which the agent starts from; ``running.xml`` is rewritten too) and, if a
+confirmed commit was pending, in ``rollback.xml`` (the configuration the next
 start goes back to). It refuses to run while an agent holds the data
 directory, takes the directory's lock itself so no agent starts meanwhile,
 and logs what it did on stderr and in ``DIR/recovery.log``.
@@ -17,6 +18,7 @@ The new password comes from ``$CA_AGENT_ADMIN_PASSWORD``, else a prompt
 from __future__ import annotations
 
 import argparse
+import copy
 import getpass
 import logging
 import os
@@ -26,6 +28,8 @@ from pathlib import Path
 from lxml import etree
 
 from agent.clock import SYSTEM_CLOCK
+from agent.datastore.diff import diff_trees
+from agent.datastore.history import CommitHistory, CommitRecord
 from agent.datastore.store import ROLLBACK_FILE, RUNNING_FILE
 from agent.errors import AgentError
 from agent.files import atomic_write
@@ -74,29 +78,44 @@ def recover_admin(data_dir: Path, password: str) -> list[str]:
     from agent.netconf.yang import YangSupport
     from agent.schema.model import SchemaModel
 
-    files = [data_dir / RUNNING_FILE]
-    if not files[0].exists():
-        raise RecoveryError(f"{files[0]} does not exist: start the agent once to create the data directory")
-    if (data_dir / ROLLBACK_FILE).exists():
-        files.append(data_dir / ROLLBACK_FILE)
-    password_hash = hash_password(password)
-    yang = YangSupport(SchemaModel.load())
-    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
-    updated: list[tuple[Path, bytes]] = []
-    changes: list[str] = []
-    for path in files:
-        try:
-            root = etree.fromstring(path.read_bytes(), parser)
-        except (OSError, etree.XMLSyntaxError) as error:
-            raise RecoveryError(f"cannot read {path}: {error}") from error
-        changes = restore_admin(root, password_hash)
-        try:
-            yang.validate(root, full=True)
-        except AgentError as error:
-            raise RecoveryError(f"{path.name} would not be valid after the recovery: {error.message}") from error
-        updated.append((path, etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)))
-    for path, data in updated:
-        atomic_write(path, data)
+    history = CommitHistory(data_dir)
+    try:
+        latest = history.latest_snapshot()
+        running_file = data_dir / RUNNING_FILE
+        if latest is None and not running_file.exists():
+            raise RecoveryError(f"{data_dir} holds no configuration: start the agent once to create it")
+        sources = [(RUNNING_FILE, latest if latest is not None else running_file.read_bytes())]
+        if (data_dir / ROLLBACK_FILE).exists():
+            sources.append((ROLLBACK_FILE, (data_dir / ROLLBACK_FILE).read_bytes()))
+        password_hash = hash_password(password)
+        yang = YangSupport(SchemaModel.load())
+        parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
+        updated: list[tuple[str, etree._Element, etree._Element, bytes]] = []
+        changes: list[str] = []
+        for name, data in sources:
+            try:
+                before = etree.fromstring(data, parser)
+            except etree.XMLSyntaxError as error:
+                raise RecoveryError(f"cannot read {name}: {error}") from error
+            root = copy.deepcopy(before)
+            changes = restore_admin(root, password_hash)
+            try:
+                yang.validate(root, full=True)
+            except AgentError as error:
+                raise RecoveryError(f"{name} would not be valid after the recovery: {error.message}") from error
+            serialized = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+            updated.append((name, before, root, serialized))
+        for name, before, root, serialized in reversed(updated):  # rollback.xml before running
+            if name == RUNNING_FILE:
+                # A commit of its own in the commit database (the journal is what the agent starts from).
+                history.append(CommitRecord(
+                    commit_id=history.next_id(), user="recover-admin", session_id=0, timestamp=SYSTEM_CLOCK.now(),
+                    kind="recover-admin", comment="admin restored by ca-agent recover-admin",
+                    changes=tuple(diff_trees(before, root, yang, yang)),
+                ), serialized)
+            atomic_write(data_dir / name, serialized)
+    finally:
+        history.close()
     return changes
 
 

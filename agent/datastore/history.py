@@ -6,10 +6,19 @@ running, a confirmed-commit rollback, a ``rollback-configuration``) gets a
 who made it, when, an optional label and comment, the changes, and the
 configuration it produced, so that any kept commit can be rolled back to.
 
-On disk, one file per commit, ``DIR/commits/<id>.json.gz`` (metadata and
-snapshot together, so a record is written with one atomic write), and the
-newest ``keep`` are kept. Writes happen outside every datastore lock (the
-datastore's committer thread calls :meth:`CommitHistory.write`).
+On disk this is a journal, ``DIR/commits/journal-<first id>.log``: each
+commit is one frame appended to the newest segment, with one ``fdatasync``
+(a new segment, every ``keep`` commits, also syncs the directory). That is
+the commit's durable point: the configuration of running is the snapshot of
+the newest frame. A frame is ``CJ``, its length and its CRC-32, then the
+zlib-compressed record (JSON) and snapshot; a crash while appending leaves a
+torn last frame, which the next start cuts off (that commit was never
+acknowledged). Segments whose commits are all older than the newest ``keep``
+are deleted. Per-commit files of the earlier format (``<id>.json.gz``) are
+moved into the journal at the first start.
+
+Writes happen outside every datastore lock (the datastore's committer thread
+calls :meth:`CommitHistory.append`).
 """
 
 from __future__ import annotations
@@ -18,17 +27,23 @@ import datetime as dt
 import gzip
 import json
 import logging
+import os
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.datastore.diff import Change, ChangeKind
-from agent.files import atomic_write, ensure_private_dir
+from agent.files import ensure_private_dir, fsync_dir
 
 log = logging.getLogger(__name__)
 
 FIRST_ID = 1000000001  # the router's first commit id
 DEFAULT_KEEP = 100
-_SUFFIX = ".json.gz"
+_LEGACY_SUFFIX = ".json.gz"
+_SEGMENT = "journal-{}.log"
+_MAGIC = b"CJ"
+_HEADER = struct.Struct(">2sII")  # magic, payload length, CRC-32 of the payload
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class CommitRecord:
     comment: str | None = None
     changes: tuple[Change, ...] = field(default_factory=tuple)
 
-    def to_json(self, snapshot: bytes) -> dict[str, object]:
+    def to_json(self) -> dict[str, object]:
         return {
             "id": self.commit_id,
             "user": self.user,
@@ -56,7 +71,6 @@ class CommitRecord:
             "changes": [
                 {"path": c.path, "kind": c.kind.value, "old": c.old_value, "new": c.new_value} for c in self.changes
             ],
-            "config": snapshot.decode("utf-8"),
         }
 
     @classmethod
@@ -77,77 +91,206 @@ class CommitRecord:
         )
 
 
+@dataclass
+class _Stored:
+    """Where a record's frame is: segment file and payload offset/length."""
+
+    record: CommitRecord
+    segment: Path
+    offset: int
+    length: int
+
+
 class CommitHistory:
-    """The newest ``keep`` commit records of one data directory."""
+    """The newest ``keep`` commit records of one data directory, in an append-only journal."""
 
     def __init__(self, data_dir: Path, keep: int = DEFAULT_KEEP) -> None:
-        """Load the records found on disk. Raises OSError."""
+        """Load the records found on disk (cutting off a torn last frame). Raises OSError."""
         if keep < 2:
             raise ValueError("keep at least two commits")
         self.directory = ensure_private_dir(Path(data_dir) / "commits")
         self.keep = keep
-        self._records: list[CommitRecord] = []
-        for path in sorted(self.directory.glob("*" + _SUFFIX), key=lambda p: int(p.name.split(".")[0])):
-            try:
-                self._records.append(CommitRecord.from_json(self._load(path)))
-            except (OSError, ValueError, KeyError, AssertionError, EOFError) as error:
-                log.warning("commit history: skipping unreadable %s: %s", path.name, error)
+        self._stored: list[_Stored] = []
+        self._fd: int | None = None
+        self._segment: Path | None = None
+        self._segment_count = 0
+        for segment in self._segments():
+            self._read_segment(segment, last=segment == self._segments()[-1])
+        self._migrate_legacy(data_dir)
+        self._trim()
 
+    # -- reading -------------------------------------------------------------
     @property
     def records(self) -> list[CommitRecord]:
         """Oldest first."""
-        return list(self._records)
+        return [s.record for s in self._stored]
 
     def next_id(self) -> str:
-        return str(int(self._records[-1].commit_id) + 1 if self._records else FIRST_ID)
-
-    def _path(self, commit_id: str) -> Path:
-        return self.directory / f"{commit_id}{_SUFFIX}"
-
-    @staticmethod
-    def _load(path: Path) -> dict[str, object]:
-        data = json.loads(gzip.decompress(path.read_bytes()))
-        if not isinstance(data, dict):
-            raise ValueError("not a commit record")
-        return data
-
-    def write(self, record: CommitRecord, snapshot: bytes) -> None:
-        """Make ``record`` durable (one atomic write). Raises OSError; nothing is kept then."""
-        payload = gzip.compress(json.dumps(record.to_json(snapshot)).encode("utf-8"), compresslevel=1)
-        atomic_write(self._path(record.commit_id), payload)
-
-    def added(self, record: CommitRecord) -> None:
-        """Take a written record into the list and drop the oldest beyond ``keep``."""
-        self._records.append(record)
-        while len(self._records) > self.keep:
-            old = self._records.pop(0)
-            self._path(old.commit_id).unlink(missing_ok=True)
-
-    def discard(self, commit_id: str) -> None:
-        """Remove a record whose commit did not take effect (written, then running failed)."""
-        self._path(commit_id).unlink(missing_ok=True)
-        self._records = [r for r in self._records if r.commit_id != commit_id]
+        return str(int(self._stored[-1].record.commit_id) + 1 if self._stored else FIRST_ID)
 
     def snapshot(self, commit_id: str) -> bytes:
-        """The configuration a kept commit produced. Raises KeyError if it is not kept."""
-        if not any(r.commit_id == commit_id for r in self._records):
-            raise KeyError(commit_id)
-        return str(self._load(self._path(commit_id))["config"]).encode("utf-8")
+        """The configuration a kept commit produced. Raises KeyError if it is not kept, OSError."""
+        for stored in self._stored:
+            if stored.record.commit_id == commit_id:
+                return _unpack(self._read(stored))[1]
+        raise KeyError(commit_id)
 
-    def reconcile(self, running: bytes) -> None:
-        """Drop the newest record if its configuration is not running.
+    def latest_snapshot(self) -> bytes | None:
+        """The configuration of the newest commit (what running is), None if there is none."""
+        if not self._stored:
+            return None
+        return _unpack(self._read(self._stored[-1]))[1]
 
-        The record of a commit is written before running; a crash between
-        the two leaves one record of a commit that never took effect (and was
-        never acknowledged).
-        """
-        if not self._records:
+    @staticmethod
+    def _read(stored: _Stored) -> bytes:
+        with open(stored.segment, "rb") as handle:
+            handle.seek(stored.offset)
+            return handle.read(stored.length)
+
+    def _segments(self) -> list[Path]:
+        found = []
+        for path in self.directory.glob(_SEGMENT.format("*")):
+            try:
+                found.append((int(path.name[len("journal-"):-len(".log")]), path))
+            except ValueError:
+                continue
+        return [path for _, path in sorted(found)]
+
+    def _read_segment(self, segment: Path, last: bool) -> None:
+        data = segment.read_bytes()
+        offset = 0
+        count = 0
+        while offset < len(data):
+            frame = _frame_at(data, offset)
+            if frame is None:
+                break
+            start, length = frame
+            try:
+                meta, _ = _unpack(data[start:start + length])
+                record = CommitRecord.from_json(meta)
+            except (ValueError, KeyError, AssertionError, zlib.error) as error:
+                log.warning("commit history: skipping an unreadable commit in %s: %s", segment.name, error)
+            else:
+                if self._stored and int(record.commit_id) <= int(self._stored[-1].record.commit_id):
+                    log.warning("commit history: commit %s out of order in %s, skipped", record.commit_id,
+                                segment.name)
+                else:
+                    self._stored.append(_Stored(record, segment, start, length))
+            offset = start + length
+            count += 1
+        if offset < len(data):
+            if last:
+                # A crash while appending: the commit was never acknowledged.
+                log.warning("commit history: cutting off an incomplete last commit in %s (%d bytes)",
+                            segment.name, len(data) - offset)
+                with open(segment, "r+b") as handle:
+                    handle.truncate(offset)
+                    os.fsync(handle.fileno())
+            else:
+                log.warning("commit history: %s is damaged after %d commits", segment.name, count)
+        if last:
+            self._segment, self._segment_count = segment, count
+
+    def _migrate_legacy(self, data_dir: Path) -> None:
+        """Move the per-commit files of the earlier format into the journal."""
+        legacy = sorted(self.directory.glob("*" + _LEGACY_SUFFIX), key=lambda p: int(p.name.split(".")[0]))
+        if not legacy:
             return
-        newest = self._records[-1]
+        loaded: list[tuple[CommitRecord, bytes]] = []
+        for path in legacy:
+            try:
+                data = json.loads(gzip.decompress(path.read_bytes()))
+                loaded.append((CommitRecord.from_json(data), str(data["config"]).encode("utf-8")))
+            except (OSError, ValueError, KeyError, AssertionError, EOFError) as error:
+                log.warning("commit history: skipping unreadable %s: %s", path.name, error)
+        running = Path(data_dir) / "running.xml"
+        if loaded and running.exists() and loaded[-1][1] != running.read_bytes():
+            # Written before running, the newest record of a commit that never took effect.
+            log.warning("commit history: commit %s never reached running; dropped", loaded[-1][0].commit_id)
+            loaded.pop()
+        newest = int(self._stored[-1].record.commit_id) if self._stored else 0
+        for record, snapshot in loaded:
+            if int(record.commit_id) > newest:
+                self.append(record, snapshot)
+        for path in legacy:
+            path.unlink(missing_ok=True)
+        fsync_dir(self.directory)
+        log.info("commit history: %d commits moved into the journal", len(loaded))
+
+    # -- writing -------------------------------------------------------------
+    def append(self, record: CommitRecord, snapshot: bytes) -> None:
+        """Make ``record`` durable: one frame appended and fdatasync'ed. Raises OSError (nothing kept then)."""
+        payload = zlib.compress(json.dumps(record.to_json()).encode("utf-8") + b"\0" + snapshot, 1)
+        frame = _HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
+        fd = self._writable()
+        offset = os.lseek(fd, 0, os.SEEK_END)
         try:
-            if self.snapshot(newest.commit_id) == running:
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        log.warning("commit history: commit %s never reached running; dropped", newest.commit_id)
-        self.discard(newest.commit_id)
+            written = 0
+            while written < len(frame):
+                written += os.write(fd, frame[written:])
+            os.fdatasync(fd)
+        except OSError:
+            try:  # leave no partial frame behind (the next start would cut it off anyway)
+                os.ftruncate(fd, offset)
+            except OSError:
+                pass
+            raise
+        assert self._segment is not None
+        self._stored.append(_Stored(record, self._segment, offset + _HEADER.size, len(payload)))
+        self._segment_count += 1
+        self._trim()
+
+    def _writable(self) -> int:
+        if self._segment is None or self._segment_count >= self.keep:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            segment = self.directory / _SEGMENT.format(self.next_id())
+            fd = os.open(segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                fsync_dir(self.directory)  # the new segment's name is durable before any commit in it
+            except OSError:
+                os.close(fd)
+                segment.unlink(missing_ok=True)
+                raise
+            self._fd, self._segment, self._segment_count = fd, segment, 0
+        if self._fd is None:
+            self._fd = os.open(self._segment, os.O_WRONLY | os.O_APPEND)
+        return self._fd
+
+    def _trim(self) -> None:
+        """Forget all but the newest ``keep``; delete the segments left with none of them."""
+        if len(self._stored) > self.keep:
+            self._stored = self._stored[-self.keep:]
+        live = {s.segment for s in self._stored} | ({self._segment} if self._segment else set())
+        for segment in self._segments():
+            if segment not in live:
+                segment.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _frame_at(data: bytes, offset: int) -> tuple[int, int] | None:
+    """(payload start, payload length) of a whole, intact frame at ``offset``; None if torn or bad."""
+    if len(data) - offset < _HEADER.size:
+        return None
+    magic, length, crc = _HEADER.unpack_from(data, offset)
+    start = offset + _HEADER.size
+    if magic != _MAGIC or start + length > len(data) or zlib.crc32(data[start:start + length]) != crc:
+        return None
+    return start, length
+
+
+def _unpack(payload: bytes) -> tuple[dict[str, object], bytes]:
+    """(record JSON, snapshot) of a frame's payload. Raises ValueError, zlib.error."""
+    raw = zlib.decompress(payload)
+    meta, sep, snapshot = raw.partition(b"\0")
+    if not sep:
+        raise ValueError("no snapshot in the commit frame")
+    data = json.loads(meta)
+    if not isinstance(data, dict):
+        raise ValueError("not a commit record")
+    return data, snapshot

@@ -6,13 +6,19 @@ pending confirmed commit; it is never held across disk I/O, validation of a
 whole tree, or a call into another layer.
 
 Every change of running goes through one committer thread, in order: it
-validates, makes the change durable (commit record, ``rollback.xml`` for a
-confirmed commit, ``running.xml``, each written atomically and fsynced),
-publishes it, and only then calls the listeners (services, notifications),
-still in commit order, with no lock held. The caller waits for its job, so a
-change is acknowledged only once it is durable and the backend has seen it.
-A change that cannot be saved (disk full) changes nothing and leaves no
-pending confirmed commit behind.
+validates, makes the change durable (``rollback.xml`` for a confirmed commit,
+written atomically and fsynced; then the commit record with the new
+configuration, appended to the commit journal with one fdatasync:
+agent/datastore/history.py), publishes it, and only then calls the listeners
+(services, notifications), still in commit order, with no lock held. The
+caller waits for its job, so a change is acknowledged only once it is durable
+and the backend has seen it. A change that cannot be saved (disk full)
+changes nothing and leaves no pending confirmed commit behind.
+
+The journal is what start-up reads. ``running.xml`` is the same
+configuration as a plain file for people and tools: replaced atomically
+after every commit but not synced, and rewritten from the journal at
+start-up when a crash left it behind.
 
 A pending confirmed commit keeps ``rollback.xml`` (the configuration to go
 back to) on disk, so a crash or restart before the confirm restores the old
@@ -50,7 +56,7 @@ from agent.datastore.edit import (
 )
 from agent.datastore.history import CommitHistory, CommitRecord
 from agent.errors import DatastoreError
-from agent.files import atomic_write, fsync_dir, remove_stale_temporaries
+from agent.files import atomic_write, fsync_dir, remove_stale_temporaries, replace_file
 from agent.serial import SerialExecutor
 
 log = logging.getLogger(__name__)
@@ -196,25 +202,38 @@ class Datastores:
     def _load(self, initial: etree._Element | None) -> etree._Element:
         rollback = self._dir / ROLLBACK_FILE
         running_file = self._dir / RUNNING_FILE
+        latest = self._history.latest_snapshot()
+        if latest is None and running_file.exists():
+            # A data directory of an agent without the commit journal: its running.xml is the configuration.
+            data = running_file.read_bytes()
+            record = self._record(SYSTEM, "initial-configuration", new_root(), _parse(data), None)
+            self._history.append(record, data)
+            latest = data
         if rollback.exists():
             # A confirmed commit was never confirmed: go back (RFC 6241 8.4.1).
             target = _parse(rollback.read_bytes())
-            current = _parse(running_file.read_bytes()) if running_file.exists() else new_root()
+            current = _parse(latest) if latest is not None else new_root()
             record = self._record(SYSTEM, "confirmed-commit-rollback", current, target,
                                   CommitNote(comment="unconfirmed commit rolled back at start-up"))
             self._persist(target, record, _ConfirmAction.END)
             log.warning("unconfirmed commit found at start-up: configuration rolled back (commit %s)",
                         record.commit_id)
             return target
-        if running_file.exists():
-            data = running_file.read_bytes()
-            self._history.reconcile(data)
-            return _parse(data)
+        if latest is not None:
+            if not running_file.exists() or running_file.read_bytes() != latest:
+                self._export(latest)  # a crash came between the journal and running.xml
+            return _parse(latest)
         root = initial if initial is not None else new_root()
         self._validate(root, full=True)
         record = self._record(SYSTEM, "initial-configuration", new_root(), root, None)
         self._persist(root, record, _ConfirmAction.NONE)
         return root
+
+    @staticmethod
+    def has_configuration(data_dir: Path) -> bool:
+        """Whether ``data_dir`` holds a configuration already (else a first start builds one)."""
+        directory = Path(data_dir)
+        return (directory / RUNNING_FILE).exists() or any((directory / "commits").glob("journal-*.log"))
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(old, new)`` after every change of running (committer thread, no lock held)."""
@@ -230,6 +249,7 @@ class Datastores:
             if self._pending is not None:
                 self._pending.timer.cancel()
         self._committer.close()
+        self._history.close()
 
     # -- reading -----------------------------------------------------------
     def get(self, target: Target) -> etree._Element:
@@ -620,25 +640,31 @@ class Datastores:
         action: _ConfirmAction,
         rollback_to: etree._Element | None = None,
     ) -> None:
-        """Make ``new`` durable with its record. Raises DatastoreError; on error nothing changed on disk."""
+        """Make ``new`` durable with its record. Raises DatastoreError; on error nothing changed on disk.
+
+        ``rollback.xml`` (a confirmed commit starting) is durable before the
+        commit is; the commit is durable once its journal frame is synced.
+        """
         snapshot = _serialize(new)
-        try:
-            self._history.write(record, snapshot)
-        except OSError as error:
-            raise _save_failed(error) from error
         try:
             if action is _ConfirmAction.START:
                 assert rollback_to is not None
                 atomic_write(self._dir / ROLLBACK_FILE, _serialize(rollback_to))
-            atomic_write(self._dir / RUNNING_FILE, snapshot)
+            self._history.append(record, snapshot)
         except OSError as error:
-            self._history.discard(record.commit_id)
             if action is _ConfirmAction.START:
                 (self._dir / ROLLBACK_FILE).unlink(missing_ok=True)
             raise _save_failed(error) from error
+        self._export(snapshot)
         if action is _ConfirmAction.END:
             self._remove_rollback_file()
-        self._history.added(record)
+
+    def _export(self, snapshot: bytes) -> None:
+        """``running.xml`` for people and tools (the journal is the durable copy)."""
+        try:
+            replace_file(self._dir / RUNNING_FILE, snapshot)
+        except OSError as error:
+            log.warning("cannot write %s: %s (the commit itself is saved)", RUNNING_FILE, error)
 
     def _persist_confirm_only(self, action: _ConfirmAction, rollback_to: etree._Element) -> None:
         """A confirmed commit (or its confirmation) that changes nothing in running."""

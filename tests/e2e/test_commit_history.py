@@ -129,4 +129,4 @@ def test_the_history_survives_a_restart_and_keeps_the_last_100(agent_factory) ->
         assert [text(e, "id") for e in history(m)] == ids
         rollback(m, "<last>3</last>")
         assert hostname(m) == "h101"
-    assert len(list((agent.data_dir / "commits").glob("*.json.gz"))) == 100
+    assert len(list((agent.data_dir / "commits").glob("journal-*.log"))) <= 2  # older segments deleted

@@ -1,0 +1,134 @@
+"""The commit journal: one synced frame per commit, torn tails cut off, old segments deleted, old format moved in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from agent.datastore.history import CommitHistory, CommitRecord
+from agent.datastore.store import RUNNING_FILE, Datastores, Principal, Target
+from agent.netconf.yang import YangSupport
+from agent.schema.model import SchemaModel
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+SYS = "urn:ca-agent:yang:system"
+
+
+def record(n: int) -> CommitRecord:
+    return CommitRecord(str(1000000000 + n), "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit",
+                        label=f"l{n}")
+
+
+def snapshot(n: int) -> bytes:
+    return f'<data xmlns="{NC}"><hostname xmlns="{SYS}">h{n}</hostname></data>'.encode()
+
+
+def segments(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "commits").glob("journal-*.log"))
+
+
+def test_records_and_snapshots_survive_a_reopen(tmp_path: Path) -> None:
+    history = CommitHistory(tmp_path)
+    for n in (1, 2, 3):
+        history.append(record(n), snapshot(n))
+    history.close()
+    again = CommitHistory(tmp_path)
+    assert [r.commit_id for r in again.records] == ["1000000001", "1000000002", "1000000003"]
+    assert again.records[1].label == "l2"
+    assert again.snapshot("1000000002") == snapshot(2)
+    assert again.latest_snapshot() == snapshot(3)
+    assert again.next_id() == "1000000004"
+
+
+def test_a_torn_last_frame_is_cut_off_and_appending_goes_on(tmp_path: Path) -> None:
+    history = CommitHistory(tmp_path)
+    history.append(record(1), snapshot(1))
+    history.append(record(2), snapshot(2))
+    history.close()
+    [segment] = segments(tmp_path)
+    clean = segment.stat().st_size
+    whole = segment.read_bytes()
+    with open(segment, "ab") as handle:  # a crash in the middle of the third append
+        handle.write(whole[:30])
+    again = CommitHistory(tmp_path)
+    assert [r.commit_id for r in again.records] == ["1000000001", "1000000002"]
+    assert segment.stat().st_size == clean
+    again.append(record(3), snapshot(3))
+    again.close()
+    assert CommitHistory(tmp_path).latest_snapshot() == snapshot(3)
+
+
+def test_a_corrupted_frame_ends_the_readable_journal(tmp_path: Path) -> None:
+    history = CommitHistory(tmp_path)
+    for n in (1, 2):
+        history.append(record(n), snapshot(n))
+    history.close()
+    [segment] = segments(tmp_path)
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0xFF  # a bit flip in the last frame: its CRC fails
+    segment.write_bytes(bytes(data))
+    assert [r.commit_id for r in CommitHistory(tmp_path).records] == ["1000000001"]
+
+
+def test_only_the_newest_are_kept_and_old_segments_go(tmp_path: Path) -> None:
+    history = CommitHistory(tmp_path, keep=3)
+    for n in range(1, 11):
+        history.append(record(n), snapshot(n))
+    assert [r.commit_id for r in history.records] == ["1000000008", "1000000009", "1000000010"]
+    assert len(segments(tmp_path)) <= 2
+    history.close()
+    again = CommitHistory(tmp_path, keep=3)
+    assert [r.commit_id for r in again.records] == ["1000000008", "1000000009", "1000000010"]
+    assert again.snapshot("1000000008") == snapshot(8)
+    with pytest.raises(KeyError):
+        again.snapshot("1000000007")
+
+
+def test_per_commit_files_of_the_earlier_format_move_into_the_journal(tmp_path: Path) -> None:
+    commits = tmp_path / "commits"
+    commits.mkdir()
+    for n in (1, 2, 3):
+        data = {**record(n).to_json(), "config": snapshot(n).decode()}
+        (commits / f"{1000000000 + n}.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
+    (tmp_path / RUNNING_FILE).write_bytes(snapshot(2))  # commit 3 was written, then the crash: never took effect
+    history = CommitHistory(tmp_path)
+    assert [r.commit_id for r in history.records] == ["1000000001", "1000000002"]
+    assert history.latest_snapshot() == snapshot(2)
+    assert not list(commits.glob("*.json.gz")) and len(segments(tmp_path)) == 1
+
+
+@pytest.fixture(scope="module")
+def yang() -> YangSupport:
+    return YangSupport(SchemaModel.load())
+
+
+def hostname_config(name: str) -> etree._Element:
+    return etree.fromstring(f'<config xmlns="{NC}"><hostname xmlns="{SYS}">{name}</hostname></config>')
+
+
+def test_running_comes_from_the_journal_when_running_xml_was_left_behind(tmp_path: Path, yang: YangSupport) -> None:
+    store = Datastores(tmp_path, yang, yang, yang.validate)
+    who = Principal(1, "admin")
+    store.edit(Target.RUNNING, hostname_config("first"), who)
+    stale = (tmp_path / RUNNING_FILE).read_bytes()
+    store.edit(Target.RUNNING, hostname_config("second"), who)
+    store.close()
+    (tmp_path / RUNNING_FILE).write_bytes(stale)  # a crash after the journal frame, before running.xml
+    again = Datastores(tmp_path, yang, yang, yang.validate)
+    assert again.get(Target.RUNNING).findtext(f"{{{SYS}}}hostname") == "second"
+    assert b"second" in (tmp_path / RUNNING_FILE).read_bytes()
+    assert [r.kind for r in again.history()][-1] == "edit-config"
+    again.close()
+
+
+def test_a_data_directory_without_journal_starts_from_running_xml(tmp_path: Path, yang: YangSupport) -> None:
+    (tmp_path / RUNNING_FILE).write_bytes(snapshot(7))
+    store = Datastores(tmp_path, yang, yang, yang.validate)
+    assert store.get(Target.RUNNING).findtext(f"{{{SYS}}}hostname") == "h7"
+    assert [r.kind for r in store.history()] == ["initial-configuration"]
+    store.close()
