@@ -27,3 +27,51 @@ def has_doctype(root: etree._Element) -> bool:
     """True when the document of ``root`` carries a DOCTYPE (never allowed in NETCONF input)."""
     docinfo = root.getroottree().docinfo
     return bool(getattr(docinfo, "doctype", "")) or docinfo.internalDTD is not None
+
+
+_KEYED: dict[tuple[str, tuple[str, ...]], tuple[etree.XPath, etree.XPath, etree.XPath]] = {}
+
+
+def _keyed_xpaths(tag: str, keys: tuple[str, ...]) -> tuple[etree.XPath, etree.XPath, etree.XPath]:
+    """Compiled (entry by key values $k0.., count of preceding entries, count of entries) for a list."""
+    found = _KEYED.get((tag, keys))
+    if found is None:
+        prefixes: dict[str, str] = {}
+
+        def name(clark: str) -> str:
+            ns, _, local = clark[1:].partition("}") if clark.startswith("{") else ("", "", clark)
+            if not ns:
+                return local
+            for prefix, known in prefixes.items():
+                if known == ns:
+                    return f"{prefix}:{local}"
+            prefix = f"n{len(prefixes)}"
+            prefixes[prefix] = ns
+            return f"{prefix}:{local}"
+
+        entry = name(tag)
+        predicates = "".join(f"[{name(key)}=$k{i}]" for i, key in enumerate(keys))
+        found = (
+            etree.XPath(f"{entry}{predicates}", namespaces=prefixes),
+            etree.XPath(f"count(preceding-sibling::{entry})", namespaces=prefixes),
+            etree.XPath(f"count({entry})", namespaces=prefixes),
+        )
+        _KEYED[(tag, keys)] = found
+    return found
+
+
+def keyed_children(parent: etree._Element, tag: str, keys: tuple[str, ...], values: tuple[str, ...]) -> list[etree._Element]:
+    """The children ``tag`` of ``parent`` whose key leaves ``keys`` have the texts ``values`` (C speed)."""
+    hits = _keyed_xpaths(tag, keys)[0](parent, **{f"k{i}": v for i, v in enumerate(values)})
+    assert isinstance(hits, list)
+    return [hit for hit in hits if isinstance(hit, etree._Element)]
+
+
+def keyed_position(element: etree._Element, keys: tuple[str, ...]) -> int:
+    """How many siblings of ``element`` with its tag come before it."""
+    return int(_keyed_xpaths(str(element.tag), keys)[1](element))  # type: ignore[arg-type]
+
+
+def count_children(parent: etree._Element, tag: str, keys: tuple[str, ...]) -> int:
+    """How many children ``tag`` ``parent`` has."""
+    return int(_keyed_xpaths(tag, keys)[2](parent))  # type: ignore[arg-type]

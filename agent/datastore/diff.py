@@ -7,7 +7,10 @@ deleted or replaced (a leaf's new value, or an entry whose leaves changed).
 
 Cost is linear in the size of the trees: subtrees whose serializations are
 equal are skipped whole (one C-level comparison), and list entries are
-paired by their keys, not by position.
+paired by their keys, not by position. When the edit engine said which
+subtrees it touched (:data:`agent.datastore.edit.ChangeSet`), only those
+are compared, so the cost follows the size of the change; the result is the
+same, in the same order.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from agent.datastore.edit import PathNamer, SchemaLookup
+from agent.datastore.edit import ChangeSet, NodePath, PathNamer, SchemaLookup
 from agent.schema.convert import xpath_literal
 from agent.schema.model import AccessDefault, NodeInfo, NodeKind
+from agent.xmltree import keyed_children
 
 
 class ChangeKind(enum.Enum):
@@ -38,11 +42,84 @@ class Change:
     new_value: str | None = None
 
 
-def diff_trees(old: etree._Element, new: etree._Element, schema: SchemaLookup, namer: PathNamer) -> list[Change]:
-    """The changes that turn ``old`` into ``new`` (both datastore roots), in document order."""
+def diff_trees(
+    old: etree._Element, new: etree._Element, schema: SchemaLookup, namer: PathNamer, touched: ChangeSet = None,
+) -> list[Change]:
+    """The changes that turn ``old`` into ``new`` (both datastore roots), in document order.
+
+    ``touched``, when known, lists every subtree where the trees may differ.
+    """
     changes: list[Change] = []
-    _diff_children(old, new, None, "", schema, namer, changes)
+    if touched is None or () in touched:
+        _diff_children(old, new, None, "", schema, namer, changes)
+    else:
+        _diff_touched(old, new, None, "", schema, namer, changes, _tree_of(touched))
     return changes
+
+
+_Tree = dict[tuple[str, ...], "_Tree | None"]  # None: the whole subtree may have changed
+
+
+def _tree_of(touched: frozenset[NodePath]) -> _Tree:
+    root: _Tree = {}
+    for path in sorted(touched, key=len):
+        level: _Tree | None = root
+        for index, step in enumerate(path):
+            assert level is not None
+            if step in level and level[step] is None:
+                break  # an ancestor is touched whole
+            if index == len(path) - 1:
+                level[step] = None
+            else:
+                level = level.setdefault(step, {})
+    return root
+
+
+def _child_at(parent: etree._Element, step: tuple[str, ...], info: NodeInfo | None) -> etree._Element | None:
+    if info is not None and info.kind is NodeKind.LIST and len(step) > 1:
+        hits = keyed_children(parent, step[0], info.keys, step[1:])
+        return hits[0] if hits else None
+    return parent.find(step[0])
+
+
+def _diff_touched(
+    old: etree._Element,
+    new: etree._Element,
+    parent_info: NodeInfo | None,
+    parent_path: str,
+    schema: SchemaLookup,
+    namer: PathNamer,
+    out: list[Change],
+    tree: _Tree,
+) -> None:
+    """:func:`_diff_children` restricted to the touched children (in the same order)."""
+    present: list[tuple[int, etree._Element, etree._Element | None, NodeInfo | None, _Tree | None]] = []
+    gone: list[tuple[int, etree._Element, NodeInfo | None]] = []
+    for step, sub in tree.items():
+        info = schema.node_info(parent_info, step[0])
+        after = _child_at(new, step, info)
+        before = _child_at(old, step, info)
+        if after is not None:
+            present.append((new.index(after), after, before, info, sub))
+        elif before is not None:
+            gone.append((old.index(before), before, info))
+    for _, child, before, info, sub in sorted(present, key=lambda item: item[0]):
+        path = f"{parent_path}/{_step(child, info, namer)}"
+        if before is None:
+            out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
+            _expand(child, info, path, ChangeKind.CREATE, schema, namer, out)
+            continue
+        if info is None or info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST, NodeKind.ANYDATA) or len(child) == 0:
+            if _serialized(before) != _serialized(child):
+                out.append(Change(path, ChangeKind.REPLACE, _leaf_value(before, info), _leaf_value(child, info)))
+        elif sub is not None:  # only deeper nodes were touched: no need to compare the whole subtree
+            _diff_touched(before, child, info, path, schema, namer, out, sub)
+        elif _serialized(before) != _serialized(child):
+            _diff_children(before, child, info, path, schema, namer, out)
+    for _, child, info in sorted(gone, key=lambda item: item[0]):
+        path = f"{parent_path}/{_step(child, info, namer)}"
+        out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
+        _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
 
 
 def _serialized(element: etree._Element) -> bytes:

@@ -191,6 +191,8 @@ class Datastores:
         # The candidate differs from a fully valid tree (running, or an earlier candidate) by these changes.
         self._candidate_base: etree._Element | None = None
         self._candidate_changes: ChangeSet = NO_CHANGES
+        self._candidate_touched: ChangeSet = NO_CHANGES  # and differs from running by these
+        self._candidate_origin: etree._Element | None = None  # the running it was made from
         removed = remove_stale_temporaries(self._dir)
         if removed:
             log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
@@ -359,7 +361,7 @@ class Datastores:
                 self._validate(result.root, full=True, base=base, changes=result.touched)
             if test_option is TestOption.TEST_ONLY or not result.changed:
                 return result, []
-            return result, self._change_running(who, "edit-config", result.root, note)
+            return result, self._change_running(who, "edit-config", result.root, note, result.touched)
 
         return self._run(job)
 
@@ -402,8 +404,9 @@ class Datastores:
                 self._check_writable(Target.CANDIDATE, who)
                 if self._candidate is not None:
                     base, anchor, since = self._candidate, self._candidate_base, self._candidate_changes
+                    touched_before = self._candidate_touched
                 else:
-                    base, anchor, since = self._running, self._running, NO_CHANGES
+                    base, anchor, since, touched_before = self._running, self._running, NO_CHANGES, NO_CHANGES
             result = edit(base)
             changes = join_changes(since, result.touched)
             fully_valid = False
@@ -417,7 +420,10 @@ class Datastores:
                     continue
                 self._check_writable(Target.CANDIDATE, who)
                 if test_option is not TestOption.TEST_ONLY and result.changed:
+                    if self._candidate is None:
+                        self._candidate_origin = self._running
                     self._candidate = result.root
+                    self._candidate_touched = join_changes(touched_before, result.touched)
                     self._valid_candidate = result.root if fully_valid else None
                     if fully_valid:
                         self._candidate_base, self._candidate_changes = result.root, NO_CHANGES
@@ -467,6 +473,7 @@ class Datastores:
                 candidate = self._candidate if self._candidate is not None else self._running
                 known_valid = candidate is self._valid_candidate
                 anchor, changes = self._candidate_base, self._candidate_changes
+                touched = self._candidate_touched if self._candidate_origin is self._running else None
             running = self._running
             if guard is not None and candidate is not running:
                 guard.check_replace(running, candidate)
@@ -480,7 +487,8 @@ class Datastores:
                 rollback_to = running
             events: list[DatastoreEvent] = []
             commit_id: str | None = None
-            record = self._record(who, "commit", running, candidate, note) if candidate is not running else None
+            record = (self._record(who, "commit", running, candidate, note, touched)
+                      if candidate is not running else None)
             if record is not None and record.changes:
                 self._persist(candidate, record, action, rollback_to)
                 commit_id = record.commit_id
@@ -606,11 +614,11 @@ class Datastores:
                     log.exception("datastore event listener failed")
 
     def _change_running(
-        self, who: Principal, kind: str, new: etree._Element, note: CommitNote | None
+        self, who: Principal, kind: str, new: etree._Element, note: CommitNote | None, touched: ChangeSet = None,
     ) -> list[DatastoreEvent]:
         """Record, persist and publish a new running (committer thread only)."""
         old = self._running
-        record = self._record(who, kind, old, new, note)
+        record = self._record(who, kind, old, new, note, touched)
         if not record.changes:
             return []
         self._persist(new, record, _ConfirmAction.NONE)
@@ -619,7 +627,8 @@ class Datastores:
         return [CommitEvent(old, new, record, who)]
 
     def _record(
-        self, who: Principal, kind: str, old: etree._Element, new: etree._Element, note: CommitNote | None
+        self, who: Principal, kind: str, old: etree._Element, new: etree._Element, note: CommitNote | None,
+        touched: ChangeSet = None,
     ) -> CommitRecord:
         note = note or CommitNote()
         return CommitRecord(
@@ -630,7 +639,7 @@ class Datastores:
             kind=kind,
             label=note.label,
             comment=note.comment,
-            changes=tuple(diff_trees(old, new, self.schema, self.namer)),
+            changes=tuple(diff_trees(old, new, self.schema, self.namer, touched)),
         )
 
     def _persist(
@@ -752,6 +761,8 @@ class Datastores:
         self._valid_candidate = None
         self._candidate_base = None
         self._candidate_changes = NO_CHANGES
+        self._candidate_touched = NO_CHANGES
+        self._candidate_origin = None
 
 
 def _check_confirm_owner(pending: _PendingConfirm, who: Principal, persist_id: str | None) -> None:

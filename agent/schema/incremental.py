@@ -75,6 +75,7 @@ from agent.schema.convert import Converter, PathSeg, render_path
 from agent.schema.model import NodeInfo, NodeKind, SchemaModel, SchemaNodeRef
 from agent.schema.translate import not_unique, translate
 from agent.schema.validate import _LOCK, _Lazy, _plan, _Walker, cooked_config
+from agent.xmltree import count_children, keyed_children, keyed_position
 
 __all__ = ["CookedCache", "validate_changes"]
 
@@ -191,49 +192,20 @@ def _by_tag(trie: _Trie) -> dict[str, list[tuple[tuple[str, ...], _Trie]]]:
 # Finding entries in the lxml tree
 
 
-_ENTRY_XPATHS: dict[tuple[str, tuple[str, ...]], tuple[etree.XPath, etree.XPath, etree.XPath]] = {}
-
-
-def _entry_xpaths(tag: str, keys: tuple[str, ...]) -> tuple[etree.XPath, etree.XPath, etree.XPath]:
-    """(find the entry by key values $k0.., count its preceding same-tag siblings, count the entries)."""
-    found = _ENTRY_XPATHS.get((tag, keys))
-    if found is None:
-        namespaces: dict[str, str] = {}
-
-        def name(clark: str) -> str:
-            ns, _, local = clark[1:].partition("}")
-            prefix = namespaces.setdefault(ns, f"n{len(namespaces)}")
-            return f"{prefix}:{local}"
-
-        entry = name(tag)
-        preds = "".join(f"[{name(key)}=$k{i}]" for i, key in enumerate(keys))
-        prefixes = {prefix: ns for ns, prefix in namespaces.items()}
-        found = (
-            etree.XPath(f"{entry}{preds}", namespaces=prefixes),
-            etree.XPath(f"count(preceding-sibling::{entry})", namespaces=prefixes),
-            etree.XPath(f"count({entry})", namespaces=prefixes),
-        )
-        _ENTRY_XPATHS[(tag, keys)] = found
-    return found
-
-
 def _find_entry(parent: etree._Element, info: NodeInfo, values: tuple[str, ...]) -> etree._Element | None:
-    find = _entry_xpaths(info.tag, info.keys)[0]
-    hits = find(parent, **{f"k{i}": v for i, v in enumerate(values)})
-    assert isinstance(hits, list)
+    hits = keyed_children(parent, info.tag, info.keys, values)
     if len(hits) > 1:
         raise _Fallback("duplicate list keys")
-    hit = hits[0] if hits else None
-    return hit if isinstance(hit, etree._Element) else None
+    return hits[0] if hits else None
 
 
 def _position(element: etree._Element, info: NodeInfo) -> int:
     """The entry's index among the entries of its list (its index in the cooked array)."""
-    return int(_entry_xpaths(info.tag, info.keys)[1](element))  # type: ignore[arg-type]
+    return keyed_position(element, info.keys)
 
 
 def _count(parent: etree._Element, info: NodeInfo) -> int:
-    return int(_entry_xpaths(info.tag, info.keys)[2](parent))  # type: ignore[arg-type]
+    return count_children(parent, info.tag, info.keys)
 
 
 # --------------------------------------------------------------------------
