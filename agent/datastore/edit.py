@@ -20,7 +20,7 @@ from lxml import etree
 from agent.errors import AgentError, DatastoreError, NetconfError
 from agent.schema.convert import xpath_literal
 from agent.schema.model import NodeInfo, NodeKind
-from agent.xmltree import default_ns
+from agent.xmltree import default_ns, keyed_children
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
@@ -177,6 +177,7 @@ class _Editor:
         # List entries by key values, per (parent, list tag): one scan per list
         # and edit, instead of one per entry edited (1,000 new entries: 1.5 s -> 70 ms).
         self._entries: dict[tuple[etree._Element, str], dict[tuple[str, ...], etree._Element]] = {}
+        self._looked_up: set[tuple[etree._Element, str]] = set()  # lists searched once without an index
 
     # -- paths -------------------------------------------------------------
     def step(self, element: etree._Element, info: NodeInfo | None) -> str:
@@ -362,6 +363,12 @@ class _Editor:
                 if key_el is None:
                     raise _missing_key(key, path)
                 wanted.append((key_el.text or "").strip())
+            index = self._entries.get((parent, item.tag))
+            if index is None and (parent, item.tag) not in self._looked_up:
+                # One entry edited (the usual case): an XPath lookup at C speed, no index of the whole list.
+                self._looked_up.add((parent, item.tag))
+                hits = keyed_children(parent, item.tag, info.keys, tuple(wanted))
+                return hits[0] if hits else None
             return self._list_index(parent, item.tag, info).get(tuple(wanted))
         if info.kind is NodeKind.LEAF_LIST:
             value = (item.text or "").strip()

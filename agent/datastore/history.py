@@ -114,6 +114,7 @@ class CommitHistory:
         self._fd: int | None = None
         self._segment: Path | None = None
         self._segment_count = 0
+        self._oldest_segment: Path | None = None
         for segment in self._segments():
             self._read_segment(segment, last=segment == self._segments()[-1])
         self._migrate_legacy(data_dir)
@@ -262,6 +263,10 @@ class CommitHistory:
         """Forget all but the newest ``keep``; delete the segments left with none of them."""
         if len(self._stored) > self.keep:
             self._stored = self._stored[-self.keep:]
+        oldest = self._stored[0].segment if self._stored else self._segment
+        if oldest is self._oldest_segment:
+            return  # no segment can have emptied since the last look
+        self._oldest_segment = oldest
         live = {s.segment for s in self._stored} | ({self._segment} if self._segment else set())
         for segment in self._segments():
             if segment not in live:

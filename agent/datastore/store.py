@@ -122,6 +122,7 @@ class CommitEvent:
     record: CommitRecord
     who: Principal
     datastore: str = "running"
+    touched: ChangeSet = None  # where ``old`` and ``new`` may differ (None: anywhere)
 
 
 class ConfirmEventKind(enum.Enum):
@@ -144,6 +145,7 @@ class ConfirmEvent:
 DatastoreEvent = CommitEvent | ConfirmEvent
 _Job = Callable[[], tuple[Any, list[DatastoreEvent]]]
 CommitListener = Callable[[etree._Element, etree._Element], None]
+ChangeListener = Callable[[etree._Element, etree._Element, ChangeSet], None]
 EventListener = Callable[[DatastoreEvent], None]
 
 
@@ -181,7 +183,7 @@ class Datastores:
         self.namer = namer
         self._validate = validator
         self._mutex = threading.Lock()
-        self._commit_listeners: list[CommitListener] = []
+        self._commit_listeners: list[tuple[CommitListener | None, ChangeListener | None]] = []
         self._event_listeners: list[EventListener] = []
         self._locks: dict[Target, int] = {}
         self._lock_times: dict[Target, dt.datetime] = {}
@@ -239,7 +241,15 @@ class Datastores:
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(old, new)`` after every change of running (committer thread, no lock held)."""
-        self._commit_listeners.append(listener)
+        self._commit_listeners.append((listener, None))
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener(old, new, touched)`` like a commit listener, with where the trees may differ.
+
+        ``touched`` (agent/datastore/edit.py ChangeSet) lets a listener look
+        only at what changed; None means anything may have.
+        """
+        self._commit_listeners.append((None, listener))
 
     def add_event_listener(self, listener: EventListener) -> None:
         """Call ``listener(event)`` for every commit and confirmed-commit step, in order."""
@@ -508,7 +518,7 @@ class Datastores:
                     pending.timer.cancel()
                     self._pending = None
             if record is not None:
-                events.append(CommitEvent(running, candidate, record, who))
+                events.append(CommitEvent(running, candidate, record, who, touched=touched))
             if confirmed:
                 kind = ConfirmEventKind.START if pending is None else ConfirmEventKind.EXTEND
                 events.append(ConfirmEvent(kind, who, confirm_timeout))
@@ -602,9 +612,12 @@ class Datastores:
     def _deliver(self, events: list[DatastoreEvent]) -> None:
         for event in events:
             if isinstance(event, CommitEvent):
-                for commit_listener in self._commit_listeners:
+                for commit_listener, change_listener in self._commit_listeners:
                     try:
-                        commit_listener(event.old, event.new)
+                        if change_listener is not None:
+                            change_listener(event.old, event.new, event.touched)
+                        elif commit_listener is not None:
+                            commit_listener(event.old, event.new)
                     except Exception:  # a backend failure must not undo a durable commit
                         log.exception("commit listener failed")
             for listener in self._event_listeners:
@@ -624,7 +637,7 @@ class Datastores:
         self._persist(new, record, _ConfirmAction.NONE)
         with self._mutex:
             self._running = new
-        return [CommitEvent(old, new, record, who)]
+        return [CommitEvent(old, new, record, who, touched=touched)]
 
     def _record(
         self, who: Principal, kind: str, old: etree._Element, new: etree._Element, note: CommitNote | None,

@@ -217,6 +217,25 @@ class Pki:
             # never waits for a CA, so neither does the commit that calls this).
             self._writer.run(lambda: self._resume_pending(changed))
 
+    def reconfigure(self, changed: Sequence[TrustpointConfig], removed: Sequence[str]) -> None:
+        """:meth:`configure` for a commit that changed or removed only these trustpoints.
+
+        The others stay as they are; the cost follows the size of the change,
+        not the number of trustpoints. Raises InvalidTrustpointNameError, OSError.
+        """
+        configs = {validate_trustpoint_name(tp.name): tp for tp in changed}
+        with self._lock:
+            previous = {name: self._configs.get(name) for name in configs}
+            forgotten = [name for name in removed if name not in configs and name in self._configs]
+            for name in forgotten:
+                del self._configs[name]
+            self._configs.update(configs)
+        for name in forgotten:
+            self._unschedule(name)
+        resumed = [tp for tp in configs.values() if previous.get(tp.name) != tp]
+        if resumed:
+            self._writer.run(lambda: self._resume_pending(resumed))
+
     def _resume_pending(self, trustpoints: Sequence[TrustpointConfig]) -> None:
         for tp in trustpoints:
             with self._lock:

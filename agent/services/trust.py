@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
+from agent.datastore.edit import ChangeSet
 from agent.errors import AgentError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
 from agent.pki.certificate import CertificateInfo
@@ -30,6 +31,8 @@ from agent.pki.revocation import CrlManager, CrlRecord, RevokedEntry
 from agent.pki.trustpool import BundleUpdater, TrustPool, fetch_bundle
 from agent.pki.verify import TRUSTPOOL, Anchor, PeerVerifier, Purpose, Verification
 from agent.schema.model import SchemaModel
+from agent.services.changes import touched_keys
+from agent.services.trustpoints import TRUSTPOINT_TAGS, trustpoint_entry
 from agent.services.yangio import RpcInput, container, leaf, output_leaf, tag, yang_rpc
 
 log = logging.getLogger(__name__)
@@ -57,17 +60,38 @@ class TrustSettings:
     pool_crl_optional: bool = False
 
 
-def trust_settings(running: etree._Element) -> TrustSettings:
-    """Read the trust settings of a configuration tree. Raises nothing."""
-    trustpoints: dict[str, TrustpointTrust] = {}
-    for entry in running.iterfind(_TP):
-        name = entry.findtext(tag("name")) or ""
-        query = entry.findtext(tag("query-url"))
-        trustpoints[name] = TrustpointTrust(name, query or None, entry.find(tag("crl-optional")) is not None)
+def _trustpoint_trust(entry: etree._Element) -> TrustpointTrust:
+    name = entry.findtext(tag("name")) or ""
+    query = entry.findtext(tag("query-url"))
+    return TrustpointTrust(name, query or None, entry.find(tag("crl-optional")) is not None)
+
+
+def trust_settings(running: etree._Element, previous: TrustSettings | None = None,
+                   touched: set[str] | None = None) -> TrustSettings:
+    """Read the trust settings of a configuration tree. Raises nothing.
+
+    With the settings of the previous configuration and the names of the
+    only trustpoints that may differ (``touched``), only those are read.
+    """
+    if previous is None or touched is None:
+        read = (_trustpoint_trust(entry) for entry in running.iterfind(_TP))
+        trustpoints = dict(sorted((tp.name, tp) for tp in read))
+    else:
+        trustpoints = dict(previous.trustpoints)
+        added = False
+        for name in touched:
+            entry = trustpoint_entry(running, name)
+            if entry is None:
+                trustpoints.pop(name, None)
+            else:
+                added = added or name not in trustpoints
+                trustpoints[name] = _trustpoint_trust(entry)
+        if added:
+            trustpoints = dict(sorted(trustpoints.items()))
     policy = running.find(_POLICY)
     url = policy.findtext(tag("cabundle-url")) if policy is not None else None
     optional = policy is not None and policy.find(tag("crl-optional")) is not None
-    return TrustSettings(dict(sorted(trustpoints.items())), url or None, optional)
+    return TrustSettings(trustpoints, url or None, optional)
 
 
 class TrustService:
@@ -102,7 +126,7 @@ class TrustService:
         ):
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
         agent.add_state_provider(self.state)
-        agent.datastores.add_commit_listener(self.committed)
+        agent.datastores.add_change_listener(self.committed)
         self._apply(trust_settings(self.running()))
 
     def close(self) -> None:
@@ -111,9 +135,9 @@ class TrustService:
         self.crls.close()
 
     # -- configuration -------------------------------------------------------
-    def committed(self, old: etree._Element, new: etree._Element) -> None:
-        """Take the trust settings of the new running configuration."""
-        self._apply(trust_settings(new))
+    def committed(self, old: etree._Element, new: etree._Element, touched: ChangeSet = None) -> None:
+        """Take the trust settings of the new running configuration (re-reading only touched trustpoints)."""
+        self._apply(trust_settings(new, self.settings(), touched_keys(touched, TRUSTPOINT_TAGS)))
 
     def _apply(self, settings: TrustSettings) -> None:
         with self._lock:
