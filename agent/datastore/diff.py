@@ -23,7 +23,7 @@ from lxml import etree
 from agent.datastore.edit import ChangeSet, NodePath, PathNamer, SchemaLookup
 from agent.schema.convert import xpath_literal
 from agent.schema.model import AccessDefault, NodeInfo, NodeKind
-from agent.xmltree import keyed_children
+from agent.xmltree import MANY_LOOKUPS, keyed_children, keyed_index
 
 
 class ChangeKind(enum.Enum):
@@ -95,10 +95,24 @@ def _diff_touched(
     """:func:`_diff_children` restricted to the touched children (in the same order)."""
     present: list[tuple[int, etree._Element, etree._Element | None, NodeInfo | None, _Tree | None]] = []
     gone: list[tuple[int, etree._Element, NodeInfo | None]] = []
+    per_tag: dict[str, int] = {}
+    for step in tree:
+        per_tag[step[0]] = per_tag.get(step[0], 0) + 1
+    indexes: dict[tuple[int, str], dict[tuple[str, ...], tuple[int, etree._Element]]] = {}
+
+    def child_at(parent: etree._Element, step: tuple[str, ...], info: NodeInfo | None) -> etree._Element | None:
+        if info is not None and info.kind is NodeKind.LIST and per_tag[step[0]] > MANY_LOOKUPS:
+            index = indexes.get((id(parent), step[0]))
+            if index is None:
+                index = indexes[(id(parent), step[0])] = keyed_index(parent, step[0], info.keys)
+            hit = index.get(step[1:])
+            return hit[1] if hit is not None else None
+        return _child_at(parent, step, info)
+
     for step, sub in tree.items():
         info = schema.node_info(parent_info, step[0])
-        after = _child_at(new, step, info)
-        before = _child_at(old, step, info)
+        after = child_at(new, step, info)
+        before = child_at(old, step, info)
         if after is not None:
             present.append((new.index(after), after, before, info, sub))
         elif before is not None:

@@ -75,7 +75,7 @@ from agent.schema.convert import Converter, PathSeg, render_path
 from agent.schema.model import NodeInfo, NodeKind, SchemaModel, SchemaNodeRef
 from agent.schema.translate import not_unique, translate
 from agent.schema.validate import _LOCK, _Lazy, _plan, _Walker, cooked_config
-from agent.xmltree import count_children, keyed_children, keyed_position
+from agent.xmltree import MANY_LOOKUPS, count_children, keyed_children, keyed_index, keyed_position
 
 __all__ = ["CookedCache", "validate_changes"]
 
@@ -402,6 +402,19 @@ class _Incremental:
         self.new_root = new_root
         self.trie = _trie(changes)
         self.conv = Converter(model)
+        self._indexes: dict[tuple[int, str], dict[tuple[str, ...], tuple[int, etree._Element]]] = {}
+
+    def _entry_at(
+        self, parent: etree._Element, info: NodeInfo, values: tuple[str, ...], many: bool
+    ) -> tuple[int, etree._Element] | None:
+        """(position, element) of an entry of the new tree; many lookups in one list share one index."""
+        if not many:
+            found = _find_entry(parent, info, values)
+            return (_position(found, info), found) if found is not None else None
+        index = self._indexes.get((id(parent), info.tag))
+        if index is None:
+            index = self._indexes[(id(parent), info.tag)] = keyed_index(parent, info.tag, info.keys)
+        return index.get(values)
 
     def run(self, base_value: ObjectValue) -> ObjectValue:
         value = self._patch_object(base_value, self.new_root, None, self.trie, None)
@@ -644,13 +657,14 @@ class _Incremental:
                         except YangsonException as exc:
                             raise not_unique(self.model, getattr(exc, "instance", array_lazy.get()), csn, spec,
                                              getattr(exc, "tag", "") or "") from exc
+                many = len(steps) > MANY_LOOKUPS
                 for step, sub in steps:
-                    entry = _find_entry(element, info, step[1:])
+                    found = self._entry_at(element, info, step[1:], many)
                     here = (*path, step)
-                    if entry is None or member is None:
+                    if found is None or member is None:
                         located.append((here, (*chain, csn), None))  # removed: always a change of its own
                         continue
-                    index = _position(entry, info)
+                    index, entry = found
                     entry_value = member[index]
                     entry_lazy = _Lazy(array_lazy, index)
                     if sub.own:
@@ -701,9 +715,12 @@ class _Incremental:
                 raise _Fallback(f"unknown node {tag}")
             is_list = info.kind is NodeKind.LIST
             if is_list and len(steps) > 1:
-                def entry_position(change: tuple[tuple[str, ...], _Trie], info: NodeInfo = info) -> int:
-                    found = _find_entry(element, info, change[0][1:])
-                    return _position(found, info) if found is not None else size
+                many = len(steps) > MANY_LOOKUPS
+
+                def entry_position(change: tuple[tuple[str, ...], _Trie], info: NodeInfo = info,
+                                   many: bool = many) -> int:
+                    found = self._entry_at(element, info, change[0][1:], many)
+                    return found[0] if found is not None else size
 
                 steps = sorted(steps, key=entry_position)
             groups.append(((is_list, position(tag)), tag, steps))

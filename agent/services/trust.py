@@ -34,6 +34,7 @@ from agent.schema.model import SchemaModel
 from agent.services.changes import touched_keys
 from agent.services.trustpoints import TRUSTPOINT_TAGS, trustpoint_entry
 from agent.services.yangio import RpcInput, container, leaf, output_leaf, tag, yang_rpc
+from agent.xmltree import MANY_LOOKUPS
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def trust_settings(running: etree._Element, previous: TrustSettings | None = Non
     With the settings of the previous configuration and the names of the
     only trustpoints that may differ (``touched``), only those are read.
     """
-    if previous is None or touched is None:
+    if previous is None or touched is None or len(touched) > MANY_LOOKUPS:
         read = (_trustpoint_trust(entry) for entry in running.iterfind(_TP))
         trustpoints = dict(sorted((tp.name, tp) for tp in read))
     else:

@@ -22,7 +22,7 @@ from agent.schema.model import SchemaModel
 from agent.services.changes import touched_keys
 from agent.services.keys import USAGE_NAMES
 from agent.services.yangio import CRYPTO_NS, RpcInput, container, leaf, output_leaf, tag, yang_rpc
-from agent.xmltree import keyed_children
+from agent.xmltree import MANY_LOOKUPS, keyed_children
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class TrustpointService:
         datastore says which (``touched``).
         """
         names = touched_keys(touched, TRUSTPOINT_TAGS)
+        if names is not None and len(names) > MANY_LOOKUPS:
+            names = None  # a bulk change: one pass over every entry is cheaper than one lookup each
         before = self._configs
         if names is None:
             after = trustpoint_configs(new)

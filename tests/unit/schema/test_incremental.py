@@ -16,6 +16,7 @@ is the one the datastore reports, which the whole tree confirms.
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -205,3 +206,17 @@ def test_a_valid_edit_keeps_the_untouched_entries_shared(yang: YangSupport) -> N
     assert value == cooked_config(result.root, model)
     old, new = base["ca-agent-crypto:crypto"]["ca"]["trustpoint"], value["ca-agent-crypto:crypto"]["ca"]["trustpoint"]
     assert new[0] is old[0] and new[1] is old[1] and len(new) == 3
+
+
+@st.composite
+def bulk_edits(draw: Any) -> list[str]:
+    """Edits of several entries at once (one <config> with several top-level elements)."""
+    return ["".join(draw(edits())) for _ in range(draw(st.integers(1, 4)))]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bulk_edits())
+def test_incremental_agrees_on_bulk_edits_with_indexed_lookups(yang: YangSupport, bodies: list[str]) -> None:
+    """Several entries of one list per edit, looked up through one index (as for a bulk edit of 1,000)."""
+    with mock.patch("agent.schema.incremental.MANY_LOOKUPS", 1), mock.patch("agent.datastore.diff.MANY_LOOKUPS", 1):
+        run_sequence(yang, bodies, accumulate=True)
