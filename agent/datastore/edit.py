@@ -87,7 +87,8 @@ class WriteGuard(Protocol):
     passes a guard (RFC 8341 NACM, agent/netconf/nacm.py) into the edit. Each
     method raises DatastoreError (error-tag access-denied) to refuse; the
     engine treats that like any other error of the node (stop, or skip the
-    node with continue-on-error).
+    node with continue-on-error). A subtree created whole (a merge into
+    nothing) is asked about once, complete: the guard checks every node in it.
     """
 
     def check_change(
@@ -299,6 +300,24 @@ class _Editor:
                 self.touched.add(spot)
             return
 
+        if (existing is None and op is Operation.MERGE and self.error_option is not ErrorOption.CONTINUE_ON_ERROR
+                and not _has_operations(item)):
+            # Merged into nothing, with no operation inside: the same as creating the whole subtree
+            # at once (a bulk edit of new entries needs no walk element by element). The guard sees
+            # the complete subtree; with continue-on-error, nodes are created one by one so that a
+            # refused node skips only itself.
+            fresh = self.build(item, info, path)
+            if fresh is None:
+                return
+            if not self.allowed(target_parent, None, fresh, info, path):
+                return
+            if not self.drop_other_cases(target_parent, parent_info, info, path, parent_spot):
+                return
+            target_parent.append(fresh)
+            self.added(target_parent, fresh, info)
+            self.changed = True
+            self.touched.add(spot)
+            return
         if existing is None:
             if op is Operation.NONE and not _has_creating_operation(item):
                 # Nothing to create and nothing there: the children can only
@@ -482,6 +501,14 @@ def _operation_of(item: etree._Element, inherited: Operation, editor: _Editor, p
         ))
         return None
     return op
+
+
+_ANY_OPERATION = etree.XPath("boolean(descendant-or-self::*/@nc:operation)", namespaces={"nc": NC_NS})
+
+
+def _has_operations(item: etree._Element) -> bool:
+    """Whether ``item`` or a descendant carries an nc:operation attribute."""
+    return bool(_ANY_OPERATION(item))
 
 
 def _has_creating_operation(item: etree._Element) -> bool:

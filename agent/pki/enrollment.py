@@ -232,7 +232,9 @@ class Pki:
             self._configs.update(configs)
         for name in forgotten:
             self._unschedule(name)
-        resumed = [tp for tp in configs.values() if previous.get(tp.name) != tp]
+        # A trustpoint new to this Pki has no pending request to resume: start-up scanned every
+        # trustpoint, and trustpoint_removed deletes a removed one's files.
+        resumed = [tp for tp in configs.values() if previous.get(tp.name) not in (None, tp)]
         if resumed:
             self._writer.run(lambda: self._resume_pending(resumed))
 

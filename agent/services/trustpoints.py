@@ -115,16 +115,16 @@ class TrustpointService:
         datastore says which (``touched``).
         """
         names = touched_keys(touched, TRUSTPOINT_TAGS)
-        if names is not None and len(names) > MANY_LOOKUPS:
-            names = None  # a bulk change: one pass over every entry is cheaper than one lookup each
         before = self._configs
-        if names is None:
+        changed: list[TrustpointConfig] = []
+        removed: list[str] = []
+        if names is None or len(names) > MANY_LOOKUPS:
+            # Anything may have changed, or a bulk change: one pass over every entry.
             after = trustpoint_configs(new)
             removed = sorted(before.keys() - after.keys())
+            changed = [tp for name, tp in after.items() if before.get(name) != tp]
         else:
             after = dict(before)
-            changed: list[TrustpointConfig] = []
-            removed = []
             for name in sorted(names):
                 entry = trustpoint_entry(new, name)
                 if entry is None:
@@ -137,10 +137,7 @@ class TrustpointService:
             log.info("trustpoint %s deleted: its polling stops and its certificates are removed", name)
             self.pki.trustpoint_removed(name)
         self._configs = after
-        if names is None:
-            self.pki.configure(list(after.values()))
-        else:
-            self.pki.reconfigure(changed, removed)
+        self.pki.reconfigure(changed, removed)
 
     def _config(self, params: RpcInput, rpc: str) -> TrustpointConfig:
         name = params.text("trustpoint") or ""

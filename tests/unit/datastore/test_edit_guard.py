@@ -48,6 +48,15 @@ class Recorder:
         self.calls.append((name(parent), name(old), name(new)))
         if info.name in self.refuse:
             raise DatastoreError(f"no {info.name}", error_tag="access-denied", path=path)
+        # A created subtree is checked node by node, as NACM does (each error names its own node).
+        for element in (new.iterdescendants() if new is not None and old is None else ()):
+            local = etree.QName(element).localname
+            if local in self.refuse:
+                steps = [e for e in element.iterancestors() if e is not new][::-1] + [element]
+                rel = "".join(f"/crypto:{etree.QName(e).localname}" + (
+                    f"[crypto:name='{e.findtext(f'{{{CRYPTO}}}name')}']" if e.find(f"{{{CRYPTO}}}name") is not None
+                    else "") for e in steps)
+                raise DatastoreError(f"no {local}", error_tag="access-denied", path=path + rel)
 
     def check_replace(self, old_root: etree._Element, new_root: etree._Element) -> None:
         self.replaced.append((old_root, new_root))
@@ -62,11 +71,14 @@ def tp(inner: str, attr: str = "") -> str:
     return f'<crypto xmlns="{CRYPTO}"><ca><trustpoint{attr}><name>a</name>{inner}</trustpoint></ca></crypto>'
 
 
-def test_merge_reports_each_created_node_then_only_changes(yang: YangSupport) -> None:
+def test_merge_reports_a_created_subtree_once_then_only_changes(yang: YangSupport) -> None:
     guard = Recorder()
     root = run(yang, new_root(), tp("<rsakeypair>k</rsakeypair>"), guard)
-    assert guard.calls == [("data", None, "crypto"), ("crypto", None, "ca"), ("ca", None, "trustpoint"),
-                           ("trustpoint", None, "rsakeypair")]
+    # merged into nothing: created whole, asked once with the complete subtree (the guard checks each node in it)
+    assert guard.calls == [("data", None, "crypto")]
+    guard = Recorder()
+    run(yang, root, tp("<subject-name>CN=x</subject-name>", ' nc:operation="merge"'), guard)
+    assert guard.calls == [("trustpoint", None, "subject-name")]
     guard = Recorder()
     run(yang, root, tp("<rsakeypair>k</rsakeypair>"), guard)
     assert guard.calls == []  # nothing changes, nothing to ask
