@@ -16,9 +16,9 @@ and the backend has seen it. A change that cannot be saved (disk full)
 changes nothing and leaves no pending confirmed commit behind.
 
 The journal is what start-up reads. ``running.xml`` is the same
-configuration as a plain file for people and tools: replaced atomically
-after every commit but not synced, and rewritten from the journal at
-start-up when a crash left it behind.
+configuration as a plain file for people and tools: overwritten after every
+commit, neither atomically nor synced (agent/files.py overwrite_file), and
+rewritten from the journal at start-up when a crash left it behind.
 
 A pending confirmed commit keeps ``rollback.xml`` (the configuration to go
 back to) on disk, so a crash or restart before the confirm restores the old
@@ -56,7 +56,7 @@ from agent.datastore.edit import (
 )
 from agent.datastore.history import CommitHistory, CommitRecord
 from agent.errors import DatastoreError
-from agent.files import atomic_write, fsync_dir, remove_stale_temporaries, replace_file
+from agent.files import atomic_write, fsync_dir, overwrite_file, remove_stale_temporaries
 from agent.serial import SerialExecutor
 
 log = logging.getLogger(__name__)
@@ -684,7 +684,7 @@ class Datastores:
     def _export(self, snapshot: bytes) -> None:
         """``running.xml`` for people and tools (the journal is the durable copy)."""
         try:
-            replace_file(self._dir / RUNNING_FILE, snapshot)
+            overwrite_file(self._dir / RUNNING_FILE, snapshot)
         except OSError as error:
             log.warning("cannot write %s: %s (the commit itself is saved)", RUNNING_FILE, error)
 

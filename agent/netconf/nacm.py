@@ -325,6 +325,7 @@ class _Compiled:
     root: etree._Element
     policy: Policy
     views: dict[str, View]
+    source: bytes = b""  # the /nacm subtree it was compiled from
 
 
 class AccessControl:
@@ -343,7 +344,13 @@ class AccessControl:
         root = self._running()
         compiled = self._compiled
         if compiled is None or compiled.root is not root:
-            compiled = _Compiled(root, compile_policy(root, self.schema.resolve_prefix), {})
+            # Most commits leave /nacm alone: keep the policy (and the users' views) when it is the same.
+            nacm = root.find(f"{{{NACM_NS}}}nacm")
+            source = etree.tostring(nacm) if nacm is not None else b""
+            if compiled is not None and compiled.source == source:
+                compiled = _Compiled(root, compiled.policy, compiled.views, source)
+            else:
+                compiled = _Compiled(root, compile_policy(root, self.schema.resolve_prefix), {}, source)
             self._compiled = compiled
         if not compiled.policy.enabled:
             return None

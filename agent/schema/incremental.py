@@ -403,14 +403,18 @@ class _Incremental:
         self.trie = _trie(changes)
         self.conv = Converter(model)
         self._indexes: dict[tuple[int, str], dict[tuple[str, ...], tuple[int, etree._Element]]] = {}
+        self._found: dict[tuple[int, str, tuple[str, ...]], tuple[int, etree._Element] | None] = {}
 
     def _entry_at(
         self, parent: etree._Element, info: NodeInfo, values: tuple[str, ...], many: bool
     ) -> tuple[int, etree._Element] | None:
         """(position, element) of an entry of the new tree; many lookups in one list share one index."""
         if not many:
-            found = _find_entry(parent, info, values)
-            return (_position(found, info), found) if found is not None else None
+            key = (id(parent), info.tag, values)
+            if key not in self._found:  # the patch and the checks look for the same entries
+                found = _find_entry(parent, info, values)
+                self._found[key] = (_position(found, info), found) if found is not None else None
+            return self._found[key]
         index = self._indexes.get((id(parent), info.tag))
         if index is None:
             index = self._indexes[(id(parent), info.tag)] = keyed_index(parent, info.tag, info.keys)
@@ -523,8 +527,8 @@ class _Incremental:
         step, sub = change
         count = len(entries)
         now = _count(parent, info)
-        element = _find_entry(parent, info, step[1:])
-        if element is None:  # removed
+        found = self._entry_at(parent, info, step[1:], many=False)
+        if found is None:  # removed
             if not sub.own or now != count - 1:
                 return False
             keys = self._cooked_keys(info, step[1:])
@@ -535,7 +539,7 @@ class _Incremental:
                     return True
             return False
         self._check_in_parent(info, parent, path)
-        index = _position(element, info)
+        index, element = found
         in_place = now == count and index < count and self._same_keys(info, entries[index], step)
         if not sub.own:
             if not in_place:
