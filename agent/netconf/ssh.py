@@ -58,7 +58,7 @@ class _Connection:
         self.channels: set[paramiko.Channel] = set()
         self._lock = threading.Lock()
         self._deadline: Deadline | None = None
-        self.transport = paramiko.Transport(sock)
+        self.transport = paramiko.Transport(QuickAckSocket(sock))
         limits = server.limits
         # paramiko's own stage timeouts, under our overall deadline.
         self.transport.banner_timeout = limits.handshake_timeout
@@ -140,6 +140,36 @@ class _Connection:
         for session in sessions:
             session.abort("the agent is shutting down" if self.server.stopping else "connection closed")
         self.transport.close()
+
+
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
+
+
+class QuickAckSocket:
+    """An accepted socket that acknowledges what it reads at once (Linux TCP_QUICKACK).
+
+    Clients that leave Nagle's algorithm on (paramiko, hence ncclient) hold
+    a small message until the previous one is acknowledged. When a reply is
+    complete, the client's last small message (an SSH window adjust) waited
+    for our delayed ACK, 40 ms, and with it the next request: get-config of
+    1,000 trustpoints took 44 ms instead of 3 ms. TCP_QUICKACK is not
+    permanent, hence re-armed after each read.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        if _TCP_QUICKACK is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:  # closed meanwhile: the next recv says so
+                pass
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
 
 
 class _ServerInterface(SshAuthController):
