@@ -140,16 +140,27 @@ def _serialized(element: etree._Element) -> bytes:
     return etree.tostring(element)
 
 
+_QUALIFIED: dict[tuple[int, str], str] = {}
+
+
+def _qualified(tag: str, namer: PathNamer) -> str:
+    """``prefix:name`` of a Clark tag, cached per namer (asked for every created or deleted leaf)."""
+    name = _QUALIFIED.get((id(namer), tag))
+    if name is None:
+        qname = etree.QName(tag)
+        prefix = namer.prefix_of_namespace(qname.namespace or "") if qname.namespace else ""
+        name = f"{prefix}:{qname.localname}" if prefix else qname.localname
+        if len(_QUALIFIED) > 4096:
+            _QUALIFIED.clear()
+        _QUALIFIED[(id(namer), tag)] = name
+    return name
+
+
 def _step(element: etree._Element, info: NodeInfo | None, namer: PathNamer) -> str:
-    qname = etree.QName(element)
-    prefix = namer.prefix_of_namespace(qname.namespace or "") if qname.namespace else ""
-    name = f"{prefix}:{qname.localname}" if prefix else qname.localname
+    name = _qualified(str(element.tag), namer)
     if info is not None and info.kind is NodeKind.LIST:
         for key in info.keys:
-            kq = etree.QName(key)
-            kp = namer.prefix_of_namespace(kq.namespace or "") if kq.namespace else ""
-            kname = f"{kp}:{kq.localname}" if kp else kq.localname
-            name += f"[{kname}={xpath_literal((element.findtext(key) or '').strip())}]"
+            name += f"[{_qualified(key, namer)}={xpath_literal((element.findtext(key) or '').strip())}]"
     elif info is not None and info.kind is NodeKind.LEAF_LIST:
         name += f"[.={xpath_literal((element.text or '').strip())}]"
     return name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -179,19 +179,24 @@ class _Editor:
         # and edit, instead of one per entry edited (1,000 new entries: 1.5 s -> 70 ms).
         self._entries: dict[tuple[etree._Element, str], dict[tuple[str, ...], etree._Element]] = {}
         self._looked_up: set[tuple[etree._Element, str]] = set()  # lists searched once without an index
+        self._qualified: dict[str, str] = {}
 
     # -- paths -------------------------------------------------------------
+    def qualified(self, tag: str) -> str:
+        """``prefix:name`` of a Clark tag (cached: asked for every node of an edit)."""
+        name = self._qualified.get(tag)
+        if name is None:
+            qname = etree.QName(tag)
+            prefix = self.namer.prefix_of_namespace(qname.namespace or "") if qname.namespace else ""
+            name = self._qualified[tag] = f"{prefix}:{qname.localname}" if prefix else qname.localname
+        return name
+
     def step(self, element: etree._Element, info: NodeInfo | None) -> str:
-        qname = etree.QName(element)
-        prefix = self.namer.prefix_of_namespace(qname.namespace or "") if qname.namespace else ""
-        name = f"{prefix}:{qname.localname}" if prefix else qname.localname
+        name = self.qualified(str(element.tag))
         if info is not None and info.kind is NodeKind.LIST:
             for key in info.keys:
                 value = element.findtext(key)
-                kq = etree.QName(key)
-                kp = self.namer.prefix_of_namespace(kq.namespace or "") if kq.namespace else ""
-                kname = f"{kp}:{kq.localname}" if kp else kq.localname
-                name += f"[{kname}={xpath_literal(value or '')}]"
+                name += f"[{self.qualified(key)}={xpath_literal(value or '')}]"
         elif info is not None and info.kind is NodeKind.LEAF_LIST:
             name += f"[.={xpath_literal(element.text or '')}]"
         return name
@@ -433,11 +438,12 @@ class _Editor:
             self.touched.add(parent_spot)  # the parent's children changed
         return True
 
-    def build(self, item: etree._Element, info: NodeInfo, path: str) -> etree._Element | None:
+    def build(self, item: etree._Element, info: NodeInfo, path: str | Callable[[], str]) -> etree._Element | None:
         """A copy of ``item`` without operation attributes or deleted children.
 
         Unknown descendants are refused: the datastore never stores what the
-        schema does not describe.
+        schema does not describe. ``path`` (or a function making it: paths
+        are only needed for errors) names ``item`` in error paths.
         """
         fresh = etree.Element(item.tag, nsmap=_leaf_nsmap(item) if info.kind in _LEAVES else _own_nsmap(item))
         if info.kind in _LEAVES:
@@ -451,9 +457,12 @@ class _Editor:
             if not isinstance(child.tag, str):
                 continue
             child_info = self.schema.node_info(info, child.tag)
-            child_path = f"{path}/{self.step(child, child_info)}"
+
+            def child_path(child: etree._Element = child, child_info: NodeInfo | None = child_info) -> str:
+                return f"{_text(path)}/{self.step(child, child_info)}"
+
             if child_info is None:
-                self.fail(_unknown_element(child, child_path))
+                self.fail(_unknown_element(child, child_path()))
                 return None
             child_op = child.get(OPERATION_ATTR)
             if child_op in ("delete", "remove"):
@@ -465,10 +474,14 @@ class _Editor:
         if info.kind is NodeKind.LIST:
             for key in info.keys:
                 if fresh.find(key) is None:
-                    self.fail(_missing_key(key, path))
+                    self.fail(_missing_key(key, _text(path)))
                     return None
             _keys_first(fresh, info.keys)
         return fresh
+
+
+def _text(path: str | Callable[[], str]) -> str:
+    return path if isinstance(path, str) else path()
 
 
 def _spot(parent_spot: NodePath, item: etree._Element, info: NodeInfo) -> NodePath:
@@ -518,8 +531,15 @@ def _has_creating_operation(item: etree._Element) -> bool:
     return False
 
 
+_NSMAPS: dict[str, Mapping[str, str]] = {}
+
+
 def _own_nsmap(item: etree._Element) -> Mapping[str, str]:
-    return default_ns(etree.QName(item).namespace)
+    tag = str(item.tag)
+    nsmap = _NSMAPS.get(tag)
+    if nsmap is None:
+        nsmap = _NSMAPS[tag] = default_ns(etree.QName(tag).namespace)
+    return nsmap
 
 
 _LEAVES = (NodeKind.LEAF, NodeKind.LEAF_LIST)
