@@ -41,7 +41,8 @@ from agent.services.keys import KeyService
 from agent.services.system import SystemIdentity
 from agent.services.taskgroups import ADMIN_USER, admin_account, default_access_config
 from agent.services.trust import TrustService
-from agent.services.trustpoints import TrustpointService
+from agent.services.trustpoints import TRUSTPOINT_TAGS, TrustpointService
+from agent.services.yangio import CRYPTO_NS
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class Application:
         self.agent.access = self.access
         self.agent.add_state_provider(self.access.state)
         self.agent.add_input_converter(PASSWORD_HASH_TAG, password_input)
-        NmdaOperations(self.agent, BaseOperations(self.agent, self.schema), self.schema)
+        base = BaseOperations(self.agent, self.schema)
+        base.scoped_lists.append((TRUSTPOINT_TAGS, f"{{{CRYPTO_NS}}}name"))  # a <get> of one trustpoint
+        NmdaOperations(self.agent, base, self.schema)
         Monitoring(self.agent, self.schema).register()
         CommitHistoryService(self.agent, self.schema).register()
         certstore = CertificateStore(data_dir / "trustpoints")

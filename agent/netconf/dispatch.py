@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from agent.datastore.store import Datastores
 from agent.errors import AgentError, NetconfError
 from agent.netconf.nacm import AccessPolicy, OpenAccess
 from agent.netconf.rpcerror import NC_NS, path_prefixes, rpc_error, rpc_reply, unexpected_error
+from agent.netconf.scope import StateScope
 from agent.xmltree import has_doctype
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,29 @@ class StateProvider(Protocol):
         ...
 
 
+class ScopedStateProvider(Protocol):
+    def __call__(self, scope: StateScope) -> Iterable[etree._Element]:
+        """Top-level state nodes for what ``scope`` can select (it may give more)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StateSource:
+    """A registered state provider and what it declared about itself."""
+
+    provider: StateProvider | ScopedStateProvider
+    produces: frozenset[str] | None = None
+    scoped: bool = False
+
+    def nodes(self, scope: StateScope) -> Iterable[etree._Element]:
+        """Its nodes for ``scope`` (none when the scope cannot select what it produces)."""
+        if self.produces is not None and not scope.wants(self.produces):
+            return ()
+        if self.scoped:
+            return self.provider(scope)  # type: ignore[call-arg]
+        return self.provider()  # type: ignore[call-arg]
+
+
 class SchemaFacade(Protocol):
     """What the protocol core needs of the YANG schema (see agent/schema)."""
 
@@ -130,6 +154,7 @@ class NetconfAgent:
         self.sessions: dict[int, SessionInfo] = {}
         self.operations: dict[str, RpcHandler] = {}
         self.state_providers: list[StateProvider] = []
+        self.state_sources: list[StateSource] = []
         self.access: AccessPolicy = OpenAccess()  # RFC 8341 NACM, installed by the application
         self.input_converters: dict[str, InputConverter] = {}
         self.extra_capabilities: list[str] = []  # added by the operations that need one (with-defaults...)
@@ -142,8 +167,19 @@ class NetconfAgent:
         """Serve the operation whose element is ``tag`` (Clark notation)."""
         self.operations[tag] = handler
 
-    def add_state_provider(self, provider: StateProvider) -> None:
-        self.state_providers.append(provider)
+    def add_state_provider(
+        self, provider: StateProvider | ScopedStateProvider, produces: Collection[str] | None = None,
+        scoped: bool = False,
+    ) -> None:
+        """Merge ``provider``'s nodes into <get>.
+
+        ``produces``: the top-level Clark tags it returns, so a filter that
+        cannot select them skips it; ``scoped``: it takes the filter's
+        :class:`~agent.netconf.scope.StateScope` and makes state only for
+        what can be selected.
+        """
+        self.state_providers.append(provider)  # type: ignore[arg-type]
+        self.state_sources.append(StateSource(provider, frozenset(produces) if produces else None, scoped))
 
     def add_input_converter(self, leaf_tag: str, converter: InputConverter) -> None:
         """Pass every ``leaf_tag`` (Clark) value of an edit-config / copy-config / edit-data <config> through it.

@@ -37,7 +37,7 @@ class CommitHistoryService:
         self.model = model
 
     def register(self) -> None:
-        self.agent.add_state_provider(self.state)
+        self.agent.add_state_provider(self.state, produces=[_sys("commit-history")])
         self.agent.register(ROLLBACK_RPC, self.rollback)
 
     def state(self) -> list[etree._Element]:

@@ -34,8 +34,9 @@ class Monitoring:
     schema: SchemaModel
 
     def register(self) -> None:
-        self.agent.add_state_provider(self.netconf_state)
-        self.agent.add_state_provider(self.yang_library)
+        self.agent.add_state_provider(self.netconf_state, produces=[f"{{{NCM_NS}}}netconf-state"])
+        self.agent.add_state_provider(
+            self.yang_library, produces=[f"{{{YANGLIB_NS}}}yang-library", f"{{{YANGLIB_NS}}}modules-state"])
         self.agent.register(f"{{{NCM_NS}}}get-schema", self.get_schema)
 
     # -- RFC 6022 --------------------------------------------------------------

@@ -20,6 +20,7 @@ from agent.netconf.defaults import WD_NS, WithDefaults, apply_with_defaults, par
 from agent.netconf.dispatch import NetconfAgent, RpcErrors, SessionInfo
 from agent.netconf.filters import apply_filter
 from agent.netconf.rpcerror import NC_NS
+from agent.netconf.scope import EVERYTHING, StateScope, pruned, scope_of
 from agent.schema.model import SchemaModel
 from agent.schema.validate import validate_rpc_input
 from agent.xmltree import default_ns
@@ -171,6 +172,9 @@ class BaseOperations:
         self.agent = agent
         self.model = model
         self.store = agent.datastores
+        # Lists ((path of Clark tags, key tag)) whose entries a <get> filter naming their keys narrows
+        # before state is merged in.
+        self.scoped_lists: list[tuple[tuple[str, ...], str]] = []
         agent.extra_capabilities.append(WD_CAPABILITY)
         for name in (
             "get", "get-config", "edit-config", "copy-config", "delete-config", "lock", "unlock",
@@ -178,13 +182,21 @@ class BaseOperations:
         ):
             agent.register(nc(name), getattr(self, name.replace("-", "_")))
 
-    def operational(self) -> etree._Element:
-        """Running with every state provider's nodes merged in (what <get> and ds:operational show)."""
+    def operational(self, scope: StateScope = EVERYTHING) -> etree._Element:
+        """Running with every state provider's nodes merged in (what <get> and ds:operational show).
+
+        ``scope`` (what a <get> filter can select) leaves out what the filter
+        would drop anyway: state providers that produce nothing selectable,
+        and the unselected parts of running (agent/netconf/scope.py).
+        """
         state = new_root()
-        for provider in self.agent.state_providers:
-            for node in provider():
+        for source in self.agent.state_sources:
+            for node in source.nodes(scope):
                 state.append(node)
-        return merge_trees(self.store.get(Target.RUNNING), state, self.store.schema, self.store.namer)
+        running = self.store.get(Target.RUNNING)
+        if not scope.everything:
+            running = pruned(running, scope, self.scoped_lists)
+        return merge_trees(running, state, self.store.schema, self.store.namer)
 
     def reply_data(
         self,
@@ -206,7 +218,8 @@ class BaseOperations:
     def get(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
         params = _params(operation, ("filter",), _WITH_DEFAULTS)
         mode = parse_with_defaults(params.get("with-defaults"))
-        return self.reply_data(session, self.operational(), params.get("filter"), mode, include_state=True)
+        filter_el = params.get("filter")
+        return self.reply_data(session, self.operational(scope_of(filter_el)), filter_el, mode, include_state=True)
 
     def get_config(self, session: SessionInfo, operation: etree._Element) -> list[etree._Element]:
         params = _params(operation, ("source", "filter"), _WITH_DEFAULTS)

@@ -49,7 +49,7 @@ class KeyService:
             ("key-import-authentication-rsa", self.import_authentication),
         ):
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
-        agent.add_state_provider(self.state)
+        agent.add_state_provider(self.state, produces=[tag("crypto")])
 
     # -- RPCs ------------------------------------------------------------------
     def generate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:

@@ -126,7 +126,7 @@ class TrustService:
             ("ca-trustpool-clear", self.trustpool_clear),
         ):
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
-        agent.add_state_provider(self.state)
+        agent.add_state_provider(self.state, produces=[tag("crypto")])
         agent.datastores.add_change_listener(self.committed)
         self._apply(trust_settings(self.running()))
 

@@ -14,6 +14,7 @@ from lxml import etree
 from agent.datastore.edit import ChangeSet
 from agent.errors import AgentError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
+from agent.netconf.scope import EVERYTHING, StateScope
 from agent.pki.certificate import CertificateInfo
 from agent.pki.enrollment import Pki
 from agent.pki.revocation import RevokedEntry
@@ -102,7 +103,7 @@ class TrustpointService:
             ("ca-clear-certificates", self.clear_certificates),
         ):
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
-        agent.add_state_provider(self.state)
+        agent.add_state_provider(self.state, produces=[TRUSTPOINT_TAGS[0]], scoped=True)
         agent.datastores.add_change_listener(self.committed)
         self._configs = trustpoint_configs(self.running())
         self.pki.configure(list(self._configs.values()))
@@ -217,10 +218,12 @@ class TrustpointService:
         return [output_leaf("cleared", n) for n in cleared]
 
     # -- state ---------------------------------------------------------------
-    def state(self) -> list[etree._Element]:
+    def state(self, scope: StateScope = EVERYTHING) -> list[etree._Element]:
+        """Each trustpoint's certificates and enrollment (only those ``scope`` names, when it does)."""
         crypto = container("crypto")
         ca = etree.SubElement(crypto, tag("ca"))
-        for name in list(self._configs):
+        wanted = scope.list_keys(TRUSTPOINT_TAGS, _NAME)
+        for name in [n for n in self._configs if n in wanted] if wanted is not None else list(self._configs):
             tp_state = self.pki.state(name)
             entry = etree.SubElement(ca, tag("trustpoint"))
             leaf(entry, "name", name)

@@ -1,0 +1,128 @@
+"""What a <get> filter can select, so state is made (and running copied) only for that.
+
+A subtree filter names the top-level nodes it can select, and often the
+list entries by their keys (``<trustpoint><name>tp5</name></trustpoint>``).
+:class:`StateScope` answers both questions conservatively: ``None`` means
+"anything may be selected". State providers that register with the tags
+they produce are skipped when the filter cannot select those; providers that
+accept a scope make state only for the entries it names. The filter is still
+applied to the result, so a scope may only ever be wider than the filter.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import cast
+
+from lxml import etree
+
+
+def _namespaced(tag: object) -> bool:
+    return isinstance(tag, str) and tag.startswith("{") and not tag.startswith("{}")
+
+
+@dataclass(frozen=True)
+class StateScope:
+    """The part of the datastore a filter can select (from a subtree filter; None: everything)."""
+
+    filter_el: etree._Element | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.filter_el is None
+
+    def top_tags(self) -> frozenset[str] | None:
+        """The top-level Clark tags the filter can select; None when it may select any."""
+        if self.filter_el is None:
+            return None
+        tags = set()
+        for child in self.filter_el:
+            if not isinstance(child.tag, str):
+                continue
+            if not _namespaced(child.tag):
+                return None  # a filter node without namespace matches any namespace (RFC 6241 6.2.1)
+            tags.add(child.tag)
+        return frozenset(tags)
+
+    def wants(self, tags: Iterable[str]) -> bool:
+        """Whether the filter can select any of these top-level tags."""
+        selected = self.top_tags()
+        return selected is None or not selected.isdisjoint(tags)
+
+    def list_keys(self, list_tags: tuple[str, ...], key_tag: str) -> set[str] | None:
+        """The key values of the entries of the list at ``list_tags`` the filter can select.
+
+        A set only when every filter node for that list matches its key by
+        content; None when the filter may select entries by anything else.
+        """
+        if self.filter_el is None:
+            return None
+        level = [self.filter_el]
+        for tag in list_tags:
+            below: list[etree._Element] = []
+            for node in level:
+                children = [c for c in node if isinstance(c.tag, str)]
+                if not children:
+                    return None  # a selection node: everything below it
+                for child in children:
+                    if not _namespaced(child.tag):
+                        return None
+                    if child.tag == tag:
+                        below.append(child)
+            level = below
+        keys: set[str] = set()
+        for node in level:
+            key = node.find(key_tag)
+            if key is None or len(key) or not (key.text or "").strip() or node.attrib:
+                return None
+            keys.add((key.text or "").strip())
+        return keys
+
+
+EVERYTHING = StateScope()
+
+
+def scope_of(filter_el: etree._Element | None) -> StateScope:
+    """The scope of a <filter> element: subtree filters narrow it, anything else selects everything."""
+    if filter_el is None:
+        return EVERYTHING
+    kind = next((v for k, v in filter_el.attrib.items() if etree.QName(k).localname == "type"), "subtree")
+    return StateScope(filter_el) if kind == "subtree" else EVERYTHING
+
+
+def pruned(root: etree._Element, scope: StateScope, lists: Iterable[tuple[tuple[str, ...], str]] = ()) -> etree._Element:
+    """A copy of datastore ``root`` with what ``scope`` cannot select left out.
+
+    Top-level nodes the filter cannot select are dropped, and so are the
+    entries of each list in ``lists`` ((path of Clark tags, key tag)) whose
+    key the filter does not name. Only what is kept is copied.
+    """
+    tags = scope.top_tags()
+    keep_entries = {path: (key, scope.list_keys(path, key)) for path, key in lists}
+    out = etree.Element(root.tag, nsmap=cast("Mapping[str, str]", root.nsmap))
+    for child in root:
+        if tags is not None and child.tag not in tags:
+            continue
+        out.append(_copy(child, (str(child.tag),), keep_entries))
+    return out
+
+
+def _copy(element: etree._Element, path: tuple[str, ...],
+          keep: dict[tuple[str, ...], tuple[str, set[str] | None]]) -> etree._Element:
+    if not any(p[: len(path)] == path and len(p) > len(path) for p, (_, keys) in keep.items() if keys is not None):
+        return copy.deepcopy(element)
+    shell = etree.Element(element.tag, nsmap=cast("Mapping[str, str]", element.nsmap))
+    for name, value in element.attrib.items():
+        shell.set(name, value)
+    shell.text = element.text
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue
+        child_path = (*path, str(child.tag))
+        rule = keep.get(child_path)
+        if rule is not None and rule[1] is not None and (child.findtext(rule[0]) or "").strip() not in rule[1]:
+            continue
+        shell.append(_copy(child, child_path, keep))
+    return shell
