@@ -167,13 +167,14 @@ class AgentPeer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.auth = "password"
+        self.extra_args: list[str] = []  # more ca-agent flags
 
     def start(self, timeout: float = 60.0) -> AgentPeer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, CA_AGENT_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.proc = subprocess.Popen(
-            self._command() + ["--data-dir", str(self.data_dir), "--port", "0"],
+            self._command() + ["--data-dir", str(self.data_dir), "--port", "0", *self.extra_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
@@ -422,9 +423,10 @@ class Netopeer2Peer:
 
     name = "netopeer2"
 
-    def __init__(self, workdir: Path, module: Path) -> None:
+    def __init__(self, workdir: Path, module: Path, client_key: Path | None = None) -> None:
         self.dir = workdir
         self.module = module
+        self.client_key = client_key  # also authorized for root, so every server sees the same client key
         self.port = 0
         self.pid = 0
         self.key = ""
@@ -440,6 +442,12 @@ class Netopeer2Peer:
         values = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
         self.pid = int(values["NP2_PID"])
         self.key = values["NP2_KEY"]
+        if self.client_key is not None:
+            # The kit's key is ed25519; the RSA 2048 key the other servers see costs the client more
+            # to load and use: authorize it too and log in with it (read at each login).
+            with open(self.dir / "authorized_keys" / "root", "a", encoding="ascii") as handle:
+                handle.write(Path(f"{self.client_key}.pub").read_text())
+            self.key = str(self.client_key)
         try:
             installed = subprocess.run([str(NP2_KIT / "install-module.sh"), str(self.dir), str(self.module)],
                                        capture_output=True, text=True, timeout=120)

@@ -73,6 +73,11 @@ ROWS = [
     Row("running", "edit_running_1000", "  same, on 1,000 trustpoints", "higher", "ratio >= 1"),
     Row("running", "bulk_running", "edit-config 1,000 trustpoints on running (s)", "lower", "ratio <= 1"),
     Row("running", "rss_running", "peak RSS, running-target run (MiB)", "lower", "ours < 150"),
+    Row("running", "edit_running_tmpfs", "edit-config on running /s, ours on tmpfs (fsync free, like the peers)",
+        "higher", "info"),
+    Row("running", "edit_running_1000_tmpfs", "  same, on 1,000 trustpoints", "higher", "info"),
+    Row("running", "bulk_running_tmpfs", "edit-config 1,000 trustpoints on running (s), ours on tmpfs", "lower",
+        "info"),
     Row("other", "keygen", "key-generate-rsa 2048 vs openssl genrsa 2048 (s, median)", "lower", "info"),
     Row("other", "scep", "SCEP authenticate + enroll vs scepclient (s, median)", "lower", "ratio <= 1"),
 ]
@@ -261,16 +266,17 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 # main
 
 
-def start_netopeer2(workdir: Path, name: str, meta: dict[str, Any]) -> Netopeer2Peer | None:
+def start_netopeer2(workdir: Path, name: str, meta: dict[str, Any], client_key: Path) -> Netopeer2Peer | None:
     """A fresh netopeer2 instance with ca-agent-crypto, or None (and why, in meta) when it cannot run."""
     why = netopeer2_available()
     if why is None:
         try:
-            peer = Netopeer2Peer(workdir / name, CRYPTO_MODULE).start()
+            peer = Netopeer2Peer(workdir / name, CRYPTO_MODULE, client_key).start()
         except Exception as error:  # the benchmark goes on without this peer
             why = str(error)
         else:
-            meta["netopeer2"] = "ca-agent-crypto installed with the kit's install-module.sh; root bypasses NACM"
+            meta["netopeer2"] = ("ca-agent-crypto installed with the kit's install-module.sh; root (bypasses NACM) "
+                                 "with the same RSA 2048 client key as the other servers")
             return peer
     meta["netopeer2"] = f"not measured: {why}"
     log(f"netopeer2: {why}")
@@ -300,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "agent_version": agent_version(),
     }
     running: list[Any] = []
+    extra_dirs: list[Path] = []  # outside workdir (the tmpfs agent's)
     try:
         client_key = workdir / "client_key"
         make_ssh_key(client_key, "rsa")
@@ -326,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 "accepted" if accepted2 else f"also refused ({why2})")
         meta["netconfd_module"] = why
         log("netconfd: " + why)
-        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-candidate", meta)
+        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-candidate", meta, client_key)
         if np2 is not None:
             running.append(np2)
         if args.no_netopeer2:
@@ -350,25 +357,38 @@ def main(argv: list[str] | None = None) -> int:
             running.remove(peer)
 
         # ---- running target: all servers side by side --------------------------------------------
-        log("ca-agent: starting a fresh agent; netconfd --target=running; a fresh netopeer2 (running figures)")
+        log("ca-agent: starting a fresh agent, and one with its data directory on tmpfs (where fsync costs "
+            "nothing, as for the peers' memory-only datastores); netconfd --target=running; a fresh netopeer2")
         agent = AgentPeer(workdir / "agent-running", client_key)
         running.append(agent)
         agent.start()
         use_publickey(agent, client_key)
+        shm = Path(tempfile.mkdtemp(prefix="ca-agent-bench-", dir="/dev/shm"))
+        extra_dirs.append(shm)
+        agent_tmpfs = AgentPeer(shm, client_key)
+        agent_tmpfs.name = "ca-agent (tmpfs)"
+        running.append(agent_tmpfs)
+        agent_tmpfs.start()
+        use_publickey(agent_tmpfs, client_key)
         ncd = start_netconfd(workdir, client_key, "running", module, modpath)
         running.append(ncd)
-        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-running", meta)
+        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-running", meta, client_key)
         if np2 is not None:
             running.append(np2)
-        peers = [agent, ncd] + ([np2] if np2 is not None else [])
-        names = ["netconfd", "netopeer2"][: len(peers) - 1]
+        peers = [agent, agent_tmpfs, ncd] + ([np2] if np2 is not None else [])
+        names = ["netconfd", "netopeer2"][: len(peers) - 2]
         outs = figures.running_figures_pair(peers, settings, lambda m: log("all: " + m))
         ours.update(outs[0])
-        for name, out in zip(names, outs[1:], strict=True):
+        for key in ("edit_running", "edit_running_1000", "bulk_running"):
+            ours[f"{key}_tmpfs"] = outs[1][key]
+        for name, out in zip(names, outs[2:], strict=True):
             theirs[name].update(out)
+            for key in ("edit_running", "edit_running_1000", "bulk_running"):
+                theirs[name][f"{key}_tmpfs"] = out[key]
         for peer in peers:
             peer.stop()
             running.remove(peer)
+        shutil.rmtree(shm, ignore_errors=True)
 
         # ---- key generation and SCEP --------------------------------------------------------
         log("openssl genrsa 2048")
@@ -391,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:  # keep cleaning up
                 log(f"stopping {peer.name}: {error}")
         yuma.cleanup()
+        for directory in extra_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
         if args.keep:
             log(f"kept {workdir}")
         else:
