@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import urllib.parse
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,8 +177,11 @@ class Pki:
         self._generation: dict[str, int] = {}
         self._writer = SerialExecutor("pki-state")
         self._events = SerialExecutor("pki-events")
+        # At most a quarter of the pollers per CA: a CA that never answers holds only those
+        # (each poll until the HTTP timeout) while the other CAs' requests are polled.
         self._scheduler: PollScheduler[PollKey] = PollScheduler(
-            self._run_poll, clock=clock, name="pki-enrollment-poller", workers=max(1, pollers)
+            self._run_poll, clock=clock, name="pki-enrollment-poller", workers=max(1, pollers),
+            group=self._ca_of, per_group=max(1, pollers // 4),
         )
         self._engine = RequestEngine(
             keystore=keystore,
@@ -216,6 +220,13 @@ class Pki:
             # On the writer, in order with every other change of state (it
             # never waits for a CA, so neither does the commit that calls this).
             self._writer.run(lambda: self._resume_pending(changed))
+
+    def _ca_of(self, key: PollKey) -> str:
+        """The CA a poll talks to (scheme, host and port of the enrollment URL); no lock, no I/O."""
+        config = self._configs.get(key[0])  # a dict read: safe without the lock, which the caller may not take
+        url = (config.enrollment_url if config is not None else None) or ""
+        parts = urllib.parse.urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def reconfigure(self, changed: Sequence[TrustpointConfig], removed: Sequence[str]) -> None:
         """:meth:`configure` for a commit that changed or removed only these trustpoints.

@@ -19,6 +19,7 @@ state with the reason.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import datetime as dt
 import hashlib
@@ -115,15 +116,26 @@ class PollScheduler(Generic[K]):
     """
 
     def __init__(
-        self, run: Callable[[K], None], *, clock: Clock = SYSTEM_CLOCK, name: str = "pki-poller", workers: int = 1
+        self, run: Callable[[K], None], *, clock: Clock = SYSTEM_CLOCK, name: str = "pki-poller", workers: int = 1,
+        group: Callable[[K], Hashable] | None = None, per_group: int = 0,
     ) -> None:
         """``workers`` > 1 runs due jobs on a pool of that many threads, so one slow job (a CA
-        that does not answer) does not delay the others; 1 runs them on the scheduler's thread."""
+        that does not answer) does not delay the others; 1 runs them on the scheduler's thread.
+
+        ``group`` (e.g. the CA a poll talks to) and ``per_group`` > 0 let at most that many jobs
+        of one group run at once: the due jobs of a group at its limit wait, in order, while
+        other groups' jobs take the free threads. Without it, many jobs of a CA that never
+        answers would hold every thread until their timeouts and delay every other CA's.
+        """
         self._run = run
         self._pool = (
             concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-worker")
             if workers > 1 else None
         )
+        self._group = group if self._pool is not None and per_group > 0 else None
+        self._per_group = per_group
+        self._running: dict[Hashable, int] = {}  # group -> jobs running
+        self._waiting: dict[Hashable, collections.deque[K]] = {}  # group -> due jobs held back, in order
         self._clock = clock
         self._name = name
         self._cond = threading.Condition(threading.Lock())
@@ -143,6 +155,7 @@ class PollScheduler(Generic[K]):
                 return
             due = self._clock.monotonic() + max(delay, 0.0)
             sequence = next(self._sequence)
+            self._unwait(key)
             self._entries[key] = (due, sequence)
             heapq.heappush(self._heap, (due, sequence, key))
             if self._thread is None:
@@ -156,7 +169,7 @@ class PollScheduler(Generic[K]):
         A job already running is not interrupted.
         """
         with self._cond:
-            found = self._entries.pop(key, None) is not None
+            found = self._entries.pop(key, None) is not None or self._unwait(key)
             if found:
                 self._cond.notify_all()
             return found
@@ -164,13 +177,26 @@ class PollScheduler(Generic[K]):
     def is_scheduled(self, key: K) -> bool:
         """Whether ``key`` has a job waiting to run. Raises nothing."""
         with self._cond:
-            return key in self._entries
+            return key in self._entries or any(key in waiting for waiting in self._waiting.values())
 
     def scheduled(self) -> dict[K, float]:
-        """Seconds until each scheduled key is due (negative: overdue). Raises nothing."""
+        """Seconds until each scheduled key is due (negative: overdue; 0: due, held back by its group).
+
+        Raises nothing.
+        """
         with self._cond:
             now = self._clock.monotonic()
-            return {key: due - now for key, (due, _) in self._entries.items()}
+            due = {key: 0.0 for waiting in self._waiting.values() for key in waiting}
+            due.update({key: at - now for key, (at, _) in self._entries.items()})
+            return due
+
+    def _unwait(self, key: K) -> bool:
+        """Drop ``key`` from the jobs its group holds back. Caller holds the lock."""
+        for waiting in self._waiting.values():
+            if key in waiting:
+                waiting.remove(key)
+                return True
+        return False
 
     def close(self, timeout: float = 5.0) -> bool:
         """Stop the thread: no job starts after this. Waits up to ``timeout`` s for a running job.
@@ -181,6 +207,7 @@ class PollScheduler(Generic[K]):
             self._closed = True
             self._entries.clear()
             self._heap.clear()
+            self._waiting.clear()
             self._cond.notify_all()
             thread = self._thread
         if self._pool is not None:
@@ -219,23 +246,54 @@ class PollScheduler(Generic[K]):
 
     def _loop(self) -> None:
         while True:
+            group: Hashable = None
             with self._cond:
                 key = self._next_due()
+                if key is not None and self._group is not None:
+                    group = self._group(key)
+                    if self._running.get(group, 0) >= self._per_group:
+                        self._waiting.setdefault(group, collections.deque()).append(key)
+                        continue  # held back until one of its group's jobs ends
+                    self._running[group] = self._running.get(group, 0) + 1
             if key is None:
                 return
-            if self._pool is not None:
-                try:
-                    self._pool.submit(self._run_logged, key)
-                except RuntimeError:  # the pool was shut down by close()
-                    return
-            else:
-                self._run_logged(key)
+            if not self._submit(key, group):
+                return
 
-    def _run_logged(self, key: K) -> None:
+    def _submit(self, key: K, group: Hashable) -> bool:
+        """Run ``key``'s job (on the pool if there is one); False once the pool is shut down."""
+        if self._pool is None:
+            self._run_logged(key, group)
+            return True
+        try:
+            self._pool.submit(self._run_logged, key, group)
+        except RuntimeError:  # the pool was shut down by close()
+            return False
+        return True
+
+    def _run_logged(self, key: K, group: Hashable = None) -> None:
         try:
             self._run(key)
         except Exception:  # noqa: BLE001 - one failing job must not stop the others
             _log.exception("background job %r failed", key)
+        finally:
+            if self._group is not None:
+                self._group_done(group)
+
+    def _group_done(self, group: Hashable) -> None:
+        """A job of ``group`` ended: start the next one the group held back, if any."""
+        with self._cond:
+            waiting = self._waiting.get(group)
+            following = waiting.popleft() if waiting else None
+            if waiting is not None and not waiting:
+                del self._waiting[group]
+            if following is None:
+                self._running[group] = self._running.get(group, 1) - 1
+                if self._running[group] <= 0:
+                    del self._running[group]
+            closed = self._closed
+        if following is not None and not closed:
+            self._submit(following, group)
 
 
 # --------------------------------------------------------------------------- SCEP requests and polls

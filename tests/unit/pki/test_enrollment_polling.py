@@ -131,3 +131,39 @@ def test_request_record_round_trip_without_secrets() -> None:
         EnrollmentRequest.from_json(b'{"format": "ca-agent-enrollment/1"}', "myca", KeyUsage.SIGNATURE)
     with pytest.raises(ValueError):
         name_from_der(b"\x30\x03\x02\x01\x01")
+
+
+def test_a_group_at_its_limit_leaves_the_threads_to_the_others() -> None:
+    """Jobs of a CA that hangs hold at most ``per_group`` threads; other CAs' jobs run meanwhile."""
+    release = threading.Event()
+    lock = threading.Lock()
+    running: dict[str, int] = {"dead": 0}
+    peak = {"dead": 0}
+    recorder = Recorder()
+
+    def run(key: str) -> None:
+        if key.startswith("dead"):
+            with lock:
+                running["dead"] += 1
+                peak["dead"] = max(peak["dead"], running["dead"])
+            release.wait(WAIT)
+            with lock:
+                running["dead"] -= 1
+        recorder(key)
+
+    scheduler: PollScheduler[str] = PollScheduler(run, workers=4, group=lambda key: key.split("-")[0], per_group=2)
+    try:
+        for i in range(6):
+            scheduler.schedule(f"dead-{i}", 0.0)
+        for i in range(10):
+            scheduler.schedule(f"good-{i}", 0.01)
+        assert sorted(recorder.wait(10)) == sorted(f"good-{i}" for i in range(10))  # while the dead ones hang
+        assert peak["dead"] == 2
+        assert scheduler.is_scheduled("dead-5") and scheduler.cancel("dead-5")  # held back, still cancellable
+        release.set()
+        done = recorder.wait(15)
+        assert sorted(k for k in done if k.startswith("dead")) == [f"dead-{i}" for i in range(5)]
+        assert peak["dead"] == 2
+    finally:
+        release.set()
+        assert scheduler.close(timeout=WAIT)
