@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -520,14 +521,14 @@ class KeyStore:
             path.unlink()
             fsync_dir(self._auth_dir)
 
-    def authorized_keys(self, user: str) -> list[rsa.RSAPublicKey]:
-        """The RSA public keys ``user`` may log in with over SSH.
+    def authorized_keys(self, user: str, labels: Collection[str] | None = None) -> list[rsa.RSAPublicKey]:
+        """The RSA public keys imported for ``user`` (only those under ``labels``, if given).
 
         An unknown (or invalid) user simply has none. Raises OSError.
         """
         result: list[rsa.RSAPublicKey] = []
         for info in self.list_authentication_rsa():
-            if info.user == user:
+            if info.user == user and (labels is None or info.label in labels):
                 key = serialization.load_der_public_key(info.public_key)
                 assert isinstance(key, rsa.RSAPublicKey)
                 result.append(key)
