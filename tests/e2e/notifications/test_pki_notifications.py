@@ -107,3 +107,20 @@ def test_certificate_revoked_when_a_fetched_crl_lists_ours(lab_cas, agent: Agent
         _, between = receiver.until("netconf-config-change")
         assert "certificate-revoked" not in [name_of(n) for n in between]
     assert_valid(receiver.seen, tmp_path)
+
+
+def test_certificate_expiring_for_a_short_lived_certificate(lab_cas, agent: AgentProcess, tmp_path: Path) -> None:
+    lab = lab_cas("short", "--validity-days", "5")
+    with agent.connect() as m:
+        receiver = Receiver(m)
+        m.create_subscription()
+        trustpoint(m, "short", lab.url)
+        assert text(rpc(m, "ca-enroll", "<trustpoint>short</trustpoint>"), "c:status") == "issued"
+        serial = text(router_certificate(m, "short"), "c:serial-number")
+        # installed inside the last week: reported at once, in alert mode
+        expiring, _ = receiver.until("certificate-expiring", where=lambda e: text(e, "c:trustpoint") == "short")
+        event = event_of(expiring)
+        assert (text(event, "c:certificate-type"), text(event, "c:key-usage")) == ("id", "general-purpose")
+        assert (text(event, "c:serial-number"), text(event, "c:mode")) == (serial, "alert")
+        assert 0 < int(text(event, "c:seconds-left")) <= 5 * 86400
+    assert_valid(receiver.seen, tmp_path)
