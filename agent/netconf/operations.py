@@ -179,12 +179,19 @@ class BaseOperations:
             agent.register(nc(name), getattr(self, name.replace("-", "_")))
 
     def operational(self) -> etree._Element:
-        """Running with every state provider's nodes merged in (what <get> and ds:operational show)."""
+        """Running with every state provider's nodes merged in (what <get> and ds:operational show).
+
+        State of modules the schema does not hold (``agent.unmodelled_state``)
+        is appended as built, after the schema-checked merge.
+        """
         state = new_root()
         for provider in self.agent.state_providers:
             for node in provider():
                 state.append(node)
-        return merge_trees(self.store.get(Target.RUNNING), state, self.store.schema, self.store.namer)
+        merged = merge_trees(self.store.get(Target.RUNNING), state, self.store.schema, self.store.namer)
+        for unmodelled in self.agent.unmodelled_state:
+            merged.extend(unmodelled.provider())  # merge_trees returned a new tree: running is not touched
+        return merged
 
     def reply_data(
         self,
@@ -198,7 +205,7 @@ class BaseOperations:
         """The <data> of a reply: defaults as asked, then what the user may read (RFC 8341), then the filter."""
         tree = apply_with_defaults(tree, with_defaults, self.model, include_state)
         tree = self.agent.access.read_view(session.username, tree)  # before the filter sees it
-        filtered = apply_filter(tree, filter_el, self.agent.schema.keys_of, self.agent.schema.prefixes())
+        filtered = apply_filter(tree, filter_el, self.agent.keys_of, self.agent.schema.prefixes())
         data = etree.Element(data_tag, nsmap=default_ns(etree.QName(data_tag).namespace))
         data.extend(list(filtered))
         return [data]
@@ -351,4 +358,4 @@ class BaseOperations:
                 "a session cannot kill itself; use <close-session>", error_tag="invalid-value",
                 error_type="protocol", info={"bad-element": "session-id"},
             )
-        self.agent.kill_session(target)
+        self.agent.kill_session(target, by=session.session_id)
