@@ -37,7 +37,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from agent.datastore.diff import ChangeKind
+from agent.datastore.diff import Change, ChangeKind
 from agent.datastore.store import SYSTEM, CommitEvent, ConfirmEvent, ConfirmEventKind, DatastoreEvent, Principal
 from agent.files import atomic_write
 from agent.netconf.dispatch import NetconfAgent, SessionEvent, SessionInfo
@@ -113,7 +113,7 @@ def config_change(commit: CommitEvent, prefixes: Mapping[str, str]) -> etree._El
     event = _top("netconf-config-change")
     _changed_by(event, commit.who)
     _leaf(event, "datastore", commit.datastore)
-    changes = commit.record.changes
+    changes = _top_level_edits(commit.record.changes)
     if len(changes) > MAX_EDITS:
         return event
     for change in changes:
@@ -124,6 +124,23 @@ def config_change(commit: CommitEvent, prefixes: Mapping[str, str]) -> etree._El
         target.text = change.path
         _leaf(edit, "operation", _OPERATION[change.kind])
     return event
+
+
+def _top_level_edits(changes: Sequence[Change]) -> list[Change]:
+    """One edit per created or deleted subtree (RFC 6470 edits name the node the operation applied to).
+
+    The commit record lists every leaf of a created or deleted node as well
+    (for ``show configuration commit changes``); a notification names the node.
+    """
+    edits: list[Change] = []
+    whole: list[str] = []
+    for change in changes:
+        if any(change.path.startswith(prefix + "/") for prefix in whole):
+            continue
+        if change.kind is not ChangeKind.REPLACE:
+            whole.append(change.path)
+        edits.append(change)
+    return edits
 
 
 def confirmed_commit(step: ConfirmEvent) -> etree._Element:
