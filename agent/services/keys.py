@@ -100,9 +100,13 @@ class KeyService:
         return out
 
     def import_authentication(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
-        """The key goes to the keystore; the right to log in with it is ``/aaa/user[user]/authorized-key``,
-        written with the caller's own rights (RFC 8341), so only whoever may change that user may
-        give that user a key (a pki-admin member: their own login only). Raises AgentError."""
+        """The key goes to the keystore; the right to log in with it is ``/aaa/user[user]/authorized-key``.
+
+        For another user that binding is written with the caller's own rights
+        (RFC 8341), so only whoever may change that user may give that user a
+        key; a key for one's own login is what the RPC is for, and needs
+        nothing more than the right to run it. Raises AgentError.
+        """
         label = params.text("label") or ""
         user = params.text("user") or session.username
         public_key = params.text("public-key") or ""
@@ -116,9 +120,9 @@ class KeyService:
             etree.SubElement(entry, f"{{{SYS_NS}}}authorized-key").text = label
             config = etree.Element(f"{{{NC_NS}}}config")
             config.append(binding)
-            self.agent.datastores.edit(
-                Target.RUNNING, config, principal(session), guard=self.agent.access.write_guard(session.username)
-            )
+            own = user == session.username
+            guard = None if own else self.agent.access.write_guard(session.username)
+            self.agent.datastores.edit(Target.RUNNING, config, principal(session), guard=guard)
         info = self.keystore.import_authentication_rsa(label, public_key, user)
         log.info("authentication key %r imported for user %s by %s", label, user, session.username)
         return [output_leaf("label", info.label), output_leaf("user", info.user), output_leaf("size", info.size)]

@@ -78,14 +78,7 @@ def _pki_admin_rule_list() -> etree._Element:
         (("module-name", "ca-agent-crypto"), ("access-operations", "*"), ("action", "permit"),
          ("comment", "IOS XR crypto task ID: /crypto configuration and state, and every crypto RPC.")),
     )
-    _rule(
-        rule_list,
-        "own-ssh-keys",
-        (("module-name", "ca-agent-system"),
-         ("path", "/sys:aaa/sys:user[sys:name=$USER]/sys:authorized-key"),
-         ("access-operations", "create update delete"), ("action", "permit"),
-         ("comment", "Bind an imported authentication key to one's own login, nobody else's.")),
-    )
+
     return rule_list
 
 
