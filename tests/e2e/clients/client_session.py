@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from ncclient import manager
+from ncclient.xml_ import to_ele
 
 from agentproc import AgentProcess
 
@@ -162,6 +164,24 @@ def check_agent_after(agent: AgentProcess, scenario: Scenario) -> None:
         # the client's lock went with it: this session can take the candidate
         m.lock("candidate")
         m.unlock("candidate")
+
+
+def fetch_schemas(m: manager.Manager, into: Path) -> list[Path]:
+    """Every module of /netconf-state/schemas, through <get-schema>, as NAME@REVISION.yang."""
+    schemas = m.get(filter=("subtree", f'<netconf-state xmlns="{NCM}"><schemas/></netconf-state>')).data_ele
+    files = []
+    for schema in schemas.iterfind(".//ncm:schema", NS):
+        if schema.findtext("ncm:format", namespaces=NS).split(":")[-1] != "yang":
+            continue
+        name, version = schema.findtext("ncm:identifier", namespaces=NS), schema.findtext("ncm:version", namespaces=NS)
+        reply = m.dispatch(to_ele(f'<get-schema xmlns="{NCM}"><identifier>{name}</identifier>'
+                                  f"<version>{version}</version><format>yang</format></get-schema>"))
+        text = etree.fromstring(reply.xml.encode()).findtext(f"{{{NCM}}}data")
+        assert text and f"module {name}" in text, reply.xml[:500]
+        path = into / f"{name}@{version}.yang"
+        path.write_text(text)
+        files.append(path)
+    return files
 
 
 def client_venv_bin(name: str, program: str = "python") -> Path:

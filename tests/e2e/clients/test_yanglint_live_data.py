@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from client_session import CRYPTO, NC, NCM, NS, SYS, require_program
+from client_session import CRYPTO, NC, NCM, NS, SYS, fetch_schemas, require_program
 from labcaproc import LabCaProcess
 from lxml import etree
 from ncclient import manager
@@ -57,24 +57,6 @@ def populate(m: manager.Manager, ca_url: str, tmp_path: Path) -> None:
             return
         assert time.monotonic() < deadline, etree.tostring(state).decode()
         time.sleep(0.1)
-
-
-def fetch_schemas(m: manager.Manager, into: Path) -> list[Path]:
-    """Every module of /netconf-state/schemas, through <get-schema>, as NAME@REVISION.yang."""
-    schemas = m.get(filter=("subtree", f'<netconf-state xmlns="{NCM}"><schemas/></netconf-state>')).data_ele
-    files = []
-    for schema in schemas.iterfind(".//ncm:schema", NS):
-        if schema.findtext("ncm:format", namespaces=NS).split(":")[-1] != "yang":
-            continue
-        name, version = schema.findtext("ncm:identifier", namespaces=NS), schema.findtext("ncm:version", namespaces=NS)
-        reply = m.dispatch(to_ele(f'<get-schema xmlns="{NCM}"><identifier>{name}</identifier>'
-                                  f"<version>{version}</version><format>yang</format></get-schema>"))
-        text = etree.fromstring(reply.xml.encode()).findtext(f"{{{NCM}}}data")
-        assert text and f"module {name}" in text, reply.xml[:500]
-        path = into / f"{name}@{version}.yang"
-        path.write_text(text)
-        files.append(path)
-    return files
 
 
 def data_file(data: etree._Element, path: Path) -> Path:
