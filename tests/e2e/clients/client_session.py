@@ -116,10 +116,6 @@ class Observed:
     after_discard: str  # hostname in the candidate after an edit and discard-changes
     key_reply: str  # the reply to key-generate-rsa
 
-    @classmethod
-    def from_json(cls, text: str) -> Observed:
-        return cls(**json.loads(text))
-
 
 def texts(xml: str, name: str) -> list[str]:
     """The texts of every element ``name`` (prefix sys: or crypto:) in ``xml``, the root included."""
