@@ -39,6 +39,7 @@ def test_ansible_playbook_full_session(agent: AgentProcess, tmp_path: Path) -> N
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_HOME=str(tmp_path / "ansible-home"),
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+        ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote-tmp"),  # the copy task runs on localhost
         ANSIBLE_PERSISTENT_CONTROL_PATH_DIR=str(tmp_path / "pc"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_RETRY_FILES_ENABLED="False",
