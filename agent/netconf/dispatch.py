@@ -26,11 +26,15 @@ from agent.xmltree import has_doctype
 
 log = logging.getLogger(__name__)
 
+# :confirmed-commit:1.0 and :validate:1.0 (RFC 4741) are subsets of their 1.1 versions; clients of the
+# RFC 4741 era (yuma123's yangcli) look only for 1.0 and otherwise refuse to send <commit><confirmed/>.
 BASE_CAPABILITIES = (
     "urn:ietf:params:netconf:capability:writable-running:1.0",
     "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:netconf:capability:confirmed-commit:1.0",
     "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
     "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+    "urn:ietf:params:netconf:capability:validate:1.0",
     "urn:ietf:params:netconf:capability:validate:1.1",
     "urn:ietf:params:netconf:capability:xpath:1.0",
 )

@@ -59,6 +59,9 @@ def test_hello_advertises_capabilities_and_modules(agent: AgentProcess) -> None:
         "urn:ietf:params:netconf:capability:candidate:1.0",
         "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
         "urn:ietf:params:netconf:capability:validate:1.1",
+        # RFC 4741's versions too: yangcli enables confirmed commit only when it sees confirmed-commit:1.0
+        "urn:ietf:params:netconf:capability:confirmed-commit:1.0",
+        "urn:ietf:params:netconf:capability:validate:1.0",
         "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
         "urn:ietf:params:netconf:capability:xpath:1.0",
         "urn:ietf:params:netconf:capability:writable-running:1.0",
