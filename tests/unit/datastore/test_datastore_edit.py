@@ -71,7 +71,14 @@ def test_create_delete_remove_errors(yang: YangSupport) -> None:
     with pytest.raises(DatastoreError) as missing:
         edit(yang, root, tp("a", op="delete"))
     assert missing.value.error_tag == "data-missing"
-    assert edit(yang, root, tp("a", op="remove")) is not None
+    assert missing.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']"
+    # remove: no error when the entry is missing (RFC 6241 7.2), and nothing changes
+    unchanged = edit(yang, root, tp("a", op="remove"))
+    assert etree.tostring(unchanged) == etree.tostring(root)
+    # ...and it deletes the entry when it exists, leaving its siblings alone
+    both = edit(yang, root, tp("a", "<rsakeypair>k</rsakeypair>") + tp("b"))
+    removed = edit(yang, both, tp("a", op="remove"))
+    assert [e.findtext("c:name", namespaces=NS) for e in removed.findall("c:crypto/c:ca/c:trustpoint", NS)] == ["b"]
 
 
 def test_default_operation_none_and_replace(yang: YangSupport) -> None:
