@@ -414,11 +414,6 @@ def load_certificate(data: str | bytes) -> x509.Certificate:
     return certs[0]
 
 
-def certificate_to_pem(cert: x509.Certificate) -> str:
-    """``cert`` as a PEM ``CERTIFICATE`` block. Raises nothing."""
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
 def key_usage(*, sign: bool = False, encipher: bool = False, ca: bool = False) -> x509.KeyUsage:
     """A KeyUsage extension value: digitalSignature, keyEncipherment, and for a CA keyCertSign + cRLSign.
 

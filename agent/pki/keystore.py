@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import PkiError
-from agent.files import atomic_write, ensure_private_dir, fsync_dir, secure_delete
+from agent.files import atomic_write, ensure_private_dir, secure_delete
 
 _log = logging.getLogger(__name__)
 
@@ -406,28 +406,6 @@ class KeyStore:
         """
         return self.private_key(label, usage).public_key()
 
-    def key_for_public(self, spki_der: bytes) -> tuple[str, KeyUsage] | None:
-        """Which label and usage hold the private half of ``spki_der``.
-
-        ``spki_der`` is a DER SubjectPublicKeyInfo (e.g. a certificate's).
-        Returns None when no pair matches, or the data is not an RSA public
-        key. Raises nothing else.
-        """
-        try:
-            wanted = serialization.load_der_public_key(spki_der)
-        except (ValueError, TypeError):
-            return None
-        if not isinstance(wanted, rsa.RSAPublicKey):
-            return None
-        numbers = wanted.public_numbers()
-        for info in self.list_rsa():
-            for usage, der in info.public_keys.items():
-                candidate = serialization.load_der_public_key(der)
-                assert isinstance(candidate, rsa.RSAPublicKey)
-                if candidate.public_numbers() == numbers:
-                    return info.label, usage
-        return None
-
     def ssh_host_key(self) -> rsa.RSAPrivateKey:
         """The SSH host key: ``the_default``'s general key.
 
@@ -494,31 +472,6 @@ class KeyStore:
                 except KeyStoreCorruptError:
                     _log.warning("skipping unreadable authentication key file for label %s", label)
         return result
-
-    def get_authentication_rsa(self, label: str) -> AuthKeyInfo:
-        """One imported authentication key.
-
-        Raises InvalidLabelError, KeyNotFoundError, KeyStoreCorruptError.
-        """
-        validate_label(label)
-        path = self._auth_path(label)
-        with self._lock:
-            if not path.is_file():
-                raise KeyNotFoundError(f"No authentication key is defined for {label}")
-            return self._load_auth(path, label)
-
-    def remove_authentication_rsa(self, label: str) -> None:
-        """Delete an imported authentication key.
-
-        Raises InvalidLabelError, KeyNotFoundError, OSError.
-        """
-        validate_label(label)
-        path = self._auth_path(label)
-        with self._lock:
-            if not path.is_file():
-                raise KeyNotFoundError(f"No authentication key is defined for {label}")
-            path.unlink()
-            fsync_dir(self._auth_dir)
 
     def authorized_keys(self, user: str) -> list[rsa.RSAPublicKey]:
         """The RSA public keys ``user`` may log in with over SSH.

@@ -1,4 +1,4 @@
-"""SCEP client flow (RFC 8894): GetCACaps, GetCACert, PKCSReq, CertPoll, GetCert, GetCRL.
+"""SCEP client flow (RFC 8894): GetCACaps, GetCACert, PKCSReq and CertPoll.
 
 One :class:`ScepClient` per CA URL. Each call is one HTTP exchange bounded by
 the client's timeout; polling schedules (retry period/count) belong to the
@@ -26,7 +26,6 @@ from agent.pki.scep.http import ScepTransport
 from agent.pki.scep.messages import (
     CertRep,
     FailInfo,
-    IssuerAndSerial,
     IssuerAndSubject,
     MessageType,
     PkiMessage,
@@ -180,38 +179,6 @@ class ScepClient:
         body = IssuerAndSubject.from_names(ca_certs.ca.subject, subject)
         exchange = self._transact(MessageType.CERT_POLL, transaction_id, body, subject, private_key, ca_certs)
         return self._response(exchange, private_key)
-
-    def get_certificate(
-        self,
-        serial: int,
-        private_key: rsa.RSAPrivateKey,
-        signer_subject: x509.Name,
-        ca_certs: CaCertificates,
-    ) -> x509.Certificate | None:
-        """GetCert: the certificate the CA issued with ``serial`` (None if unknown).
-
-        Raises as :meth:`enroll`.
-        """
-        body = IssuerAndSerial(issuer=ca_certs.ca.subject.public_bytes(), serial=serial)
-        txid = secrets.token_hex(16).upper()
-        exchange = self._transact(MessageType.GET_CERT, txid, body, signer_subject, private_key, ca_certs)
-        if exchange.rep.status is not PkiStatus.SUCCESS:
-            return None
-        return next((c for c in exchange.rep.certificates if c.serial_number == serial), None)
-
-    def get_crl(
-        self,
-        private_key: rsa.RSAPrivateKey,
-        signer_subject: x509.Name,
-        ca_certs: CaCertificates,
-    ) -> x509.CertificateRevocationList | None:
-        """GetCRL: the CA's current CRL (None if the CA refuses). Raises as :meth:`enroll`."""
-        body = IssuerAndSerial.from_certificate(ca_certs.ca)
-        txid = secrets.token_hex(16).upper()
-        exchange = self._transact(MessageType.GET_CRL, txid, body, signer_subject, private_key, ca_certs)
-        if exchange.rep.status is not PkiStatus.SUCCESS or not exchange.rep.crls:
-            return None
-        return exchange.rep.crls[0]
 
     # ------------------------------------------------------------------ internals
 

@@ -183,7 +183,7 @@ def test_invalid_labels_refused(store: KeyStore, tmp_path: Path, label: object) 
     with pytest.raises(InvalidLabelError) as err:
         store.generate_rsa(label, KeyPairType.GENERAL_PURPOSE, 1024)  # type: ignore[arg-type]
     assert err.value.error_tag == "invalid-value"
-    calls: list[Callable[[Any], object]] = [store.get_rsa, store.remove_authentication_rsa, store.get_authentication_rsa]
+    calls: list[Callable[[Any], object]] = [store.get_rsa]
     if label is not None:  # zeroize_rsa(None) means "all"
         calls.append(store.zeroize_rsa)
     for call in calls:
@@ -353,27 +353,6 @@ def test_private_key_signs_for_public(store: KeyStore) -> None:
     store.public_key("signer", KeyUsage.GENERAL).verify(signature, b"msg", padding.PKCS1v15(), hashes.SHA256())
 
 
-def test_key_for_public(store: KeyStore) -> None:
-    general = store.generate_rsa("gen", KeyPairType.GENERAL_PURPOSE, 1024)
-    usage = store.generate_rsa("use", KeyPairType.USAGE_KEYS, 1024)
-    assert store.key_for_public(general.public_keys[KeyUsage.GENERAL]) == ("gen", KeyUsage.GENERAL)
-    assert store.key_for_public(usage.public_keys[KeyUsage.SIGNATURE]) == ("use", KeyUsage.SIGNATURE)
-    assert store.key_for_public(usage.public_keys[KeyUsage.ENCRYPTION]) == ("use", KeyUsage.ENCRYPTION)
-    # the same key in PKCS#1 form is still recognised
-    pkcs1 = store.public_key("gen", KeyUsage.GENERAL).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.PKCS1
-    )
-    assert store.key_for_public(pkcs1) == ("gen", KeyUsage.GENERAL)
-    assert store.key_for_public(spki(rsa.generate_private_key(65537, 1024))) is None
-    ec_der = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    assert store.key_for_public(ec_der) is None
-    assert store.key_for_public(b"not der") is None
-
-
 def test_corrupt_file(store: KeyStore, keydir: Path) -> None:
     store.generate_rsa("good", KeyPairType.GENERAL_PURPOSE, 1024)
     secret = rsa.generate_private_key(65537, 1024)
@@ -536,7 +515,6 @@ def test_import_authentication_formats(
     assert isinstance(info, AuthKeyInfo)
     assert info == AuthKeyInfo("laptop", "alice", 2048, T0, spki(key))
     assert store.list_authentication_rsa() == [info]
-    assert store.get_authentication_rsa("laptop") == info
     assert [k.public_numbers() for k in store.authorized_keys("alice")] == [key.public_numbers()]
     assert store.authorized_keys("bob") == []
     assert mode(keydir / "authentication" / "laptop.json") == 0o600
@@ -576,18 +554,6 @@ def test_authorized_keys_several(store: KeyStore) -> None:
         k.public_key().public_numbers().n for k in keys[:2]
     )
     assert [a.label for a in store.list_authentication_rsa()] == ["a1", "a2", "b1"]
-
-
-def test_remove_authentication(store: KeyStore, keydir: Path) -> None:
-    store.import_authentication_rsa("k", spki(rsa.generate_private_key(65537, 1024)), "alice")
-    store.remove_authentication_rsa("k")
-    assert store.list_authentication_rsa() == []
-    assert not (keydir / "authentication" / "k.json").exists()
-    with pytest.raises(KeyNotFoundError) as err:
-        store.remove_authentication_rsa("k")
-    assert err.value.error_tag == "data-missing"
-    with pytest.raises(KeyNotFoundError):
-        store.get_authentication_rsa("k")
 
 
 def _ec_pem() -> str:
