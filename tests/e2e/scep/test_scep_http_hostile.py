@@ -1,0 +1,324 @@
+"""The SCEP client against hostile HTTP servers on 127.0.0.1: trickling answers and redirects (issue 11).
+
+Each server is a real threaded http.server in this process. A trickling
+server sends one byte at a time, forever (until the client leaves or the test
+ends): a client without one overall deadline per exchange never returns, and
+the worker-thread join below turns that into a failure instead of a hang.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from agent.labca import LabCa
+from agent.pki.authentication import fetch_ca_certificates
+from agent.pki.scep import (
+    CA_CERT_CONTENT_TYPE,
+    PkiStatus,
+    ScepClient,
+    ScepRedirectError,
+    ScepTransportError,
+)
+from agent.pki.trustpoint import CaUnreachableError, TrustpointConfig
+
+PACE = 0.02  # seconds between two trickled bytes
+LIVENESS = 60.0  # a call that has not returned by then ignored its deadline (of 0.5 s)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    body: bytes
+
+
+Behaviour = Callable[["_Handler", Seen], None]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    behaviour: Behaviour
+    stop: threading.Event
+    seen: list[Seen]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base class signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle(b"")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+
+    def _handle(self, body: bytes) -> None:
+        seen = Seen(self.command, self.path, body)
+        self.server.seen.append(seen)
+        try:
+            self.server.behaviour(self, seen)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up: that is the point
+
+    # helpers for behaviours
+    def trickle(self, data: bytes) -> None:
+        self.wfile.write(data)
+        while not self.server.stop.wait(PACE):  # forever, one byte per PACE
+            self.wfile.write(b"a")
+
+    def answer(self, content_type: str, body: bytes, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def redirect(self, location: str, status: int = 302) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    @property
+    def operation(self) -> str:
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("operation", [""])[0]
+
+
+@dataclass
+class Hostile:
+    url: str
+    port: int
+    seen: list[Seen] = field(default_factory=list)
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[[Behaviour], Hostile]]:
+    servers: list[_Server] = []
+    stop = threading.Event()
+
+    def start(behaviour: Behaviour) -> Hostile:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.behaviour = behaviour
+        server.stop = stop
+        server.seen = []
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        servers.append(server)
+        port = int(server.server_address[1])
+        return Hostile(url=f"http://127.0.0.1:{port}/scep", port=port, seen=server.seen)
+
+    yield start
+    stop.set()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _outcome(call: Callable[[], object]) -> BaseException | object:
+    """Run ``call`` in a worker; its exception or result. Fails if it outlives LIVENESS."""
+    result: list[BaseException | object] = []
+
+    def work() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            result.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(LIVENESS)
+    assert not worker.is_alive(), "the SCEP exchange did not stop at its deadline"
+    return result[0]
+
+
+# --------------------------------------------------------------------------- one deadline per exchange
+
+
+def test_trickled_status_and_headers_fail_at_the_deadline(hostile) -> None:
+    server = hostile(lambda h, seen: h.trickle(b"HTTP/1.0 200 OK\r\nX-Slow: "))
+    error = _outcome(lambda: ScepClient(server.url, timeout=0.5).get_ca_caps())
+    assert isinstance(error, ScepTransportError), error
+    assert error.message == f"SCEP server {server.url} did not answer GetCACaps within 0.5 s"
+    assert error.error_app_tag == "scep-unreachable" and error.info["url"] == server.url
+
+
+def test_trickled_body_fails_at_the_deadline(hostile) -> None:
+    head = f"HTTP/1.0 200 OK\r\nContent-Type: {CA_CERT_CONTENT_TYPE}\r\nContent-Length: 1000000\r\n\r\n"
+    server = hostile(lambda h, seen: h.trickle(head.encode()))
+    error = _outcome(lambda: ScepClient(server.url, timeout=0.5).get_ca_certificates())
+    assert isinstance(error, ScepTransportError), error
+    assert error.message == f"SCEP server {server.url} did not answer GetCACert within 0.5 s"
+
+
+def test_trickled_pki_operation_fails_at_the_deadline(hostile, rsa_key, make_csr, tmp_path) -> None:
+    ca = LabCa(tmp_path / "ca", key_size=1024)
+
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        if h.operation == "GetCACaps":
+            h.answer("text/plain", b"POSTPKIOperation\nSHA-256\nAES")
+        else:
+            h.trickle(b"HTTP/1.0 200 OK\r\nContent-Type: application/x-pki-message\r\n")
+
+    server = hostile(behaviour)
+    client = ScepClient(server.url, timeout=0.5)
+    error = _outcome(lambda: client.enroll(make_csr(rsa_key, cn="slow"), rsa_key, ca.ca_certificates()))
+    assert isinstance(error, ScepTransportError), error
+    assert "did not answer PKIOperation within 0.5 s" in error.message
+    assert [s.method for s in server.seen] == ["GET", "POST"]
+
+
+def test_a_slow_but_timely_answer_is_accepted(hostile) -> None:
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        for byte in b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nSHA-256\nAES":
+            h.wfile.write(bytes([byte]))  # one byte per write; no pause: well inside 30 s
+
+    server = hostile(behaviour)
+    caps = ScepClient(server.url, timeout=30).get_ca_caps()
+    assert caps.sha256 and caps.aes
+
+
+class SteppedClock:
+    """A clock the test server moves: each request 'takes' ``step`` seconds."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self._now = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=self.monotonic())
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def take(self) -> None:
+        with self._lock:
+            self._now += self.step
+
+
+@pytest.mark.parametrize(("step", "succeeds"), [(10.0, True), (20.0, False)])
+def test_ca_authentication_has_one_deadline_for_all_its_exchanges(
+    hostile, tmp_path, step: float, succeeds: bool
+) -> None:
+    """GetCACaps and GetCACert together get ``timeout`` seconds (here 30), not 30 each."""
+    ca = LabCa(tmp_path / "ca", key_size=1024)
+    clock = SteppedClock(step)
+
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        clock.take()
+        if h.operation == "GetCACaps":
+            h.answer("text/plain", b"POSTPKIOperation\nSHA-256\nAES")
+        else:
+            h.answer(CA_CERT_CONTENT_TYPE, ca.ca_certificate.public_bytes(Encoding.DER))
+
+    server = hostile(behaviour)
+    tp = TrustpointConfig("myca", enrollment_url=server.url)
+    if succeeds:
+        assert fetch_ca_certificates(tp, timeout=30, clock=clock).ca == ca.ca_certificate
+    else:
+        with pytest.raises(CaUnreachableError) as caught:
+            fetch_ca_certificates(tp, timeout=30, clock=clock)
+        assert caught.value.message == (
+            f"cannot get the CA certificate of trustpoint myca: SCEP server {server.url} "
+            "did not answer GetCACert within 30 s"
+        )
+    assert [urllib.parse.parse_qs(urllib.parse.urlsplit(s.path).query)["operation"] for s in server.seen] == [
+        ["GetCACaps"],
+        ["GetCACert"],
+    ]
+
+
+# --------------------------------------------------------------------------- redirects
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "ftp://127.0.0.1/pub/ca.der",
+        "https://127.0.0.1:{port}/scep",
+        "http://localhost:{port}/scep",
+        "http://127.0.0.1:{other}/scep",
+        "//127.0.0.1:{other}/scep",
+    ],
+    ids=["ftp", "https-same-port", "other-host", "other-port", "scheme-relative-other-port"],
+)
+def test_redirect_elsewhere_is_refused(hostile, location: str) -> None:
+    elsewhere = hostile(lambda h, seen: h.answer("text/plain", b"SHA-256"))
+    holder: dict[str, int] = {}
+    server = hostile(
+        lambda h, seen: h.redirect(location.format(port=holder["port"], other=elsewhere.port) + "?operation=GetCACert")
+    )
+    holder["port"] = server.port
+    with pytest.raises(ScepRedirectError) as caught:
+        ScepClient(server.url, timeout=10).get_ca_certificates()
+    error = caught.value
+    assert error.message.startswith(f"SCEP server {server.url} redirected GetCACert to ")
+    assert error.message.endswith("refused, the SCEP exchange stays on the configured scheme, host and port")
+    assert location.format(port=server.port, other=elsewhere.port).split("//", 1)[1] in error.message
+    assert error.error_app_tag == "scep-redirect-refused" and error.error_tag == "operation-failed"
+    assert len(server.seen) == 1 and elsewhere.seen == []  # never followed
+
+
+def test_getcacaps_redirected_elsewhere_is_an_error_not_a_legacy_ca(hostile) -> None:
+    server = hostile(lambda h, seen: h.redirect("ftp://127.0.0.1/caps"))
+    with pytest.raises(ScepRedirectError):
+        ScepClient(server.url, timeout=10).get_ca_caps()
+
+
+def test_same_origin_redirects_are_followed_for_get_and_post(hostile, tmp_path, rsa_key, make_csr) -> None:
+    """A CA that moved its SCEP path: 302 for GETs, 307 (method and body kept) for the POST."""
+    ca = LabCa(tmp_path / "ca", challenge="pw", key_size=1024)
+
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        parts = urllib.parse.urlsplit(h.path)
+        if parts.path == "/scep":
+            h.redirect(f"/moved/pkiclient.exe?{parts.query}", 307 if h.command == "POST" else 302)
+        elif h.operation == "GetCACaps":
+            h.answer("text/plain", ca.ca_caps().to_text().encode())
+        elif h.operation == "GetCACert":
+            h.answer(*ca.ca_certificates().to_http())
+        else:
+            h.answer("application/x-pki-message", ca.handle_pki_operation(seen.body))
+
+    server = hostile(behaviour)
+    client = ScepClient(server.url, timeout=10)
+    assert client.get_ca_caps().post
+    ca_certs = client.get_ca_certificates()
+    response = client.enroll(make_csr(rsa_key, cn="moved", challenge="pw"), rsa_key, ca_certs)
+    assert response.status is PkiStatus.SUCCESS, response.message
+    posts = [s for s in server.seen if s.method == "POST"]
+    assert [urllib.parse.urlsplit(s.path).path for s in posts] == ["/scep", "/moved/pkiclient.exe"]
+    assert posts[0].body == posts[1].body and posts[1].body  # the same pkiMessage, re-sent
+
+
+def test_redirect_loop_is_bounded(hostile) -> None:
+    server = hostile(lambda h, seen: h.redirect(h.path))
+    with pytest.raises(ScepRedirectError) as caught:
+        ScepClient(server.url, timeout=10).get_ca_certificates()
+    assert caught.value.message == f"SCEP server {server.url} redirected GetCACert more than 5 times"
+    assert len(server.seen) == 6
+
+
+def test_post_answered_with_see_other_is_refused(hostile, tmp_path, rsa_key, make_csr) -> None:
+    ca = LabCa(tmp_path / "ca", key_size=1024)
+
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        if h.operation == "GetCACaps":
+            h.answer("text/plain", b"POSTPKIOperation\nSHA-256\nAES")
+        else:
+            h.redirect(h.path, 303)
+
+    server = hostile(behaviour)
+    with pytest.raises(ScepRedirectError, match="HTTP 303"):
+        ScepClient(server.url, timeout=10).enroll(make_csr(rsa_key, cn="x"), rsa_key, ca.ca_certificates())
