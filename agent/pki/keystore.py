@@ -23,6 +23,7 @@ import base64
 import binascii
 import datetime as dt
 import enum
+import hashlib
 import json
 import logging
 import os
@@ -219,6 +220,31 @@ def validate_label(label: object, what: str = "key label") -> str:
             "starting with a letter or digit"
         )
     return label
+
+
+MAX_LABEL = 64
+_NOT_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def label_for_fqdn(fqdn: str) -> str:
+    """The default key label for a host named ``fqdn`` (``crypto key generate rsa`` without a label).
+
+    The FQDN itself when it is a valid label. An FQDN may be far longer than
+    the 64 characters of a label (a 200-character domain name is valid):
+    then its first characters, ``-`` and the first 8 hex digits of its
+    SHA-256, so the label stays the same for the same FQDN and differs for
+    FQDNs that only differ at the end. Characters a label cannot hold become
+    ``-``. Raises nothing.
+    """
+    text = _NOT_LABEL_CHARS.sub("-", fqdn.rstrip("."))
+    if LABEL_PATTERN.fullmatch(text):
+        return text
+    digest = hashlib.sha256(fqdn.encode("utf-8")).hexdigest()[:8]
+    room = MAX_LABEL - len(digest) - 1
+    head = text[:room].rstrip("_.-")
+    if not (head[:1].isascii() and head[:1].isalnum()):  # a label starts with a letter or digit
+        head = ("key" + head)[:room].rstrip("_.-")
+    return f"{head}-{digest}"
 
 
 def _validate_user(user: object) -> str:

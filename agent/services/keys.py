@@ -8,7 +8,7 @@ from collections.abc import Callable
 from lxml import etree
 
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
-from agent.pki.keystore import DEFAULT_LABEL, KeyPairInfo, KeyPairType, KeyStore, KeyUsage
+from agent.pki.keystore import DEFAULT_LABEL, KeyPairInfo, KeyPairType, KeyStore, KeyUsage, label_for_fqdn
 from agent.schema.model import SchemaModel
 from agent.services.yangio import RpcInput, container, leaf, output_leaf, tag, yang_rpc
 
@@ -36,7 +36,7 @@ class KeyService:
 
     # -- RPCs ------------------------------------------------------------------
     def generate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
-        label = params.text("label") or self.fqdn()
+        label = params.text("label") or label_for_fqdn(self.fqdn())  # a long FQDN still gives a valid label
         key_type = KeyPairType.USAGE_KEYS if params.flag("usage-keys") else KeyPairType.GENERAL_PURPOSE
         info = self.keystore.generate_rsa(
             label, key_type, modulus=params.integer("modulus", 2048), replace=params.boolean("replace")

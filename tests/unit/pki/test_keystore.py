@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,8 @@ from agent.pki.keystore import (
     KeyStore,
     KeyStoreCorruptError,
     KeyUsage,
+    label_for_fqdn,
+    validate_label,
 )
 
 T0 = dt.datetime(2003, 9, 18, 17, 33, 23, tzinfo=dt.UTC)
@@ -200,6 +203,39 @@ def test_valid_label_edge_cases(store: KeyStore) -> None:
     for label in ["a", "x" * 64, "My.Key-1_2", "0"]:
         assert store.generate_rsa(label, KeyPairType.GENERAL_PURPOSE, 1024).label == label
     assert [i.label for i in store.list_rsa()] == sorted(["a", "x" * 64, "My.Key-1_2", "0"])
+
+
+def _sha8(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+LONG_DOMAIN = ".".join(["a" * 60, "b" * 60, "c" * 60, "example.com"])  # 194 characters, a valid domain name
+
+
+@pytest.mark.parametrize(
+    ("fqdn", "label"),
+    [
+        ("myrouter.mydomain.com", "myrouter.mydomain.com"),  # the FQDN itself whenever it is a label
+        ("router", "router"),
+        ("r1.example.com.", "r1.example.com"),
+        ("r1.my_dom.com", "r1.my_dom.com"),
+        ("x" * 64, "x" * 64),
+        ("x" * 65, "x" * 55 + "-" + _sha8("x" * 65)),
+        (f"r1.{LONG_DOMAIN}", "r1." + "a" * 52 + "-" + _sha8(f"r1.{LONG_DOMAIN}")),
+        ("_ldap.example.com", "key_ldap.example.com-" + _sha8("_ldap.example.com")),
+        ("r1.ex ample.com", "r1.ex-ample.com"),
+        (".", "key-" + _sha8(".")),
+    ],
+)
+def test_default_label_for_fqdn(fqdn: str, label: str) -> None:
+    assert label_for_fqdn(fqdn) == label
+    assert validate_label(label) == label
+
+
+def test_default_labels_of_long_fqdns_differ_when_the_fqdns_do() -> None:
+    one, two = label_for_fqdn(f"r1.{LONG_DOMAIN}"), label_for_fqdn(f"r1.{LONG_DOMAIN}.net")
+    assert one != two and one[:55] == two[:55] and len(one) == len(two) == 64
+    assert label_for_fqdn(f"r1.{LONG_DOMAIN}") == one  # stable: the same host gets the same label
 
 
 def test_existing_label_without_replace(store: KeyStore, keydir: Path) -> None:

@@ -115,6 +115,28 @@ def test_bad_url_scheme() -> None:
     assert (err.error_tag, err.path) == ("invalid-value", f"{TP_PATH}/crypto:enrollment/crypto:url")
 
 
+@pytest.mark.parametrize("subject", ["CN=r1\nO=evil", "CN=r1\r", "CN=a\tb", "CN=a\x7fb", "CN=a\x85b", "CN=a\u2028b"])
+def test_control_characters_in_subject_name(subject: str) -> None:
+    config = data(seed())
+    tp = config.find(f".//{{{CRYPTO}}}trustpoint")
+    assert tp is not None
+    etree.SubElement(tp, f"{{{CRYPTO}}}subject-name").text = subject
+    with pytest.raises(SchemaError) as caught:
+        validate_config(config)
+    err = caught.value
+    assert (err.error_tag, err.path) == ("invalid-value", f"{TP_PATH}/crypto:subject-name")
+    assert err.error_app_tag == "invalid-subject-name"
+    assert err.message == "The subject name must not contain control characters (newline, tab...)."
+
+
+def test_printable_subject_name_is_valid() -> None:
+    config = data(seed())
+    tp = config.find(f".//{{{CRYPTO}}}trustpoint")
+    assert tp is not None
+    etree.SubElement(tp, f"{{{CRYPTO}}}subject-name").text = "CN=r\u00e9seau 1,O=Acme\\, Inc.,C=US"
+    validate_config(config)
+
+
 def test_unknown_element() -> None:
     err = reject(seed(enrollment="<url>http://ca</url><colour>red</colour>"))
     assert err.error_tag == "unknown-element"
