@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from lxml import etree
 from ncclient.operations import RPCError
 
-from agentproc import AgentProcess
+from agentproc import ADMIN_PASSWORD, AgentProcess
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"
@@ -82,3 +86,28 @@ def test_default_key_label_from_a_long_fqdn(agent: AgentProcess) -> None:
         zeroized = rpc(m, "key-zeroize-rsa", f"<label>{label}</label>")
         assert zeroized.findtext("c:zeroized", namespaces=NS) == label
         assert label not in key_labels(m)
+
+
+def test_ca_cli_default_key_label_from_a_long_fqdn(agent: AgentProcess, tmp_path: Path) -> None:
+    """ca-cli names the keys as the agent would, instead of sending the too-long FQDN as a label."""
+    with agent.connect() as m:
+        m.edit_config(
+            target="running",
+            config=f'<config xmlns="{NC}"><hostname xmlns="{SYS}">r1</hostname>'
+            f'<domain xmlns="{SYS}"><name>{LONG_DOMAIN}</name></domain></config>',
+        )
+    env = dict(os.environ, CA_AGENT_PASSWORD=ADMIN_PASSWORD, CA_CLI_HISTORY=str(tmp_path / "history"))
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "--port", str(agent.port)],
+        input="crypto key generate rsa\n1024\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    names = [line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("The name for the keys will be: ")]
+    assert len(names) == 1 and LABEL.fullmatch(names[0]) and names[0].startswith("r1.aaaa")
+    with agent.connect() as m:
+        assert names[0] in key_labels(m)
