@@ -267,6 +267,8 @@ class ScepTransport:
             raise ScepTransportError(f"cannot reach {where}: {exc.strerror or exc}", url=self.url) from exc
         except socket.gaierror as exc:
             raise ScepTransportError(f"cannot reach {where}: {exc.strerror or exc}", url=self.url) from exc
+        except http.client.InvalidURL as exc:  # a ValueError: e.g. a redirect to a path with control characters
+            raise ScepRedirectError(f"{where} sent {operation} to an unusable URL: {exc}", url=self.url) from exc
         except http.client.HTTPException as exc:
             raise ScepTransportError(
                 f"{where} answered {operation} with malformed HTTP: {type(exc).__name__} {exc}".rstrip(), url=self.url

@@ -302,6 +302,15 @@ def test_same_origin_redirects_are_followed_for_get_and_post(hostile, tmp_path, 
     assert posts[0].body == posts[1].body and posts[1].body  # the same pkiMessage, re-sent
 
 
+def test_redirect_to_a_path_with_control_characters_is_refused(hostile) -> None:
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        h.redirect("/moved/\x01x")  # same origin, but no valid request line can carry it
+
+    server = hostile(behaviour)
+    with pytest.raises(ScepRedirectError, match="unusable URL"):
+        ScepClient(server.url, timeout=10).get_ca_certificates()
+
+
 def test_redirect_loop_is_bounded(hostile) -> None:
     server = hostile(lambda h, seen: h.redirect(h.path))
     with pytest.raises(ScepRedirectError) as caught:
