@@ -21,6 +21,8 @@ from agent.labca.cli import main as lab_ca_main
 from agent.pki import cms
 from agent.pki.scep import (
     CA_RA_CERT_CONTENT_TYPE,
+    CaCaps,
+    Capability,
     CertRep,
     FailInfo,
     IssuerAndSerial,
@@ -31,6 +33,7 @@ from agent.pki.scep import (
     PkiStatus,
     ScepClient,
     ScepVerificationError,
+    transaction_id_for,
 )
 from agent.pki.scep.http import ScepTransport
 from agent.pki.scep.messages import new_nonce
@@ -105,9 +108,13 @@ def test_labca_wrong_or_missing_challenge_is_bad_request(lab_ca, rsa_key, make_c
         assert response.fail_info is FailInfo.BAD_REQUEST
         assert response.message.startswith("CA rejected the request: badRequest (")
         assert response.message.endswith(": wrong or missing challenge password")
+        assert response.fail_info_text == "wrong or missing challenge password"
+        assert response.transaction_id == transaction_id_for(rsa_key.public_key()) and response.certificate is None
     assert ca.requests() == []  # failures leave nothing behind
     ok = client.enroll(make_csr(rsa_key, cn="h", challenge=CHALLENGE), rsa_key, ca_certs)
     assert ok.status is PkiStatus.SUCCESS
+    assert ok.certificate is not None and ok.ca_certificates == ()  # the lab CA sends only the new certificate
+    assert ok.message == f"certificate issued: serial {ok.certificate.serial_number:02X}, subject CN=h"
 
 
 # --------------------------------------------------------------------------- manual approval
@@ -330,3 +337,13 @@ def test_labca_get_pki_operation_tolerates_unencoded_base64(lab_ca, rsa_key, mak
         message = PkiMessage.from_der(reply.read())
     assert message.status is PkiStatus.SUCCESS
     assert message.recipient_nonce == request.sender_nonce
+
+
+@pytest.mark.parametrize("caps", [CaCaps.of(Capability.AES, Capability.SHA256), CaCaps.of(Capability.DES3)])
+def test_labca_enrollment_by_get(lab_ca, rsa_key, make_csr, caps: CaCaps) -> None:
+    """A CA without POSTPKIOperation gets PKIOperation by GET (base64 in the query), both ways."""
+    ca, server = lab_ca(challenge=CHALLENGE)
+    client = ScepClient(server.url, timeout=10, caps=caps)
+    response = client.enroll(make_csr(rsa_key, cn="by-get", challenge=CHALLENGE), rsa_key, client.get_ca_certificates())
+    assert response.status is PkiStatus.SUCCESS, response.message
+    assert response.certificate is not None and response.certificate.issuer == ca.ca_certificate.subject

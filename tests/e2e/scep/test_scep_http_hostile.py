@@ -8,25 +8,41 @@ the worker-thread join below turns that into a failure instead of a hang.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from agent.labca import LabCa
 from agent.pki.authentication import fetch_ca_certificates
 from agent.pki.scep import (
     CA_CERT_CONTENT_TYPE,
+    CaCaps,
+    Capability,
+    PkiMessage,
+    PkiRequest,
     PkiStatus,
     ScepClient,
+    ScepHttpError,
+    ScepProtocolError,
     ScepRedirectError,
     ScepTransportError,
 )
+from agent.pki.scep.http import ScepTransport
 from agent.pki.trustpoint import CaUnreachableError, TrustpointConfig
 
 PACE = 0.02  # seconds between two trickled bytes
@@ -38,6 +54,7 @@ class Seen:
     method: str
     path: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Behaviour = Callable[["_Handler", Seen], None]
@@ -64,7 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
 
     def _handle(self, body: bytes) -> None:
-        seen = Seen(self.command, self.path, body)
+        seen = Seen(self.command, self.path, body, dict(self.headers.items()))
         self.server.seen.append(seen)
         try:
             self.server.behaviour(self, seen)
@@ -331,3 +348,210 @@ def test_post_answered_with_see_other_is_refused(hostile, tmp_path, rsa_key, mak
     server = hostile(behaviour)
     with pytest.raises(ScepRedirectError, match="HTTP 303"):
         ScepClient(server.url, timeout=10).enroll(make_csr(rsa_key, cn="x"), rsa_key, ca.ca_certificates())
+
+
+# --------------------------------------------------------------------------- other broken answers
+
+
+def test_oversized_answer_is_refused(hostile) -> None:
+    body = b"\0" * (4 * 1024 * 1024 + 1)
+    server = hostile(lambda h, seen: h.answer(CA_CERT_CONTENT_TYPE, body))
+    with pytest.raises(ScepTransportError) as caught:
+        ScepClient(server.url, timeout=30).get_ca_certificates()
+    assert caught.value.message == f"SCEP server {server.url} sent more than 4194304 bytes for GetCACert"
+    assert caught.value.url == server.url
+
+
+def test_redirect_without_location_is_an_http_error(hostile) -> None:
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        h.send_response(302)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    server = hostile(behaviour)
+    with pytest.raises(ScepHttpError) as caught:
+        ScepClient(server.url, timeout=10).get_ca_certificates()
+    assert caught.value.status == 302 and caught.value.info["http-status"] == "302"
+    assert caught.value.message == f"SCEP server {server.url} answered GetCACert with HTTP 302 but no Location"
+
+
+def test_server_error_is_an_http_error_with_url_and_status(hostile) -> None:
+    server = hostile(lambda h, seen: h.answer("text/plain", b"boom", status=503))
+    with pytest.raises(ScepHttpError) as caught:
+        ScepClient(server.url, timeout=10).get_ca_certificates()
+    error = caught.value
+    assert error.message == f"SCEP server {server.url} answered GetCACert with HTTP 503 Service Unavailable"
+    assert (error.status, error.url, error.info) == (503, server.url, {"url": server.url, "http-status": "503"})
+    assert error.error_app_tag == "scep-http-error"
+
+
+def test_malformed_http_answer(hostile) -> None:
+    server = hostile(lambda h, seen: h.wfile.write(b"SCEP/9 OK-ish\r\n\r\n"))
+    with pytest.raises(ScepTransportError) as caught:
+        ScepClient(server.url, timeout=10).get_ca_caps()
+    assert caught.value.message.startswith(f"SCEP server {server.url} answered GetCACaps with malformed HTTP: ")
+    assert caught.value.url == server.url
+
+
+# --------------------------------------------------------------------------- what the client sends
+
+
+def test_what_the_client_sends(hostile, rsa_key, make_csr, tmp_path) -> None:
+    """GET PKIOperation: standard base64, URL-encoded; POST: octet-stream; a fit self-signed signer."""
+    ca = LabCa(tmp_path / "ca", key_size=1024)
+
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        h.answer("application/x-pki-message", b"not a CertRep")
+
+    server = hostile(behaviour)
+    csr = make_csr(rsa_key, cn="sender")
+    for caps in (CaCaps.of(Capability.AES, Capability.SHA256), CaCaps.of(Capability.POST_PKI_OPERATION)):
+        with pytest.raises(ScepProtocolError):
+            ScepClient(server.url, timeout=10, caps=caps).enroll(csr, rsa_key, ca.ca_certificates())
+    get, post = server.seen
+    raw_query = urllib.parse.urlsplit(get.path).query
+    assert "+" not in raw_query and "/" not in raw_query.split("message=", 1)[1]  # URL-encoded
+    query = urllib.parse.parse_qs(raw_query)
+    assert query["operation"] == ["PKIOperation"] and get.method == "GET"
+    assert post.method == "POST" and post.headers["Content-Type"] == "application/octet-stream"
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(post.path).query) == {"operation": ["PKIOperation"]}
+    for der in (base64.b64decode(query["message"][0], validate=True), post.body):
+        message = PkiMessage.from_der(der)
+        signer = message.verify(message.certificates)
+        assert signer.subject == csr.subject == signer.issuer
+        now = dt.datetime.now(dt.UTC)
+        assert signer.not_valid_before_utc <= now <= signer.not_valid_after_utc  # valid when sent
+        constraints = signer.extensions.get_extension_for_class(x509.BasicConstraints)
+        assert constraints.critical and not constraints.value.ca
+        request, _ = PkiRequest.from_message(message, key=ca.ca_key, certificate=ca.ca_certificate)
+        assert request.body == csr
+    assert get.headers["User-Agent"] == post.headers["User-Agent"] == "ca-agent-scep/1"
+
+
+def test_signer_of_a_request_without_subject_is_named_after_the_transaction(hostile, rsa_key, tmp_path) -> None:
+    ca = LabCa(tmp_path / "ca", key_size=1024)
+    server = hostile(lambda h, seen: h.answer("application/x-pki-message", b"x"))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(rsa_key, hashes.SHA256())
+    with pytest.raises(ScepProtocolError):
+        ScepClient(server.url, timeout=10, caps=CaCaps.of(Capability.POST_PKI_OPERATION)).enroll(
+            csr, rsa_key, ca.ca_certificates()
+        )
+    message = PkiMessage.from_der(server.seen[0].body)
+    signer = message.verify(message.certificates)
+    assert signer.subject == x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, message.transaction_id[:64])])
+
+
+@pytest.mark.parametrize(("step", "succeeds"), [(10.0, True), (20.0, False)])
+def test_enroll_has_one_deadline_for_getcacaps_and_pkcsreq(
+    hostile, rsa_key, make_csr, tmp_path, step: float, succeeds: bool
+) -> None:
+    ca = LabCa(tmp_path / "ca", challenge="pw", key_size=1024)
+    clock = SteppedClock(step)
+
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        clock.take()
+        if h.operation == "GetCACaps":
+            h.answer("text/plain", ca.ca_caps().to_text().encode())
+        else:
+            h.answer("application/x-pki-message", ca.handle_pki_operation(seen.body))
+
+    server = hostile(behaviour)
+    client = ScepClient(server.url, timeout=30, clock=clock)
+    csr = make_csr(rsa_key, cn="deadline", challenge="pw")
+    if succeeds:
+        assert client.enroll(csr, rsa_key, ca.ca_certificates()).status is PkiStatus.SUCCESS
+    else:
+        with pytest.raises(ScepTransportError, match="did not answer PKIOperation within 30 s"):
+            client.enroll(csr, rsa_key, ca.ca_certificates())
+
+
+# --------------------------------------------------------------------------- sending, TLS, sockets
+
+
+@pytest.fixture
+def unaccepting_port() -> Iterator[int]:
+    """A listening socket nobody accepts or reads: connections succeed, nothing moves after that."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield int(sock.getsockname()[1])
+
+
+def test_sending_to_a_server_that_does_not_read_fails_at_the_deadline(unaccepting_port: int) -> None:
+    transport = ScepTransport(f"http://127.0.0.1:{unaccepting_port}/scep", timeout=0.5)
+    error = _outcome(lambda: transport.post("PKIOperation", b"\0" * (32 * 1024 * 1024)))
+    assert isinstance(error, ScepTransportError), error
+    assert error.message.endswith("did not answer PKIOperation within 0.5 s")
+
+
+def test_tls_handshake_that_never_completes_fails_at_the_deadline(unaccepting_port: int) -> None:
+    url = f"https://127.0.0.1:{unaccepting_port}/scep"
+    error = _outcome(lambda: ScepClient(url, timeout=0.5).get_ca_caps())
+    assert isinstance(error, ScepTransportError), error
+    assert error.message == f"SCEP server {url} did not answer GetCACaps within 0.5 s"
+
+
+def test_tls_server_with_an_untrusted_certificate_is_refused(tmp_path, rsa_key) -> None:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(rsa_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(rsa_key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        rsa_key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                try:
+                    with context.wrap_socket(conn, server_side=True):
+                        pass
+                except (ssl.SSLError, OSError):
+                    pass  # the client refused us: expected
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        url = f"https://127.0.0.1:{port}/scep"
+        with pytest.raises(ScepTransportError) as caught:
+            ScepClient(url, timeout=10).get_ca_caps()
+        server.join(10)
+    assert caught.value.message.startswith(f"connection to SCEP server {url} failed: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in caught.value.message
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_exchanges_leave_no_socket_open(hostile) -> None:
+    server = hostile(lambda h, seen: h.answer("text/plain", b"SHA-256"))
+    redirecting = hostile(
+        lambda h, seen: (
+            h.redirect(h.path.replace("/scep", "/moved")) if "/scep" in h.path else h.answer("text/plain", b"AES")
+        )
+    )
+    client, moved = ScepClient(server.url, timeout=10), ScepClient(redirecting.url, timeout=10)
+    client.get_ca_caps(), moved.get_ca_caps()  # warm up (imports, thread pools)
+    before = _open_fds()
+    for _ in range(20):
+        assert client.get_ca_caps().sha256 and moved.get_ca_caps().aes
+    deadline = time.monotonic() + 10  # the servers' handler threads close their ends a moment later
+    while _open_fds() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _open_fds() <= before

@@ -108,6 +108,53 @@ def test_bad_operation_and_unknown_element(yang: YangSupport) -> None:
     assert nokey.value.error_tag == "missing-element"
 
 
+def test_changed_says_whether_anything_changed(yang: YangSupport) -> None:
+    first = apply_edit(new_root(), config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang)
+    assert first.changed
+    assert not apply_edit(first.root, config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang).changed
+    assert not apply_edit(first.root, config(tp("zz", op="remove")), yang, yang).changed
+    assert apply_edit(first.root, config(tp("a", "<rsakeypair>k2</rsakeypair>")), yang, yang).changed
+    assert apply_edit(first.root, config(tp("a", op="delete")), yang, yang).changed
+    assert apply_edit(first.root, config(tp("b", op="create")), yang, yang).changed
+
+
+def test_replace_of_a_list_entry_drops_what_it_does_not_name(yang: YangSupport) -> None:
+    root = edit(yang, new_root(), tp("a", "<rsakeypair>k</rsakeypair><subject-name>CN=a</subject-name>") + tp("b"))
+    replaced = edit(yang, root, tp("a", "<subject-name>CN=new</subject-name>", op="replace"))
+    a, b = replaced.findall("c:crypto/c:ca/c:trustpoint", NS)
+    assert a.findtext("c:rsakeypair", namespaces=NS) is None and a.findtext("c:subject-name", namespaces=NS) == "CN=new"
+    assert b.findtext("c:name", namespaces=NS) == "b"
+    created = edit(yang, root, tp("c", "<rsakeypair>k3</rsakeypair>", op="replace"))  # replace of a missing entry creates it
+    assert created.findtext("c:crypto/c:ca/c:trustpoint[c:name='c']/c:rsakeypair", namespaces=NS) == "k3"
+
+
+def test_default_operation_none_creates_only_below_an_explicit_create(yang: YangSupport) -> None:
+    created = edit(yang, new_root(), tp("a", "<rsakeypair>k</rsakeypair>", op="create"), default_operation=Operation.NONE)
+    assert created.findtext("c:crypto/c:ca/c:trustpoint/c:rsakeypair", namespaces=NS) == "k"
+    untouched = apply_edit(
+        new_root(), config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang, default_operation=Operation.NONE
+    )
+    assert not untouched.changed and untouched.root.find("c:crypto", NS) is None  # none: nothing created implicitly
+
+
+@pytest.mark.parametrize("op", ["delete", "remove"])
+def test_a_list_key_cannot_be_deleted_on_its_own(yang: YangSupport, op: str) -> None:
+    root = edit(yang, new_root(), tp("a"))
+    body = f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><name nc:operation="{op}">a</name></trustpoint></ca></crypto>'
+    with pytest.raises(DatastoreError) as bad:
+        edit(yang, root, body)
+    assert bad.value.error_tag == "bad-attribute"
+    assert bad.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']"
+    assert bad.value.info == {"bad-attribute": "operation", "bad-element": "name"}
+
+
+def test_error_paths_name_the_offending_node(yang: YangSupport) -> None:
+    with pytest.raises(DatastoreError) as unknown:
+        edit(yang, new_root(), tp("a", "<colour>red</colour>"))
+    assert unknown.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']/crypto:colour"
+    assert unknown.value.info == {"bad-element": "colour"}
+
+
 def test_continue_on_error_applies_the_rest(yang: YangSupport) -> None:
     result = apply_edit(
         new_root(),
