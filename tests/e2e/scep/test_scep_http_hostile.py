@@ -491,7 +491,9 @@ def test_tls_handshake_that_never_completes_fails_at_the_deadline(unaccepting_po
     assert error.message == f"SCEP server {url} did not answer GetCACaps within 0.5 s"
 
 
-def test_tls_server_with_an_untrusted_certificate_is_refused(tmp_path, rsa_key) -> None:
+@pytest.fixture
+def tls_files(tmp_path, rsa_key) -> tuple[str, str]:
+    """A self-signed server certificate for 127.0.0.1 and its key (PEM files)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -509,30 +511,54 @@ def test_tls_server_with_an_untrusted_certificate_is_refused(tmp_path, rsa_key) 
     (tmp_path / "key.pem").write_bytes(
         rsa_key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
+    return str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
 
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                try:
-                    with context.wrap_socket(conn, server_side=True):
-                        pass
-                except (ssl.SSLError, OSError):
-                    pass  # the client refused us: expected
 
-        server = threading.Thread(target=serve, daemon=True)
-        server.start()
-        url = f"https://127.0.0.1:{port}/scep"
-        with pytest.raises(ScepTransportError) as caught:
-            ScepClient(url, timeout=10).get_ca_caps()
-        server.join(10)
-    assert caught.value.message.startswith(f"connection to SCEP server {url} failed: ")
+@pytest.fixture
+def https_server(tls_files) -> Iterator[Callable[[Behaviour], Hostile]]:
+    servers: list[_Server] = []
+
+    def start(behaviour: Behaviour) -> Hostile:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls_files)
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)  # handshake at accept
+        server.behaviour, server.stop, server.seen = behaviour, threading.Event(), []
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        servers.append(server)
+        port = int(server.server_address[1])
+        return Hostile(url=f"https://127.0.0.1:{port}/scep", port=port, seen=server.seen)
+
+    yield start
+    for server in servers:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_server_with_an_untrusted_certificate_is_refused(https_server) -> None:
+    server = https_server(lambda h, seen: h.answer("text/plain", b"SHA-256"))
+    with pytest.raises(ScepTransportError) as caught:
+        ScepClient(server.url, timeout=10).get_ca_caps()
+    assert caught.value.message.startswith(f"connection to SCEP server {server.url} failed: ")
     assert "CERTIFICATE_VERIFY_FAILED" in caught.value.message
+    assert server.seen == []  # not a byte of HTTP went to it
+
+
+def test_https_with_a_trusted_certificate(https_server, tls_files, monkeypatch) -> None:
+    """The system trust store decides (here pointed at the test certificate); redirects stay on https."""
+    monkeypatch.setenv("SSL_CERT_FILE", tls_files[0])
+
+    def behaviour(h: _Handler, seen: Seen) -> None:
+        if urllib.parse.urlsplit(h.path).path == "/scep":
+            h.redirect(h.path.replace("/scep", "/moved"))
+        else:
+            h.answer("text/plain", b"POSTPKIOperation\nSHA-256\nAES")
+
+    server = https_server(behaviour)
+    caps = ScepClient(server.url, timeout=10).get_ca_caps()
+    assert caps.post and caps.sha256 and caps.aes
+    assert [urllib.parse.urlsplit(s.path).path for s in server.seen] == ["/scep", "/moved"]
 
 
 def _open_fds() -> int:
