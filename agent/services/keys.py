@@ -18,7 +18,15 @@ from agent.netconf.dispatch import NetconfAgent, SessionInfo
 from agent.netconf.operations import principal
 from agent.netconf.rpcerror import NC_NS
 from agent.pki.enrollment import Pki
-from agent.pki.keystore import DEFAULT_LABEL, KeyPairInfo, KeyPairType, KeyStore, KeyUsage, parse_rsa_public_key
+from agent.pki.keystore import (
+    DEFAULT_LABEL,
+    KeyPairInfo,
+    KeyPairType,
+    KeyStore,
+    KeyUsage,
+    label_for_fqdn,
+    parse_rsa_public_key,
+)
 from agent.schema.model import SchemaModel
 from agent.services.yangio import RpcInput, container, leaf, output_leaf, tag, yang_rpc
 from agent.xmltree import default_ns
@@ -60,7 +68,7 @@ class KeyService:
 
     # -- RPCs ------------------------------------------------------------------
     def generate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
-        label = params.text("label") or self.fqdn()
+        label = params.text("label") or label_for_fqdn(self.fqdn())  # a long FQDN still gives a valid label
         key_type = KeyPairType.USAGE_KEYS if params.flag("usage-keys") else KeyPairType.GENERAL_PURPOSE
         before = {i.label: i for i in self.keystore.list_rsa()}.get(label)
         info = self.keystore.generate_rsa(

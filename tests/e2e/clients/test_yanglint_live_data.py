@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 from client_session import CRYPTO, NC, NCM, NS, SYS, fetch_schemas, require_program
-from labcaproc import LabCaProcess
 from lxml import etree
 from ncclient import manager
 from ncclient.xml_ import to_ele
 
 from agentproc import AgentProcess
+from labcaproc import LabCaProcess
 
 NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
 DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
