@@ -18,17 +18,20 @@ from lxml import etree
 from agent.datastore.edit import ChangeSet, new_root
 from agent.datastore.store import Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
+from agent.netconf.base_notifications import BaseNotifications
 from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.history import CommitHistoryService
 from agent.netconf.monitoring import Monitoring
 from agent.netconf.nacm import AccessControl
 from agent.netconf.nmda import NmdaOperations
+from agent.netconf.notifications import Notifications
 from agent.netconf.operations import BaseOperations
 from agent.netconf.ssh import NetconfSshServer, ServerLimits
 from agent.netconf.yang import YangSupport
 from agent.passwords import hash_password, random_password
 from agent.pki.certstore import CertificateStore
 from agent.pki.enrollment import Pki
+from agent.pki.events import PkiEvent
 from agent.pki.keystore import KeyStore
 from agent.pki.revocation import CrlManager
 from agent.pki.trustpool import BundleUpdater, TrustPool
@@ -38,6 +41,7 @@ from agent.schema.model import SchemaModel
 from agent.services.accounts import PASSWORD_HASH_TAG, Accounts, password_input
 from agent.services.alerts import AlertService
 from agent.services.keys import KeyService
+from agent.services.notifications import notification_element
 from agent.services.system import SystemIdentity
 from agent.services.taskgroups import ADMIN_USER, admin_account, default_access_config
 from agent.services.trust import TrustService
@@ -58,6 +62,7 @@ class AgentConfig:
     limits: ServerLimits = field(default_factory=ServerLimits)
     crl_timeout: float = 10.0  # seconds per CRL fetch (LDAP or HTTP) before the next source is tried
     cabundle_refresh_seconds: float = 86400.0  # how often 'cabundle url' is imported again
+    replay_log_size: int = 1000  # notifications kept for RFC 5277 replay (and at most 4 MiB)
 
 
 class Application:
@@ -123,9 +128,26 @@ class Application:
         )
         self.alerts.register(self.agent)
         self.keys.add_change_listener(self.alerts.key_pairs_changed)
+        self._wire_notifications(data_dir)
         accounts = Accounts(lambda: self.datastores.get(Target.RUNNING), self.keystore)
         host_key = paramiko.RSAKey(key=self.keystore.ssh_host_key())
         self.server = NetconfSshServer(self.agent, accounts, host_key, config.host, config.port, config.limits)
+
+    def _wire_notifications(self, data_dir: Path) -> None:
+        """RFC 5277 stream and replay log; RFC 6470 events; the PKI events of the alert bus (issue 14)."""
+        self.notifications = Notifications(self.agent, data_dir / "notifications",
+                                           max_entries=self.config.replay_log_size)
+        self.notifications.register()
+
+        def pki_notification(event: PkiEvent) -> None:
+            element = notification_element(event)
+            if element is not None:
+                self.notifications.publish(element, event.time)
+
+        self.alerts.bus.subscribe(pki_notification)
+        self.trust.add_event_sink(self.alerts.bus.publish)  # certificate-revoked from fetched CRLs
+        # Last: it compares the capabilities (complete only now) with the previous run's.
+        BaseNotifications(self.agent, self.notifications, data_dir / "notifications").register()
 
     @property
     def port(self) -> int:
@@ -152,4 +174,5 @@ class Application:
         self.alerts.close()
         self.pki.close()
         self.trust.close()
+        self.notifications.close()
         self.run_lock.release()

@@ -68,6 +68,8 @@ def _serve(argv: list[str]) -> int:
                         help="refuse new connections and sessions beyond this many (default 256)")
     limits.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES",
                         help=f"largest NETCONF message accepted (default {DEFAULT_MAX_MESSAGE_SIZE}, 16 MiB)")
+    parser.add_argument("--replay-log-size", type=int, default=1000, metavar="N",
+                        help="notifications kept for replay (RFC 5277 startTime), at most 4 MiB (default 1000)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--lab-ca", action="store_true",
                         help="also run the lab SCEP CA on 127.0.0.1 (state in DATA_DIR/lab-ca) for a first try")
@@ -76,6 +78,8 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--lab-ca-challenge", default=None, metavar="PASSWORD",
                         help="challenge password the lab CA requires (default: none, any is accepted)")
     args = parser.parse_args(argv)
+    if args.replay_log_size < 2:
+        parser.error("--replay-log-size must be at least 2")
     for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -99,6 +103,7 @@ def _serve(argv: list[str]) -> int:
                 host=args.host,
                 port=args.port,
                 retry_period_unit=args.retry_period_unit,
+                replay_log_size=args.replay_log_size,
                 limits=ServerLimits(
                     handshake_timeout=args.handshake_timeout,
                     max_sessions=args.max_sessions,

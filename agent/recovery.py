@@ -28,7 +28,7 @@ from pathlib import Path
 from lxml import etree
 
 from agent.clock import SYSTEM_CLOCK
-from agent.datastore.diff import diff_trees
+from agent.datastore.diff import diff_trees, public_changes
 from agent.datastore.history import CommitHistory, CommitRecord
 from agent.datastore.store import ROLLBACK_FILE, RUNNING_FILE
 from agent.errors import AgentError
@@ -111,7 +111,7 @@ def recover_admin(data_dir: Path, password: str) -> list[str]:
                 history.append(CommitRecord(
                     commit_id=history.next_id(), user="recover-admin", session_id=0, timestamp=SYSTEM_CLOCK.now(),
                     kind="recover-admin", comment="admin restored by ca-agent recover-admin",
-                    changes=tuple(diff_trees(before, root, yang, yang)),
+                    changes=tuple(public_changes(diff_trees(before, root, yang, yang))),
                 ), serialized)
             atomic_write(data_dir / name, serialized)
     finally:

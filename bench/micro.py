@@ -69,6 +69,15 @@ def main() -> int:
     tree = apply_edit(empty, bulk, yang, yang).root
     one = config_element(figures.config([figures.trustpoint("extra", 1)]))
     work = Path(tempfile.mkdtemp(prefix="ca-agent-micro-"))
+    wanted = f"tp{(args.entries * 3 // 4):04d}"
+    by_key_subtree = config_element(
+        f'<filter xmlns="{figures.NC_NS}" type="subtree"><crypto xmlns="{figures.CRYPTO_NS}"><ca>'
+        f"<trustpoint><name>{wanted}</name></trustpoint></ca></crypto></filter>"
+    )
+    by_key_xpath = config_element(
+        f'<filter xmlns="{figures.NC_NS}" xmlns:c="{figures.CRYPTO_NS}" type="xpath" '
+        f"select=\"/c:crypto/c:ca/c:trustpoint[c:name='{wanted}']\"/>"
+    )
     rows: list[tuple[str, Callable[[], Any]]] = [
         (f"apply_edit: {args.entries} new trustpoints into an empty datastore", lambda: apply_edit(empty, bulk, yang, yang)),
         (f"apply_edit: 1 trustpoint into {args.entries}", lambda: apply_edit(tree, one, yang, yang)),
@@ -79,6 +88,10 @@ def main() -> int:
         (f"atomic_write of running.xml ({len(_serialize(tree)) // 1024} KiB, 2 fsyncs)",
          lambda: atomic_write(work / "running.xml", _serialize(tree))),
         ("atomic_write of a 1 KiB file (2 fsyncs)", lambda: atomic_write(work / "small.xml", b"x" * 1024)),
+        (f"apply_filter: one of {args.entries} trustpoints by key (subtree)",
+         lambda: apply_filter(tree, by_key_subtree, yang.keys_of)),
+        (f"apply_filter: one of {args.entries} trustpoints by key (XPath)",
+         lambda: apply_filter(tree, by_key_xpath, yang.keys_of)),
         (f"get-config: apply_filter(None) + rpc-reply tostring, {args.entries} trustpoints",
          lambda: etree.tostring(rpc_reply({"message-id": "1"}, [apply_filter(tree, None, yang.keys_of)]),
                                 encoding="unicode")),

@@ -19,6 +19,25 @@ fi
 ensure_venv test
 python="$VIRTUAL_ENV/bin/python"
 
+# Independent NETCONF clients whose dependencies clash with the agent's (netconf-client and Ansible bring
+# paramiko 5, the agent pins paramiko < 4; pyangbind brings enum34) get a virtual environment each, under
+# $CA_AGENT_CLIENT_VENVS (default .venv-clients), rebuilt only when their package list changes. tests/e2e/clients/ runs them from there; without the
+# variable (pytest run by hand) those tests skip and say why.
+export CA_AGENT_CLIENT_VENVS=${CA_AGENT_CLIENT_VENVS:-$PWD/.venv-clients}
+ensure_client_venv() {  # NAME PACKAGE...
+  local dir="$CA_AGENT_CLIENT_VENVS/$1"; shift
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$*" ]; then
+    echo "== client virtual environment $dir: $*"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
+    echo "$*" >"$dir/.installed"
+  fi
+}
+ensure_client_venv netconf-client netconf-client==3.6.0
+ensure_client_venv ansible ansible==12.3.0 ncclient==0.7.1 jxmlease==1.0.3 xmltodict==1.0.4
+ensure_client_venv pyangbind pyangbind==0.8.7  # it installs enum34: never next to the agent
+
 echo "== YANG: pyang --lint and yanglint (no warnings allowed)"
 out=$(pyang --lint -p yang yang/*.yang 2>&1) || { echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "$out"; exit 1; }

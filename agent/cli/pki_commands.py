@@ -22,6 +22,7 @@ from agent.cli.render import (
     key_usage_name,
     render_authenticate,
 )
+from agent.pki.keystore import label_for_fqdn
 
 __all__ = ["PkiCommands", "pem_from_paste", "ENROLL_INTRO", "DEFAULT_RETRY_PERIOD", "DEFAULT_RETRY_COUNT"]
 
@@ -129,7 +130,7 @@ class PkiCommands:
     def key_generate(self, key_type: str | None, label: str | None) -> None:
         """``crypto key generate rsa [general-keys | usage-keys] [LABEL]``. Raises CliError, ConnectionLost."""
         usage_keys = key_type in ("usage-keys", "usage")
-        name = label or self._fqdn()
+        name = label or label_for_fqdn(self._fqdn())  # the agent's own default: valid for any FQDN
         self._say(f"The name for the keys will be: {name}")
         replace = False
         if name in self._key_labels():

@@ -34,12 +34,18 @@ class ChangeKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Change:
-    """One changed node: ``path`` (prefixed instance-identifier), kind, and leaf values."""
+    """One changed node: ``path`` (prefixed instance-identifier), kind, and leaf values.
+
+    ``hidden``: something inside a secret node (``nacm:default-deny-all``:
+    a password hash, ``/nacm``) changed; ``path`` is then the secret's
+    parent ("" at the top level), never the secret itself.
+    """
 
     path: str
     kind: ChangeKind
     old_value: str | None = None
     new_value: str | None = None
+    hidden: bool = False
 
 
 def diff_trees(
@@ -118,6 +124,10 @@ def _diff_touched(
         elif before is not None:
             gone.append((old.index(before), before, info))
     for _, child, before, info, sub in sorted(present, key=lambda item: item[0]):
+        if _secret(info):
+            if before is None or _serialized(before) != _serialized(child):
+                out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+            continue
         path = f"{parent_path}/{_step(child, info, namer)}"
         if before is None:
             out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
@@ -131,6 +141,9 @@ def _diff_touched(
         elif _serialized(before) != _serialized(child):
             _diff_children(before, child, info, path, schema, namer, out)
     for _, child, info in sorted(gone, key=lambda item: item[0]):
+        if _secret(info):
+            out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+            continue
         path = f"{parent_path}/{_step(child, info, namer)}"
         out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
         _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
@@ -205,6 +218,10 @@ def _diff_children(
         identity = _identity(child, info)
         seen.add(identity)
         before = old_children.get(identity)
+        if _secret(info):
+            if before is None or _serialized(before) != _serialized(child):
+                out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+            continue
         path = f"{parent_path}/{_step(child, info, namer)}"
         if before is None:
             out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
@@ -219,6 +236,9 @@ def _diff_children(
     for identity, child in old_children.items():
         if identity not in seen:
             info = info_of(child)
+            if _secret(info):
+                out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+                continue
             path = f"{parent_path}/{_step(child, info, namer)}"
             out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
             _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
@@ -246,11 +266,31 @@ def _expand(
         child_info = schema.node_info(info, str(child.tag))
         if child_info is not None and info.kind is NodeKind.LIST and child_info.tag in info.keys:
             continue  # the key is in the entry's own path already
+        if _secret(child_info):
+            continue  # its parent's creation or deletion is recorded; the secret is not
         child_path = f"{path}/{_step(child, child_info, namer)}"
         value = _leaf_value(child, child_info)
         out.append(Change(child_path, kind, new_value=value if kind is ChangeKind.CREATE else None,
                           old_value=value if kind is ChangeKind.DELETE else None))
         _expand(child, child_info, child_path, kind, schema, namer, out)
+
+
+def _secret(info: NodeInfo | None) -> bool:
+    return info is not None and info.default_deny is AccessDefault.DENY_ALL
+
+
+def public_changes(changes: list[Change]) -> list[Change]:
+    """What a commit record may show: secrets only as "their parent changed", once per parent."""
+    shown: list[Change] = []
+    seen: set[str] = set()
+    for change in changes:
+        if change.hidden:
+            if not change.path or change.path in seen:
+                continue
+            seen.add(change.path)
+            change = Change(change.path, ChangeKind.REPLACE)
+        shown.append(change)
+    return shown
 
 
 def _leaf_value(element: etree._Element, info: NodeInfo | None) -> str | None:

@@ -40,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 from lxml import etree
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.datastore.diff import diff_trees
+from agent.datastore.diff import diff_trees, public_changes
 from agent.datastore.edit import (
     NO_CHANGES,
     ChangeSet,
@@ -211,7 +211,8 @@ class Datastores:
             # A data directory of an agent without the commit journal: its running.xml is the configuration.
             data = running_file.read_bytes()
             record = self._record(SYSTEM, "initial-configuration", new_root(), _parse(data), None)
-            self._history.append(record, data)
+            if record is not None:
+                self._history.append(record, data)
             latest = data
         if rollback.exists():
             # A confirmed commit was never confirmed: go back (RFC 6241 8.4.1).
@@ -219,9 +220,11 @@ class Datastores:
             current = _parse(latest) if latest is not None else new_root()
             record = self._record(SYSTEM, "confirmed-commit-rollback", current, target,
                                   CommitNote(comment="unconfirmed commit rolled back at start-up"))
-            self._persist(target, record, _ConfirmAction.END)
-            log.warning("unconfirmed commit found at start-up: configuration rolled back (commit %s)",
-                        record.commit_id)
+            if record is not None:
+                self._persist(target, record, _ConfirmAction.END)
+            else:
+                self._remove_rollback_file()
+            log.warning("unconfirmed commit found at start-up: configuration rolled back")
             return target
         if latest is not None:
             if not running_file.exists() or running_file.read_bytes() != latest:
@@ -230,7 +233,10 @@ class Datastores:
         root = initial if initial is not None else new_root()
         self._validate(root, full=True)
         record = self._record(SYSTEM, "initial-configuration", new_root(), root, None)
-        self._persist(root, record, _ConfirmAction.NONE)
+        if record is not None:
+            self._persist(root, record, _ConfirmAction.NONE)
+        else:
+            atomic_write(running_file, _serialize(root))  # an empty first configuration
         return root
 
     @staticmethod
@@ -499,11 +505,10 @@ class Datastores:
             commit_id: str | None = None
             record = (self._record(who, "commit", running, candidate, note, touched)
                       if candidate is not running else None)
-            if record is not None and record.changes:
+            if record is not None:
                 self._persist(candidate, record, action, rollback_to)
                 commit_id = record.commit_id
             else:
-                record = None
                 self._persist_confirm_only(action, rollback_to)
             with self._mutex:
                 if record is not None:
@@ -632,7 +637,7 @@ class Datastores:
         """Record, persist and publish a new running (committer thread only)."""
         old = self._running
         record = self._record(who, kind, old, new, note, touched)
-        if not record.changes:
+        if record is None:
             return []
         self._persist(new, record, _ConfirmAction.NONE)
         with self._mutex:
@@ -642,7 +647,14 @@ class Datastores:
     def _record(
         self, who: Principal, kind: str, old: etree._Element, new: etree._Element, note: CommitNote | None,
         touched: ChangeSet = None,
-    ) -> CommitRecord:
+    ) -> CommitRecord | None:
+        """The record of ``old`` -> ``new``; None when nothing changed (secrets included).
+
+        ``touched`` (where the trees may differ) keeps the diff to the size of the change.
+        """
+        changes = diff_trees(old, new, self.schema, self.namer, touched)
+        if not changes:
+            return None
         note = note or CommitNote()
         return CommitRecord(
             commit_id=self._history.next_id(),
@@ -652,7 +664,7 @@ class Datastores:
             kind=kind,
             label=note.label,
             comment=note.comment,
-            changes=tuple(diff_trees(old, new, self.schema, self.namer, touched)),
+            changes=tuple(public_changes(changes)),
         )
 
     def _persist(
@@ -733,7 +745,7 @@ class Datastores:
         events: list[DatastoreEvent] = []
         record = self._record(who, "confirmed-commit-rollback", old, target,
                               CommitNote(comment=f"confirmed commit rolled back ({kind.value})"))
-        if record.changes:
+        if record is not None:
             self._persist(target, record, _ConfirmAction.END)
             events.append(CommitEvent(old, target, record, who))
         else:

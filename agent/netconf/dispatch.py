@@ -8,9 +8,10 @@ received message to :meth:`NetconfAgent.handle_message`.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,11 +27,15 @@ from agent.xmltree import has_doctype
 
 log = logging.getLogger(__name__)
 
+# :confirmed-commit:1.0 and :validate:1.0 (RFC 4741) are subsets of their 1.1 versions; clients of the
+# RFC 4741 era (yuma123's yangcli) look only for 1.0 and otherwise refuse to send <commit><confirmed/>.
 BASE_CAPABILITIES = (
     "urn:ietf:params:netconf:capability:writable-running:1.0",
     "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:netconf:capability:confirmed-commit:1.0",
     "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
     "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+    "urn:ietf:params:netconf:capability:validate:1.0",
     "urn:ietf:params:netconf:capability:validate:1.1",
     "urn:ietf:params:netconf:capability:xpath:1.0",
 )
@@ -67,6 +72,8 @@ class SessionInfo:
     subscribed: bool = False  # has a notification subscription (exempt from the idle timeout)
     send: Callable[[bytes], None] | None = field(default=None, repr=False)  # queue a message, never blocks
     close_callback: Callable[[], None] | None = field(default=None, repr=False)
+    # Run once the reply of the current operation is queued (e.g. create-subscription starts its notifications).
+    after_reply: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,31 @@ class Reply:
     text: str | None
     close: bool = False
     reason: str = ""
+    then: tuple[Callable[[], None], ...] = ()  # to run after ``text`` is queued (SessionInfo.after_reply)
+
+
+class EndReason(enum.Enum):
+    """Why a session ended (RFC 6470 termination-reason)."""
+
+    CLOSED = "closed"  # <close-session>
+    KILLED = "killed"  # <kill-session>
+    DROPPED = "dropped"  # the transport went away
+    TIMEOUT = "timeout"  # hello or idle timeout
+    BAD_HELLO = "bad-hello"
+    OTHER = "other"  # framing error, a client that does not read, shutdown...
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """A session started (``end`` None) or ended; ``killed_by`` is the session that killed it."""
+
+    info: SessionInfo
+    end: EndReason | None = None
+    killed_by: int | None = None
+
+
+SessionListener = Callable[[SessionEvent], None]
+"""Called after a session opened or closed, in that session's thread, with no lock held; must not block."""
 
 
 @dataclass
@@ -133,6 +165,19 @@ class StateSource:
         return self.provider()  # type: ignore[call-arg]
 
 
+@dataclass(frozen=True)
+class UnmodelledState:
+    """State of a module the YANG schema does not hold, served as the provider builds it.
+
+    For RFC 5277's ``/netconf/streams`` (nc-notifications, a module pyang
+    does not ship): it joins <get> after the schema-checked state, and
+    ``list_keys`` (list entry tag -> key tags, Clark) lets filters keep keys.
+    """
+
+    provider: StateProvider
+    list_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 class SchemaFacade(Protocol):
     """What the protocol core needs of the YANG schema (see agent/schema)."""
 
@@ -158,6 +203,8 @@ class NetconfAgent:
         self.access: AccessPolicy = OpenAccess()  # RFC 8341 NACM, installed by the application
         self.input_converters: dict[str, InputConverter] = {}
         self.extra_capabilities: list[str] = []  # added by the operations that need one (with-defaults...)
+        self.unmodelled_state: list[UnmodelledState] = []
+        self.session_listeners: list[SessionListener] = []
         self._mutex = threading.Lock()
         self._next_session_id = 1
         self._closing: set[int] = set()
@@ -181,6 +228,25 @@ class NetconfAgent:
         self.state_providers.append(provider)  # type: ignore[arg-type]
         self.state_sources.append(StateSource(provider, frozenset(produces) if produces else None, scoped))
 
+    def add_unmodelled_state(self, state: UnmodelledState) -> None:
+        """Serve state of a module the schema does not know (see :class:`UnmodelledState`)."""
+        self.unmodelled_state.append(state)
+
+    def add_session_listener(self, listener: SessionListener) -> None:
+        """Tell ``listener`` about every session that opens or closes (RFC 6470 session events)."""
+        self.session_listeners.append(listener)
+
+    def keys_of(self, element: etree._Element) -> Sequence[str]:
+        """The key tags of a list entry of the schema or of an unmodelled state tree (for filters)."""
+        keys = self.schema.keys_of(element)
+        if keys:
+            return keys
+        for state in self.unmodelled_state:
+            found = state.list_keys.get(str(element.tag))
+            if found:
+                return found
+        return ()
+
     def add_input_converter(self, leaf_tag: str, converter: InputConverter) -> None:
         """Pass every ``leaf_tag`` (Clark) value of an edit-config / copy-config / edit-data <config> through it.
 
@@ -201,16 +267,22 @@ class NetconfAgent:
             self.sessions[info.session_id] = info
             self.statistics.in_sessions += 1
         log.info("session %d opened: user %s from %s", info.session_id, info.username, info.source_host)
+        self._tell(SessionEvent(info))
 
-    def close_session(self, session_id: int, dropped: bool, reason: str = "") -> None:
+    def close_session(
+        self, session_id: int, dropped: bool, reason: str = "", end: EndReason | None = None,
+        killed_by: int | None = None,
+    ) -> None:
         """Release what a session held, then forget it. Safe to call twice.
 
         The session leaves /netconf-state only once its locks are released
         and its unconfirmed commit is rolled back, so whoever sees it gone
-        sees the datastores it left.
+        sees the datastores it left. ``end`` says why, for the session
+        listeners (default: dropped if ``dropped``, else closed).
         """
         with self._mutex:
-            if session_id not in self.sessions or session_id in self._closing:
+            info = self.sessions.get(session_id)
+            if info is None or session_id in self._closing:
                 return
             self._closing.add(session_id)
         self.datastores.session_closed(session_id)
@@ -220,21 +292,40 @@ class NetconfAgent:
             if dropped:
                 self.statistics.dropped_sessions += 1
         log.info("session %d closed%s%s", session_id, " (dropped)" if dropped else "", f": {reason}" if reason else "")
+        if end is None:
+            end = EndReason.DROPPED if dropped else EndReason.CLOSED
+        self._tell(SessionEvent(info, end, killed_by))
 
-    def count_bad_hello(self) -> None:
-        """RFC 6022 in-bad-hellos: a hello that could not be accepted."""
+    def count_bad_hello(self, refused: SessionInfo | None = None) -> None:
+        """RFC 6022 in-bad-hellos: a hello that could not be accepted (``refused``: its session, never opened)."""
         with self._mutex:
             self.statistics.in_bad_hellos += 1
+        if refused is not None:
+            self._tell(SessionEvent(refused, EndReason.BAD_HELLO))
 
-    def kill_session(self, session_id: int) -> None:
-        """Terminate another session. Raises NetconfError invalid-value if unknown."""
+    def count_notification(self, session: SessionInfo) -> None:
+        """RFC 6022 out-notifications: one <notification> was queued for ``session``."""
+        with self._mutex:
+            session.out_notifications += 1
+            self.statistics.out_notifications += 1
+
+    def _tell(self, event: SessionEvent) -> None:
+        for listener in self.session_listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not break the session
+                log.exception("session listener failed")
+
+    def kill_session(self, session_id: int, by: int | None = None) -> None:
+        """Terminate another session (``by``: the killer's session id). Raises NetconfError invalid-value if unknown."""
         with self._mutex:
             info = self.sessions.get(session_id)
         if info is None:
             raise NetconfError(
                 f"there is no session {session_id}", error_tag="invalid-value", error_type="protocol"
             )
-        self.close_session(session_id, dropped=False)
+        reason = f"killed by session {by}" if by is not None else "killed"
+        self.close_session(session_id, dropped=False, reason=reason, end=EndReason.KILLED, killed_by=by)
         if info.close_callback is not None:
             info.close_callback()
 
@@ -288,20 +379,26 @@ class NetconfAgent:
                 info={"bad-element": etree.QName(operation).localname},
             )
             return Reply(self._error_reply(session, attrib, nsmap, [unsupported], False))
+        session.after_reply.clear()
         try:
             self._admit(session, operation)
             result = handler(session, operation)
         except RpcErrors as errors:
+            session.after_reply.clear()
             return Reply(self._error_reply(session, attrib, nsmap, errors.errors, False))
         except AgentError as error:
+            session.after_reply.clear()
             return Reply(self._error_reply(session, attrib, nsmap, [error], False))
         except Exception as exc:  # never let a bug kill the session
+            session.after_reply.clear()
             return Reply(self._error_reply(session, attrib, nsmap, [unexpected_error(exc)], False))
         children = list(result) if result is not None else [etree.Element(f"{{{NC_NS}}}ok")]
         text = etree.tostring(rpc_reply(attrib, children, nsmap), encoding="unicode")
+        then = tuple(session.after_reply)
+        session.after_reply.clear()
         if session.closing:
-            return Reply(text, close=True, reason="<close-session>")
-        return Reply(text)
+            return Reply(text, close=True, reason="<close-session>", then=then)
+        return Reply(text, then=then)
 
     def _admit(self, session: SessionInfo, operation: etree._Element) -> None:
         """Before an operation runs: RFC 8341 exec check, then conversion of <config> values.

@@ -66,7 +66,7 @@ class Monitoring:
             entry = etree.SubElement(schemas, f"{{{NCM_NS}}}schema")
             _leaf(entry, NCM_NS, "identifier", module.name)
             _leaf(entry, NCM_NS, "version", module.revision or "")
-            _leaf(entry, NCM_NS, "format", "ncm:yang", nsmap={"ncm": NCM_NS})
+            _leaf(entry, NCM_NS, "format", "yang")  # an identity of this very namespace: see _session
             _leaf(entry, NCM_NS, "namespace", module.namespace)
             location = etree.SubElement(entry, f"{{{NCM_NS}}}location")
             location.text = "NETCONF"
@@ -86,7 +86,10 @@ class Monitoring:
     def _session(self, info: SessionInfo) -> etree._Element:
         entry = etree.Element(f"{{{NCM_NS}}}session", nsmap=default_ns(NCM_NS))
         _leaf(entry, NCM_NS, "session-id", str(info.session_id))
-        _leaf(entry, NCM_NS, "transport", "ncm:netconf-ssh", nsmap={"ncm": NCM_NS})
+        # Identities of ietf-netconf-monitoring go unprefixed: RFC 7950 9.10.3 resolves them in the default
+        # namespace in effect, which is that module's. A prefix declared on the leaf does not survive: lxml
+        # drops a declaration whose namespace is already in scope when the tree is moved into the reply.
+        _leaf(entry, NCM_NS, "transport", "netconf-ssh")
         _leaf(entry, NCM_NS, "username", info.username)
         _leaf(entry, NCM_NS, "source-host", info.source_host)
         _leaf(entry, NCM_NS, "login-time", yang_date_and_time(info.login_time))

@@ -90,6 +90,9 @@ NMDA_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
 NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NETMOD_NOTIFICATION_NS = "urn:ietf:params:xml:ns:netmod:notification"
 BASE_MODULE = "ietf-netconf"  # the module of the base operations, for rules' module-name
+# RFC 5277's namespaces, whose YANG modules (as named by the YANG catalog and
+# netopeer2) the schema does not hold: rules name them by these module names.
+_UNMODELLED_MODULES = {NOTIFICATION_NS: "notifications", NETMOD_NOTIFICATION_NS: "nc-notifications"}
 
 _ALWAYS_ALLOWED = frozenset({f"{{{NC_NS}}}close-session"})
 _READ_OPERATIONS = frozenset({f"{{{NC_NS}}}get", f"{{{NC_NS}}}get-config", f"{{{NMDA_NS}}}get-data"})
@@ -287,7 +290,7 @@ class View:
         if tag in _ALWAYS_ALLOWED:
             return True
         namespace, name = _split(tag)
-        module = BASE_MODULE if namespace == NC_NS else (self.schema.module_of_namespace(namespace) or "")
+        module = BASE_MODULE if namespace == NC_NS else self.module_of(namespace)
         for rule in self.exec_rules:
             if rule.covers_module(module) and rule.covers_name(name):
                 return rule.permit
@@ -297,12 +300,27 @@ class View:
             return True
         return self.policy.exec_permit
 
+    def module_of(self, namespace: str) -> str:
+        """The module name rules use for ``namespace`` ("" if none is known)."""
+        return self.schema.module_of_namespace(namespace) or _UNMODELLED_MODULES.get(namespace, "")
+
+    def may_read_unmodelled(self, module: str) -> bool:
+        """RFC 8341 3.4.5 for data of a module the schema does not hold (RFC 5277's /netconf).
+
+        Only rules without a path (or with the root path) can name such
+        data: a rule path must resolve in the schema (check_config).
+        """
+        for rule in self.data_rules[Access.READ]:
+            if rule.covers_module(module) and (rule.path is None or not rule.path.steps):
+                return rule.permit
+        return self.policy.read_permit
+
     def may_receive(self, tag: str) -> bool:
         """RFC 8341 3.4.6 for a notification whose event element is ``tag``."""
         if tag in _ALWAYS_DELIVERED:
             return True
         namespace, name = _split(tag)
-        module = self.schema.module_of_namespace(namespace) or ""
+        module = self.module_of(namespace)
         for rule in self.notification_rules:
             if rule.covers_module(module) and rule.covers_name(name):
                 return rule.permit
@@ -445,6 +463,10 @@ class AccessControl:
             info = self.schema.node_info(None, top.tag)
             if info is not None:
                 self._collect_denied(view, top, info, [info], [top], denied)
+            else:
+                module = _UNMODELLED_MODULES.get(_split(str(top.tag))[0])
+                if module is not None and not view.may_read_unmodelled(module):
+                    denied.append(top)
         return denied
 
     def _collect_denied(

@@ -134,7 +134,7 @@ class NmdaOperations:
             annotated = etree.Element(_nmda("data"), nsmap={**default_ns(NMDA_NS), "or": ORIGIN_NS})
             annotated.extend(list(data))
             data = annotated
-            _annotate_origins(data, None, self.model, "or:intended")
+            _annotate_origins(data, None, self.model, "")  # top-level nodes always carry their origin
             if origin_filter is not None or negated is not None:
                 wanted = {_identity(e, ORIGIN_NS) for e in operation.iterfind(_nmda("origin-filter"))}
                 unwanted = {_identity(e, ORIGIN_NS) for e in operation.iterfind(_nmda("negated-origin-filter"))}

@@ -187,7 +187,9 @@ class BaseOperations:
 
         ``scope`` (what a <get> filter can select) leaves out what the filter
         would drop anyway: state providers that produce nothing selectable,
-        and the unselected parts of running (agent/netconf/scope.py).
+        and the unselected parts of running (agent/netconf/scope.py). State of
+        modules the schema does not hold (``agent.unmodelled_state``) is
+        appended as built, after the schema-checked merge.
         """
         state = new_root()
         for source in self.agent.state_sources:
@@ -196,7 +198,10 @@ class BaseOperations:
         running = self.store.get(Target.RUNNING)
         if not scope.everything:
             running = pruned(running, scope, self.scoped_lists)
-        return merge_trees(running, state, self.store.schema, self.store.namer)
+        merged = merge_trees(running, state, self.store.schema, self.store.namer)
+        for unmodelled in self.agent.unmodelled_state:
+            merged.extend(unmodelled.provider())  # merge_trees returned a new tree: running is not touched
+        return merged
 
     def reply_data(
         self,
@@ -210,7 +215,7 @@ class BaseOperations:
         """The <data> of a reply: defaults as asked, then what the user may read (RFC 8341), then the filter."""
         tree = apply_with_defaults(tree, with_defaults, self.model, include_state)
         tree = self.agent.access.read_view(session.username, tree)  # before the filter sees it
-        filtered = apply_filter(tree, filter_el, self.agent.schema.keys_of, self.agent.schema.prefixes())
+        filtered = apply_filter(tree, filter_el, self.agent.keys_of, self.agent.schema.prefixes())
         data = etree.Element(data_tag, nsmap=default_ns(etree.QName(data_tag).namespace))
         data.extend(list(filtered))
         return [data]
@@ -364,4 +369,4 @@ class BaseOperations:
                 "a session cannot kill itself; use <close-session>", error_tag="invalid-value",
                 error_type="protocol", info={"bad-element": "session-id"},
             )
-        self.agent.kill_session(target)
+        self.agent.kill_session(target, by=session.session_id)

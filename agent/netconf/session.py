@@ -25,7 +25,7 @@ from typing import Protocol
 from lxml import etree
 
 from agent.netconf.deadlines import Deadline, Deadlines
-from agent.netconf.dispatch import NetconfAgent, SessionInfo
+from agent.netconf.dispatch import EndReason, NetconfAgent, SessionInfo
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, FramingError, encode_message
 from agent.netconf.rpcerror import NC_NS
 from agent.xmltree import default_ns, has_doctype
@@ -125,6 +125,7 @@ class NetconfSession:
         self._pending_lock = threading.Lock()
         self._ended = threading.Event()
         self._end_reason = ""
+        self._end_kind = EndReason.OTHER  # RFC 6470 termination-reason, set with _end_reason
         self._last_activity = time.monotonic()
         self._idle: Deadline | None = None
         self._reader = threading.Thread(target=self._run, name=f"netconf-session-{self.session_id}", daemon=True)
@@ -144,7 +145,7 @@ class NetconfSession:
             self._pending += len(framed)
             backlog = self._pending
         if backlog > self.limits.max_pending_output:
-            self.abort(f"the client does not read its replies ({backlog} bytes unsent)")
+            self.abort(f"the client does not read its replies ({backlog} bytes unsent)", EndReason.OTHER)
             return
         self._outbox.put(framed)
 
@@ -156,7 +157,7 @@ class NetconfSession:
             try:
                 self.channel.sendall(data)
             except Exception as error:  # paramiko raises SSHException/OSError/EOFError on a dead channel
-                self.abort(f"send failed: {error}")
+                self.abort(f"send failed: {error}", EndReason.DROPPED)
                 return
             with self._pending_lock:
                 self._pending -= len(data)
@@ -167,14 +168,15 @@ class NetconfSession:
             self._serve()
         except Exception:  # a bug must end this session only, and visibly
             log.exception("session %d: unexpected error", self.session_id)
-            self._end_reason = self._end_reason or "internal error"
+            self._end("internal error", EndReason.OTHER)
         finally:
             self._finish()
 
     def _serve(self) -> None:
         self.send(server_hello(self.session_id, self.agent.capabilities()))
         hello_deadline = self._deadlines.after(
-            self.limits.hello_timeout, lambda: self.abort(f"no <hello> within {self.limits.hello_timeout:g} s")
+            self.limits.hello_timeout,
+            lambda: self.abort(f"no <hello> within {self.limits.hello_timeout:g} s", EndReason.TIMEOUT),
         )
         try:
             capabilities = self._read_hello()
@@ -190,7 +192,7 @@ class NetconfSession:
             login_time=self.agent.clock.now(),
             base11=self._chunked,
             send=self.send,
-            close_callback=lambda: self.abort("killed by <kill-session>"),
+            close_callback=lambda: self.abort("killed by <kill-session>", EndReason.KILLED),
         )
         self.agent.open_session(self.info)
         self._arm_idle()
@@ -202,8 +204,11 @@ class NetconfSession:
             reply = self.agent.handle_message(self.info, message)
             if reply.text is not None:
                 self.send(reply.text.encode("utf-8"))
+            for then in reply.then:  # after the reply, e.g. a new subscription's first notifications
+                then()
             if reply.close:
                 self._end_reason = reply.reason or "closed"
+                self._end_kind = EndReason.CLOSED if self.info.closing else EndReason.OTHER
                 return
 
     def _read_hello(self) -> set[str] | None:
@@ -218,8 +223,10 @@ class NetconfSession:
         try:
             return parse_client_hello(message)
         except BadHello as error:
-            self.agent.count_bad_hello()
-            self._end_reason = f"bad <hello>: {error}"
+            self._end(f"bad <hello>: {error}", EndReason.BAD_HELLO)
+            self.agent.count_bad_hello(
+                SessionInfo(self.session_id, self.username, self.source_host, self.agent.clock.now())
+            )
             log.warning("session %d from %s: %s; closing", self.session_id, self.source_host, self._end_reason)
             return None
 
@@ -241,16 +248,17 @@ class NetconfSession:
             try:
                 data = self.channel.recv(_READ_SIZE)
             except Exception as error:  # a dead transport raises rather than returning b""
-                self._end_reason = self._end_reason or f"receive failed: {error}"
+                self._end(f"receive failed: {error}", EndReason.DROPPED)
                 return None
             if not data:
-                self._end_reason = self._end_reason or "connection closed by the client"
+                self._end("connection closed by the client", EndReason.DROPPED)
                 return None
             decoder.feed(data)
 
     def _framing_error(self, reason: str) -> None:
         """RFC 6242 4.2: a framing error ends the session; base:1.1 clients hear why first."""
         self._end_reason = f"framing error: {reason}"
+        self._end_kind = EndReason.OTHER
         log.warning("session %d: %s", self.session_id, self._end_reason)
         if self.info is not None:
             reply = self.agent.framing_error_reply(self.info, reason)
@@ -271,19 +279,24 @@ class NetconfSession:
         info = self.info
         subscribed = info is not None and info.subscribed
         if not subscribed and time.monotonic() - self._last_activity >= timeout:
-            self.abort(f"idle for {timeout:g} s")
+            self.abort(f"idle for {timeout:g} s", EndReason.TIMEOUT)
         else:
             self._arm_idle()
 
     # -- ending ------------------------------------------------------------------
-    def abort(self, reason: str) -> None:
-        """End the session from any thread: the reader wakes up and finishes."""
-        if not self._end_reason:
-            self._end_reason = reason
+    def abort(self, reason: str, kind: EndReason = EndReason.OTHER) -> None:
+        """End the session from any thread: the reader wakes up and finishes; ``kind`` is why (RFC 6470)."""
+        self._end(reason, kind)
         try:
             self.channel.close()
         except Exception:  # already dead: nothing more to close
             pass
+
+    def _end(self, reason: str, kind: EndReason) -> None:
+        """Record why the session ends, unless an earlier reason was recorded."""
+        if not self._end_reason:
+            self._end_reason = reason
+            self._end_kind = kind
 
     def _finish(self) -> None:
         if self._ended.is_set():
@@ -299,7 +312,9 @@ class NetconfSession:
         except Exception:
             pass
         if self.info is not None:
-            self.agent.close_session(self.info.session_id, dropped=not self.info.closing, reason=self._end_reason)
+            self.agent.close_session(
+                self.info.session_id, dropped=not self.info.closing, reason=self._end_reason, end=self._end_kind
+            )
         else:
             log.info("session %d from %s ended before its hello: %s", self.session_id, self.source_host,
                      self._end_reason)

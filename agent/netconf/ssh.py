@@ -30,7 +30,7 @@ import paramiko
 
 from agent.netconf.auth import Authenticator, LoginThrottle, SshAuthController
 from agent.netconf.deadlines import Deadline, Deadlines
-from agent.netconf.dispatch import NetconfAgent
+from agent.netconf.dispatch import EndReason, NetconfAgent
 from agent.netconf.session import NetconfSession, SessionLimits
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,10 @@ class _Connection:
             if self._deadline is not None:
                 self._deadline.cancel()
         for session in sessions:
-            session.abort("the agent is shutting down" if self.server.stopping else "connection closed")
+            if self.server.stopping:
+                session.abort("the agent is shutting down", EndReason.OTHER)
+            else:
+                session.abort("connection closed", EndReason.DROPPED)
         self.transport.close()
 
 

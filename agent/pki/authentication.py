@@ -45,13 +45,14 @@ __all__ = [
 
 
 def fetch_ca_certificates(tp: TrustpointConfig, *, timeout: float, clock: Clock) -> CaCertificates:
-    """GetCACaps then GetCACert from ``tp``'s enrollment URL.
+    """GetCACaps then GetCACert from ``tp``'s enrollment URL, both within ``timeout`` seconds.
 
     Raises ScepUrlError (not an http(s) URL) and CaUnreachableError naming
-    the URL (unreachable, HTTP error, or an answer without a usable CA).
+    the URL (unreachable, too slow, redirected elsewhere, HTTP error, or an
+    answer without a usable CA).
     """
     assert tp.enrollment_url is not None
-    client = ScepClient(tp.enrollment_url, timeout=timeout, clock=clock)
+    client = ScepClient(tp.enrollment_url, timeout=timeout, clock=clock, deadline=clock.monotonic() + timeout)
     try:
         client.get_ca_caps()
         return client.get_ca_certificates()

@@ -9,6 +9,7 @@ the request and never kept anywhere.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -114,6 +115,11 @@ def _unescape(raw: str, whole: str) -> str:
         ) from None
 
 
+def _has_control(text: str) -> bool:
+    """Control characters (C0, DEL, C1) or Unicode line/paragraph separators: never in a subject."""
+    return any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in text)
+
+
 def _attribute(raw: str, whole: str) -> x509.NameAttribute:
     pieces = _split_unescaped(raw, "=")
     if len(pieces) < 2:
@@ -136,8 +142,13 @@ def _attribute(raw: str, whole: str) -> x509.NameAttribute:
         raise InvalidSubjectNameError(
             f"Invalid subject name {whole!r}: '#' hex-encoded values are not supported"
         )
+    value = _unescape(value_raw, whole)
+    if _has_control(value):  # e.g. a '\\0A' escape
+        raise InvalidSubjectNameError(
+            f"Invalid subject name {whole!r}: {type_text} holds a control character"
+        )
     try:
-        return x509.NameAttribute(oid, _unescape(value_raw, whole))
+        return x509.NameAttribute(oid, value)
     except ValueError as exc:
         raise InvalidSubjectNameError(f"Invalid subject name {whole!r}: {exc}") from None
 
@@ -150,12 +161,17 @@ def parse_subject_name(text: str) -> x509.Name:
     be dotted OIDs; ``+`` joins multi-valued RDNs; spaces around ``,`` and
     ``=`` are ignored.
 
-    Raises InvalidSubjectNameError naming what is wrong.
+    Raises InvalidSubjectNameError naming what is wrong, including a control
+    character (newline, tab...), written or ``\\``-escaped, anywhere.
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidSubjectNameError("The subject name is empty")
+    if _has_control(text):
+        raise InvalidSubjectNameError(
+            f"Invalid subject name {text!r}: control characters (newline, tab...) are not allowed"
+        )
     rdns = []
-    for rdn_text in _split_unescaped(_strip_unescaped(text.strip("\t\r\n")), ","):
+    for rdn_text in _split_unescaped(_strip_unescaped(text), ","):
         if not rdn_text.strip():
             raise InvalidSubjectNameError(f"Invalid subject name {text!r}: an empty component")
         attributes = [_attribute(raw, text) for raw in _split_unescaped(rdn_text, "+")]

@@ -705,6 +705,14 @@ class Pki:
             requests=records,
         )
 
+    def scheduled_polls(self) -> dict[PollKey, float]:
+        """Seconds until the poller's next CertPoll of each pending request (trustpoint, usage).
+
+        What the background thread will actually do, as opposed to the
+        ``next_poll`` written in each request's file. Raises nothing.
+        """
+        return self._scheduler.scheduled()
+
     # ------------------------------------------------------------------ enrollment internals
 
     def _prepare(

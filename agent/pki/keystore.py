@@ -23,12 +23,14 @@ import base64
 import binascii
 import datetime as dt
 import enum
+import hashlib
 import json
 import logging
 import os
 import re
 import secrets
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import PkiError
-from agent.files import atomic_write, ensure_private_dir, fsync_dir, secure_delete
+from agent.files import atomic_write, ensure_private_dir, secure_delete
 
 _log = logging.getLogger(__name__)
 
@@ -219,6 +221,31 @@ def validate_label(label: object, what: str = "key label") -> str:
             "starting with a letter or digit"
         )
     return label
+
+
+MAX_LABEL = 64
+_NOT_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def label_for_fqdn(fqdn: str) -> str:
+    """The default key label for a host named ``fqdn`` (``crypto key generate rsa`` without a label).
+
+    The FQDN itself when it is a valid label. An FQDN may be far longer than
+    the 64 characters of a label (a 200-character domain name is valid):
+    then its first characters, ``-`` and the first 8 hex digits of its
+    SHA-256, so the label stays the same for the same FQDN and differs for
+    FQDNs that only differ at the end. Characters a label cannot hold become
+    ``-``. Raises nothing.
+    """
+    text = _NOT_LABEL_CHARS.sub("-", fqdn.rstrip("."))
+    if LABEL_PATTERN.fullmatch(text):
+        return text
+    digest = hashlib.sha256(fqdn.encode("utf-8")).hexdigest()[:8]
+    room = MAX_LABEL - len(digest) - 1
+    head = text[:room].rstrip("_.-")
+    if not (head[:1].isascii() and head[:1].isalnum()):  # a label starts with a letter or digit
+        head = ("key" + head)[:room].rstrip("_.-")
+    return f"{head}-{digest}"
 
 
 def _validate_user(user: object) -> str:
@@ -406,28 +433,6 @@ class KeyStore:
         """
         return self.private_key(label, usage).public_key()
 
-    def key_for_public(self, spki_der: bytes) -> tuple[str, KeyUsage] | None:
-        """Which label and usage hold the private half of ``spki_der``.
-
-        ``spki_der`` is a DER SubjectPublicKeyInfo (e.g. a certificate's).
-        Returns None when no pair matches, or the data is not an RSA public
-        key. Raises nothing else.
-        """
-        try:
-            wanted = serialization.load_der_public_key(spki_der)
-        except (ValueError, TypeError):
-            return None
-        if not isinstance(wanted, rsa.RSAPublicKey):
-            return None
-        numbers = wanted.public_numbers()
-        for info in self.list_rsa():
-            for usage, der in info.public_keys.items():
-                candidate = serialization.load_der_public_key(der)
-                assert isinstance(candidate, rsa.RSAPublicKey)
-                if candidate.public_numbers() == numbers:
-                    return info.label, usage
-        return None
-
     def ssh_host_key(self) -> rsa.RSAPrivateKey:
         """The SSH host key: ``the_default``'s general key.
 
@@ -495,39 +500,14 @@ class KeyStore:
                     _log.warning("skipping unreadable authentication key file for label %s", label)
         return result
 
-    def get_authentication_rsa(self, label: str) -> AuthKeyInfo:
-        """One imported authentication key.
-
-        Raises InvalidLabelError, KeyNotFoundError, KeyStoreCorruptError.
-        """
-        validate_label(label)
-        path = self._auth_path(label)
-        with self._lock:
-            if not path.is_file():
-                raise KeyNotFoundError(f"No authentication key is defined for {label}")
-            return self._load_auth(path, label)
-
-    def remove_authentication_rsa(self, label: str) -> None:
-        """Delete an imported authentication key.
-
-        Raises InvalidLabelError, KeyNotFoundError, OSError.
-        """
-        validate_label(label)
-        path = self._auth_path(label)
-        with self._lock:
-            if not path.is_file():
-                raise KeyNotFoundError(f"No authentication key is defined for {label}")
-            path.unlink()
-            fsync_dir(self._auth_dir)
-
-    def authorized_keys(self, user: str) -> list[rsa.RSAPublicKey]:
-        """The RSA public keys ``user`` may log in with over SSH.
+    def authorized_keys(self, user: str, labels: Collection[str] | None = None) -> list[rsa.RSAPublicKey]:
+        """The RSA public keys imported for ``user`` (only those under ``labels``, if given).
 
         An unknown (or invalid) user simply has none. Raises OSError.
         """
         result: list[rsa.RSAPublicKey] = []
         for info in self.list_authentication_rsa():
-            if info.user == user:
+            if info.user == user and (labels is None or info.label in labels):
                 key = serialization.load_der_public_key(info.public_key)
                 assert isinstance(key, rsa.RSAPublicKey)
                 result.append(key)

@@ -46,6 +46,7 @@ from agent.pki.polling import PollScheduler
 __all__ = [
     "CrlError",
     "CrlInvalidError",
+    "CrlListener",
     "CrlManager",
     "CrlRecord",
     "CrlUnavailableError",
@@ -65,6 +66,11 @@ MAX_REFRESH_MARGIN = dt.timedelta(hours=1)
 
 CrlFetcher = Callable[[str, str, float], bytes]
 """``fetch(url, default_dn, timeout) -> DER``; raises FetchError."""
+
+CrlListener = Callable[
+    [x509.Certificate, "x509.CertificateRevocationList | None", x509.CertificateRevocationList], None
+]
+"""``listener(ca, previous_crl, new_crl)`` after a fetched CRL replaced the cached one (no lock held)."""
 
 
 class CrlError(PkiError):
@@ -267,6 +273,7 @@ class CrlManager:
         self._records: dict[str, CrlRecord] = {}
         self._crls: dict[str, x509.CertificateRevocationList] = {}
         self._scheduler: PollScheduler[str] = PollScheduler(self._refresh, clock=clock, name="pki-crl-refresh")
+        self._listeners: list[CrlListener] = []
         for path in sorted(self._dir.glob("*.json")):
             try:
                 record, crl = CrlRecord.from_json(path.read_bytes())
@@ -277,6 +284,10 @@ class CrlManager:
             if crl is not None:
                 self._crls[record.issuer_key] = crl
             self._schedule_refresh(record)
+
+    def add_listener(self, listener: CrlListener) -> None:
+        """Call ``listener(ca, previous, new)`` after every fetched CRL is stored. Raises nothing."""
+        self._listeners.append(listener)
 
     # ------------------------------------------------------------------ reading (memory only)
 
@@ -353,6 +364,11 @@ class CrlManager:
                 record.revoked_count,
                 format_router_date(record.next_update) if record.next_update else "none",
             )
+            for listener in self._listeners:
+                try:
+                    listener(ca, current_crl, crl)
+                except Exception:  # noqa: BLE001 - a consumer's failure must not fail the fetch
+                    _log.exception("CRL listener failed")
             return record
         message = "; ".join(failures)
         record = replace(base, sources=urls, last_attempt=self._clock.now(), last_error=message)

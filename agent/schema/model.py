@@ -82,6 +82,7 @@ IETF_IMPLEMENTED: Mapping[str, tuple[str, ...]] = {
     "ietf-netconf-nmda": ("origin", "with-defaults"),  # RFC 8526 <get-data>, <edit-data>
     "ietf-origin": (),  # RFC 8342 origin metadata (with-origin)
     "ietf-netconf-acm": (),  # RFC 8341: /nacm, and the default-deny-* extensions our modules use
+    "ietf-netconf-notifications": (),  # RFC 6470 base notifications (config change, sessions, confirmed commit)
 }
 """IETF modules the agent serves itself, always implemented."""
 

@@ -54,10 +54,14 @@ class Accounts:
         return verify_password(password, stored)
 
     def authorized_keys(self, username: str) -> Sequence[bytes]:
-        if self._user(username) is None:
+        """The keys ``username`` may log in with: imported for that user *and* bound to the user in
+        ``/aaa/user[name]/authorized-key`` (so writing /aaa is what grants a login)."""
+        user = self._user(username)
+        if user is None:
             return []
+        bound = {element.text or "" for element in user.iterfind(f"{{{SYS_NS}}}authorized-key")}
         blobs = []
-        for key in self._keystore.authorized_keys(username):
+        for key in self._keystore.authorized_keys(username, labels=bound):
             line = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
             blobs.append(base64.b64decode(line.split()[1]))
         return blobs

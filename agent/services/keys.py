@@ -13,11 +13,25 @@ from collections.abc import Callable
 
 from lxml import etree
 
+from agent.datastore.store import Target
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
+from agent.netconf.operations import principal
+from agent.netconf.rpcerror import NC_NS
 from agent.pki.enrollment import Pki
-from agent.pki.keystore import DEFAULT_LABEL, KeyPairInfo, KeyPairType, KeyStore, KeyUsage
+from agent.pki.keystore import (
+    DEFAULT_LABEL,
+    KeyPairInfo,
+    KeyPairType,
+    KeyStore,
+    KeyUsage,
+    label_for_fqdn,
+    parse_rsa_public_key,
+)
 from agent.schema.model import SchemaModel
 from agent.services.yangio import RpcInput, container, leaf, output_leaf, tag, yang_rpc
+from agent.xmltree import default_ns
+
+SYS_NS = "urn:ca-agent:yang:system"
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,7 @@ class KeyService:
             listener()
 
     def register(self, agent: NetconfAgent, model: SchemaModel) -> None:
+        self.agent = agent
         for name, handler in (
             ("key-generate-rsa", self.generate),
             ("key-zeroize-rsa", self.zeroize),
@@ -53,7 +68,7 @@ class KeyService:
 
     # -- RPCs ------------------------------------------------------------------
     def generate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
-        label = params.text("label") or self.fqdn()
+        label = params.text("label") or label_for_fqdn(self.fqdn())  # a long FQDN still gives a valid label
         key_type = KeyPairType.USAGE_KEYS if params.flag("usage-keys") else KeyPairType.GENERAL_PURPOSE
         before = {i.label: i for i in self.keystore.list_rsa()}.get(label)
         info = self.keystore.generate_rsa(
@@ -93,11 +108,39 @@ class KeyService:
         return out
 
     def import_authentication(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
+        """The key goes to the keystore; the right to log in with it is ``/aaa/user[user]/authorized-key``.
+
+        For another user that binding is written with the caller's own rights
+        (RFC 8341), so only whoever may change that user may give that user a
+        key; a key for one's own login is what the RPC is for, and needs
+        nothing more than the right to run it. Raises AgentError.
+        """
         label = params.text("label") or ""
         user = params.text("user") or session.username
-        info = self.keystore.import_authentication_rsa(label, params.text("public-key") or "", user)
+        public_key = params.text("public-key") or ""
+        parse_rsa_public_key(public_key)  # a bad key fails before anything changes
+        if self._user_exists(user):
+            # A key for a user that is not configured stays unbound: creating
+            # the user later does not let anyone in with it.
+            binding = etree.Element(f"{{{SYS_NS}}}aaa", nsmap=default_ns(SYS_NS))
+            entry = etree.SubElement(binding, f"{{{SYS_NS}}}user")
+            etree.SubElement(entry, f"{{{SYS_NS}}}name").text = user
+            etree.SubElement(entry, f"{{{SYS_NS}}}authorized-key").text = label
+            config = etree.Element(f"{{{NC_NS}}}config")
+            config.append(binding)
+            own = user == session.username
+            guard = None if own else self.agent.access.write_guard(session.username)
+            self.agent.datastores.edit(Target.RUNNING, config, principal(session), guard=guard)
+        info = self.keystore.import_authentication_rsa(label, public_key, user)
         log.info("authentication key %r imported for user %s by %s", label, user, session.username)
         return [output_leaf("label", info.label), output_leaf("user", info.user), output_leaf("size", info.size)]
+
+    def _user_exists(self, user: str) -> bool:
+        running = self.agent.datastores.get(Target.RUNNING)
+        return any(
+            entry.findtext(f"{{{SYS_NS}}}name") == user
+            for entry in running.iterfind(f"{{{SYS_NS}}}aaa/{{{SYS_NS}}}user")
+        )
 
     # -- state -----------------------------------------------------------------
     def state(self) -> list[etree._Element]:

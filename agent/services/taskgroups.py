@@ -78,6 +78,7 @@ def _pki_admin_rule_list() -> etree._Element:
         (("module-name", "ca-agent-crypto"), ("access-operations", "*"), ("action", "permit"),
          ("comment", "IOS XR crypto task ID: /crypto configuration and state, and every crypto RPC.")),
     )
+
     return rule_list
 
 

@@ -6,7 +6,9 @@ Maps ``ca-verify-certificate``, ``ca-crl-request``, ``ca-trustpool-import``,
 ``trustpool/certificate``, ``trustpool/cabundle``) onto the backend
 (agent/pki/verify.py, revocation.py, trustpool.py). It also tells
 :class:`~agent.services.trustpoints.TrustpointService` which router
-certificates a fetched CRL lists (:meth:`TrustService.revocation_of`).
+certificates a fetched CRL lists (:meth:`TrustService.revocation_of`), and
+publishes a :class:`~agent.pki.events.CertificateRevoked` event when a
+fetched CRL newly lists one (:meth:`TrustService.add_event_sink`).
 
 The settings are read from each committed configuration (a commit listener)
 and passed down as values; no lock is held while a CRL or a bundle is fetched.
@@ -22,12 +24,14 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
+from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.edit import ChangeSet
 from agent.errors import AgentError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
-from agent.pki.certificate import CertificateInfo
+from agent.pki.certificate import CertificateInfo, format_serial
 from agent.pki.certstore import CaNotAuthenticatedError, CertificateStore
-from agent.pki.revocation import CrlManager, CrlRecord, RevokedEntry
+from agent.pki.events import CertificateRevoked, PkiEvent
+from agent.pki.revocation import CrlManager, CrlRecord, RevokedEntry, issuer_key
 from agent.pki.trustpool import BundleUpdater, TrustPool, fetch_bundle
 from agent.pki.verify import TRUSTPOOL, Anchor, PeerVerifier, Purpose, Verification
 from agent.schema.model import SchemaModel
@@ -107,7 +111,10 @@ class TrustService:
         verifier: PeerVerifier,
         running: Callable[[], etree._Element],
         http_timeout: float = 30.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
+        self._sinks: list[Callable[[PkiEvent], None]] = []
         self.certstore = certstore
         self.crls = crls
         self.pool = pool
@@ -128,7 +135,15 @@ class TrustService:
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
         agent.add_state_provider(self.state, produces=[tag("crypto")])
         agent.datastores.add_change_listener(self.committed)
+        self.crls.add_listener(self._crl_fetched)
         self._apply(trust_settings(self.running()))
+
+    def add_event_sink(self, sink: Callable[[PkiEvent], None]) -> None:
+        """Hand ``sink`` a CertificateRevoked event per router certificate a fetched CRL newly lists.
+
+        ``sink`` must not block (the event bus's publish). Raises nothing.
+        """
+        self._sinks.append(sink)
 
     def close(self) -> None:
         """Stop the background refreshes. Raises nothing."""
@@ -158,6 +173,39 @@ class TrustService:
         except (AgentError, ValueError):
             return None
         return None if ca is None else self.crls.revoked_entry(ca, serial)
+
+    def _crl_fetched(
+        self, ca: x509.Certificate, previous: x509.CertificateRevocationList | None,
+        crl: x509.CertificateRevocationList,
+    ) -> None:
+        """CRL listener: router certificates of that CA's trustpoints listed now and not before."""
+        if not self._sinks:
+            return
+        key = issuer_key(ca)
+        now = self.clock.now()
+        for name in self.certstore.trustpoints():
+            try:
+                tp_ca = self.certstore.ca(name)
+                certificates = self.certstore.certificates(name)
+            except AgentError:
+                continue
+            if tp_ca is None or issuer_key(tp_ca) != key:
+                continue
+            for usage, cert in certificates.items():
+                if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None or (
+                    previous is not None
+                    and previous.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+                ):
+                    continue
+                entry = self.crls.revoked_entry(ca, cert.serial_number)  # the new CRL, now cached
+                event = CertificateRevoked(
+                    name, usage, format_serial(cert.serial_number),
+                    entry.date if entry is not None else None, entry.reason if entry is not None else None, now,
+                )
+                log.warning("%s: certificate %s of trustpoint %s is revoked (CRL of %s)", _INFO,
+                            event.serial_number, name, CertificateInfo.from_x509(ca).subject)
+                for sink in self._sinks:
+                    sink(event)
 
     # -- RPCs ----------------------------------------------------------------
     def verify_certificate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:

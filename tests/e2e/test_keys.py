@@ -195,21 +195,30 @@ def test_state_survives_restart_and_private_keys_never_leave_keys_dir(agent_fact
         assert all(secret not in hay for hay in haystacks)
 
 
+def ssh_host_key(port: int) -> paramiko.PKey:
+    """The host key the agent presents to a new SSH connection (key exchange only, no login)."""
+    transport = paramiko.Transport(("127.0.0.1", port))
+    try:
+        transport.start_client(timeout=30)
+        return transport.get_remote_server_key()
+    finally:
+        transport.close()
+
+
 def test_replacing_default_key_changes_host_key_at_next_start(agent_factory) -> None:
     proc = agent_factory().start()
+    old_host_key = ssh_host_key(proc.port).asbytes()
     with proc.connect() as m:
-        old_host_key = m._session._transport.get_remote_server_key().asbytes()
         rpc(m, "key-generate-rsa", "<label>the_default</label><modulus>2048</modulus><replace>true</replace>")
-        assert m._session._transport.get_remote_server_key().asbytes() == old_host_key
+    assert ssh_host_key(proc.port).asbytes() == old_host_key  # until the next start
     assert "SSH host key changes at the next start" in proc.log_text()
     proc.stop()
     proc.start()
-    with proc.connect() as m:
-        new_host_key = m._session._transport.get_remote_server_key()
-        assert new_host_key.asbytes() != old_host_key
-        stored = stored_public_keys(proc.data_dir, "the_default")["general"]
-        assert isinstance(new_host_key, paramiko.RSAKey)
-        numbers = new_host_key.public_numbers
-        rebuilt = rsa.RSAPublicNumbers(numbers.e, numbers.n).public_key()
-        der = rebuilt.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        assert der.hex().upper() == stored
+    new_host_key = ssh_host_key(proc.port)
+    assert new_host_key.asbytes() != old_host_key
+    stored = stored_public_keys(proc.data_dir, "the_default")["general"]
+    assert isinstance(new_host_key, paramiko.RSAKey)
+    numbers = new_host_key.public_numbers
+    rebuilt = rsa.RSAPublicNumbers(numbers.e, numbers.n).public_key()
+    der = rebuilt.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert der.hex().upper() == stored

@@ -28,6 +28,16 @@ def host_key_of(port: int, username: str, password: str) -> bytes:
         client.close()
 
 
+def login_with_key(port: int, username: str, key: rsa.RSAPrivateKey) -> None:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect("127.0.0.1", port=port, username=username, pkey=paramiko.RSAKey(key=key),
+                       allow_agent=False, look_for_keys=False)
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("group", [None, "operator", "pki-admin"])
 def test_second_user_cannot_take_over(agent_factory, tmp_path: Path, group: str | None) -> None:
     agent: AgentProcess = agent_factory().start()
@@ -62,22 +72,25 @@ def test_second_user_cannot_take_over(agent_factory, tmp_path: Path, group: str 
                         'ietf-netconf-acm"><groups><group><name>root-system</name><user-name>mallory</user-name>'
                         "</group></groups></nacm></config></edit-config>")
         assert rpc_error_fields(reply)[1] == DENIED
-        if group != "pki-admin":  # pki-admin runs the crypto RPCs: that is its task group
-            # 5. an SSH key for admin
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-            reply = raw.rpc(f'<key-import-authentication-rsa xmlns="{CRYPTO}"><label>evil</label>'
-                            f"<public-key>{line.decode()}</public-key><user>admin</user></key-import-authentication-rsa>")
+        # 5. an SSH key for admin: refused as an RPC (no group, operator), or, for pki-admin, which runs
+        # the crypto RPCs, because binding a key to a login writes /aaa/user[admin] with its own rights
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        reply = raw.rpc(f'<key-import-authentication-rsa xmlns="{CRYPTO}"><label>evil</label>'
+                        f"<public-key>{line.decode()}</public-key><user>admin</user></key-import-authentication-rsa>")
+        if group == "pki-admin":
+            assert rpc_error_fields(reply) == (
+                "application", DENIED, "/sys:aaa/sys:user[sys:name='admin']/sys:authorized-key[.='evil']")
+        else:
             assert rpc_error_fields(reply) == ("protocol", DENIED, "/nc:rpc/crypto:key-import-authentication-rsa")
-            with pytest.raises(paramiko.AuthenticationException):
-                client = paramiko.SSHClient()
-                client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-                try:
-                    client.connect("127.0.0.1", port=agent.port, username="admin", pkey=paramiko.RSAKey(key=key),
-                                   allow_agent=False, look_for_keys=False)
-                finally:
-                    client.close()
-            # 6. zeroize every key, the SSH host key included
+        with pytest.raises(paramiko.AuthenticationException):
+            login_with_key(agent.port, "admin", key)
+        if group == "pki-admin":  # its own login: allowed, and the key then works
+            reply = raw.rpc(f'<key-import-authentication-rsa xmlns="{CRYPTO}"><label>mine</label>'
+                            f"<public-key>{line.decode()}</public-key></key-import-authentication-rsa>")
+            assert "<rpc-error>" not in reply, reply
+            login_with_key(agent.port, "mallory", key)
+        else:            # 6. zeroize every key, the SSH host key included (pki-admin may: that is its task group)
             for body in ("", "<label>the_default</label>"):
                 reply = raw.rpc(f'<key-zeroize-rsa xmlns="{CRYPTO}">{body}</key-zeroize-rsa>')
                 assert rpc_error_fields(reply) == ("protocol", DENIED, "/nc:rpc/crypto:key-zeroize-rsa")

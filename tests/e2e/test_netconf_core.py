@@ -59,6 +59,9 @@ def test_hello_advertises_capabilities_and_modules(agent: AgentProcess) -> None:
         "urn:ietf:params:netconf:capability:candidate:1.0",
         "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
         "urn:ietf:params:netconf:capability:validate:1.1",
+        # RFC 4741's versions too: yangcli enables confirmed commit only when it sees confirmed-commit:1.0
+        "urn:ietf:params:netconf:capability:confirmed-commit:1.0",
+        "urn:ietf:params:netconf:capability:validate:1.0",
         "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
         "urn:ietf:params:netconf:capability:xpath:1.0",
         "urn:ietf:params:netconf:capability:writable-running:1.0",
@@ -179,13 +182,17 @@ def test_error_options(agent: AgentProcess) -> None:
       <hostname xmlns="{SYS}">h1</hostname>
       <crypto xmlns="{CRYPTO}"><ca><trustpoint nc:operation="delete"><name>none</name></trustpoint></ca></crypto>
     </config>"""
+    missing_path = "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='none']"
     with agent.connect() as m:
-        with pytest.raises(RPCError):
+        with pytest.raises(RPCError) as rolled_back:
             m.edit_config(target="running", config=config, error_option="rollback-on-error")
+        assert rolled_back.value.tag == "data-missing"
+        assert (rolled_back.value.path or "").strip() == missing_path
         assert running(m).find("sys:hostname", NS) is None
         with pytest.raises(RPCError) as partial:
             m.edit_config(target="running", config=config, error_option="continue-on-error")
         assert partial.value.tag == "data-missing"
+        assert (partial.value.path or "").strip() == missing_path
         assert running(m).findtext("sys:hostname", namespaces=NS) == "h1"
 
 
@@ -220,8 +227,10 @@ def test_lock_contention_between_sessions(agent: AgentProcess) -> None:
         state = b.get(filter=("subtree", '<netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><datastores/></netconf-state>')).data_ele
         holder = state.xpath("//*[local-name()='locked-by-session']/text()")
         assert holder == [str(a.session_id)]
-        with pytest.raises(RPCError):
+        with pytest.raises(RPCError) as not_holder:
             b.unlock("candidate")
+        assert not_holder.value.tag == "operation-failed"
+        assert not_holder.value.type == "protocol"
         a.unlock("candidate")
         b.lock("candidate")
         b.unlock("candidate")
@@ -231,8 +240,9 @@ def test_lock_released_when_holder_session_ends(agent: AgentProcess) -> None:
     with agent.connect() as b:
         a = agent.connect()
         a.lock("running")
-        with pytest.raises(RPCError):
+        with pytest.raises(RPCError) as denied:
             b.lock("running")
+        assert denied.value.tag == "lock-denied"
         a.close_session()
         wait_until(lambda: _try_lock(b), 10, "the lock to be released")
 
@@ -259,10 +269,23 @@ def test_confirmed_commit_rolls_back_on_timeout(agent: AgentProcess) -> None:
 def test_confirmed_commit_confirmed_by_second_commit(agent: AgentProcess) -> None:
     with agent.connect() as m:
         m.edit_config(target="candidate", config=HOSTNAME_CONFIG)
-        m.commit(confirmed=True, timeout="2")
-        m.commit()
-        time.sleep(2.5)  # past the confirm-timeout: the configuration must stay
-        assert running(m).findtext("sys:hostname", namespaces=NS) == "myhost"
+        m.commit(confirmed=True, timeout="1")
+        m.commit()  # confirms: the 1 s timer must be gone
+        assert not (agent.data_dir / "rollback.xml").exists()
+        # A second confirmed commit with a longer timeout, started after the first: when its
+        # rollback has happened, the first timer's deadline is long past. Its rollback
+        # returns to the confirmed "myhost"; a surviving first timer would instead have
+        # wiped the hostname a second earlier, and that is what would be seen first.
+        m.edit_config(target="candidate", config=f'<config xmlns="{NC}"><hostname xmlns="{SYS}">second</hostname></config>')
+        m.commit(confirmed=True, timeout="3")
+        seen: list[str | None] = []
+
+        def rolled_back() -> bool:
+            seen.append(running(m).findtext("sys:hostname", namespaces=NS))
+            return seen[-1] != "second"
+
+        wait_until(rolled_back, 30, "the second confirmed commit to roll back")
+        assert seen[-1] == "myhost", seen
 
 
 def test_confirmed_commit_rolls_back_when_session_drops(agent: AgentProcess) -> None:

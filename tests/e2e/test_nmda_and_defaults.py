@@ -106,7 +106,7 @@ def test_get_data_on_running_candidate_and_operational(agent: AgentProcess) -> N
         origin = get_data(m, "operational", f'<subtree-filter><yang-library xmlns="{YANGLIB}"/>'
                                             f'<aaa xmlns="{SYS}"/></subtree-filter><with-origin/>')
         assert origin.find(f"{{{YANGLIB}}}yang-library").get(f"{{{ORIGIN}}}origin") == "or:system"
-        assert origin.find(f"{{{SYS}}}aaa").get(f"{{{ORIGIN}}}origin") is None  # inherits or:intended... from data
+        assert origin.find(f"{{{SYS}}}aaa").get(f"{{{ORIGIN}}}origin") == "or:intended"  # top level: always given
         assert b'xmlns:or="urn:ietf:params:xml:ns:yang:ietf-origin"' in etree.tostring(origin)
 
 

@@ -1,8 +1,11 @@
-"""SCEP client flow (RFC 8894): GetCACaps, GetCACert, PKCSReq, CertPoll, GetCert, GetCRL.
+"""SCEP client flow (RFC 8894): GetCACaps, GetCACert, PKCSReq and CertPoll.
 
-One :class:`ScepClient` per CA URL. Each call is one HTTP exchange bounded by
-the client's timeout; polling schedules (retry period/count) belong to the
-caller, which keeps the transaction ID returned by :meth:`ScepClient.enroll`.
+One :class:`ScepClient` per CA URL. Each public call finishes within the
+client's ``timeout`` (every HTTP exchange it makes included, e.g. the
+GetCACaps an :meth:`ScepClient.enroll` may need first), and never after the
+client's overall ``deadline`` when one is given. Polling schedules (retry
+period/count) belong to the caller, which keeps the transaction ID returned
+by :meth:`ScepClient.enroll`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from agent.pki.scep.http import ScepTransport
 from agent.pki.scep.messages import (
     CertRep,
     FailInfo,
-    IssuerAndSerial,
     IssuerAndSubject,
     MessageType,
     PkiMessage,
@@ -94,16 +96,27 @@ class ScepClient:
         timeout: float = 30.0,
         clock: Clock = SYSTEM_CLOCK,
         caps: CaCaps | None = None,
+        deadline: float | None = None,
     ) -> None:
-        """Raises ScepUrlError for a non-HTTP URL, ValueError for a non-positive timeout."""
+        """``timeout`` bounds each call; ``deadline`` (the clock's monotonic time) all of them.
+
+        Raises ScepUrlError for a non-HTTP URL, ValueError for a non-positive timeout.
+        """
         self._transport = ScepTransport(url, timeout=timeout, clock=clock)
         self._clock = clock
         self._caps = caps
+        self._timeout = timeout
+        self._deadline = deadline
 
     @property
     def url(self) -> str:
         """The effective SCEP URL."""
         return self._transport.url
+
+    def _call_deadline(self) -> float:
+        """The deadline of a call starting now: ``timeout`` from now, capped by the overall deadline."""
+        deadline = self._clock.monotonic() + self._timeout
+        return deadline if self._deadline is None else min(deadline, self._deadline)
 
     # ------------------------------------------------------------------ discovery
 
@@ -111,10 +124,14 @@ class ScepClient:
         """GetCACaps. A CA that does not implement it (HTTP 4xx/5xx) has no capabilities.
 
         The result is cached and decides the algorithms of later requests.
-        Raises ScepTransportError if the server cannot be reached.
+        Raises ScepTransportError if the server cannot be reached, does not
+        answer in time or redirects elsewhere (ScepRedirectError).
         """
+        return self._get_ca_caps(self._call_deadline())
+
+    def _get_ca_caps(self, deadline: float) -> CaCaps:
         try:
-            reply = self._transport.get("GetCACaps")
+            reply = self._transport.get("GetCACaps", deadline=deadline)
             caps = CaCaps.from_text(reply.body.decode("ascii", "replace"))
         except ScepHttpError:
             caps = CaCaps()
@@ -128,11 +145,11 @@ class ScepClient:
         Raises ScepTransportError/ScepHttpError on transport failure,
         ScepProtocolError if the answer holds no usable certificates.
         """
-        reply = self._transport.get("GetCACert", ca_identifier)
+        reply = self._transport.get("GetCACert", ca_identifier, deadline=self._call_deadline())
         return CaCertificates.from_http(reply.content_type, reply.body)
 
-    def _capabilities(self) -> CaCaps:
-        return self._caps if self._caps is not None else self.get_ca_caps()
+    def _capabilities(self, deadline: float) -> CaCaps:
+        return self._caps if self._caps is not None else self._get_ca_caps(deadline)
 
     # ------------------------------------------------------------------ enrollment
 
@@ -160,9 +177,10 @@ class ScepClient:
             or public.public_numbers() != private_key.public_key().public_numbers()
         ):
             raise ValueError("the CSR is not for the given private key")
-        caps = self._capabilities()
+        deadline = self._call_deadline()
+        caps = self._capabilities(deadline)
         txid = transaction_id or transaction_id_for(private_key.public_key(), caps.digest_algorithm())
-        exchange = self._transact(MessageType.PKCS_REQ, txid, csr, csr.subject, private_key, ca_certs)
+        exchange = self._transact(MessageType.PKCS_REQ, txid, csr, csr.subject, private_key, ca_certs, deadline)
         return self._response(exchange, private_key, new_request=True)
 
     def poll(
@@ -178,40 +196,10 @@ class ScepClient:
         :meth:`enroll`.
         """
         body = IssuerAndSubject.from_names(ca_certs.ca.subject, subject)
-        exchange = self._transact(MessageType.CERT_POLL, transaction_id, body, subject, private_key, ca_certs)
+        exchange = self._transact(
+            MessageType.CERT_POLL, transaction_id, body, subject, private_key, ca_certs, self._call_deadline()
+        )
         return self._response(exchange, private_key)
-
-    def get_certificate(
-        self,
-        serial: int,
-        private_key: rsa.RSAPrivateKey,
-        signer_subject: x509.Name,
-        ca_certs: CaCertificates,
-    ) -> x509.Certificate | None:
-        """GetCert: the certificate the CA issued with ``serial`` (None if unknown).
-
-        Raises as :meth:`enroll`.
-        """
-        body = IssuerAndSerial(issuer=ca_certs.ca.subject.public_bytes(), serial=serial)
-        txid = secrets.token_hex(16).upper()
-        exchange = self._transact(MessageType.GET_CERT, txid, body, signer_subject, private_key, ca_certs)
-        if exchange.rep.status is not PkiStatus.SUCCESS:
-            return None
-        return next((c for c in exchange.rep.certificates if c.serial_number == serial), None)
-
-    def get_crl(
-        self,
-        private_key: rsa.RSAPrivateKey,
-        signer_subject: x509.Name,
-        ca_certs: CaCertificates,
-    ) -> x509.CertificateRevocationList | None:
-        """GetCRL: the CA's current CRL (None if the CA refuses). Raises as :meth:`enroll`."""
-        body = IssuerAndSerial.from_certificate(ca_certs.ca)
-        txid = secrets.token_hex(16).upper()
-        exchange = self._transact(MessageType.GET_CRL, txid, body, signer_subject, private_key, ca_certs)
-        if exchange.rep.status is not PkiStatus.SUCCESS or not exchange.rep.crls:
-            return None
-        return exchange.rep.crls[0]
 
     # ------------------------------------------------------------------ internals
 
@@ -243,8 +231,9 @@ class ScepClient:
         signer_subject: x509.Name,
         private_key: rsa.RSAPrivateKey,
         ca_certs: CaCertificates,
+        deadline: float,
     ) -> _Exchange:
-        caps = self._capabilities()
+        caps = self._capabilities(deadline)
         digest = caps.digest_algorithm()
         signer_cert = self._signer_certificate(private_key, signer_subject, transaction_id)
         request = PkiRequest(
@@ -259,9 +248,9 @@ class ScepClient:
             signing_time=self._clock.now(),
         )
         if caps.post:
-            reply = self._transport.post("PKIOperation", der)
+            reply = self._transport.post("PKIOperation", der, deadline=deadline)
         else:
-            reply = self._transport.get("PKIOperation", der)
+            reply = self._transport.get("PKIOperation", der, deadline=deadline)
         message = PkiMessage.from_der(reply.body)
         # Signature first (inside from_message): nothing in an unverified message is worth reporting.
         rep = CertRep.from_message(message, signers=ca_certs.signers, key=private_key, certificate=signer_cert)

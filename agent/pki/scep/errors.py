@@ -8,6 +8,7 @@ __all__ = [
     "ScepError",
     "ScepHttpError",
     "ScepProtocolError",
+    "ScepRedirectError",
     "ScepTransportError",
     "ScepUrlError",
     "ScepVerificationError",
@@ -47,6 +48,12 @@ class ScepHttpError(ScepTransportError):
         super().__init__(message, url=url)
         self.status = status
         self.info["http-status"] = str(status)
+
+
+class ScepRedirectError(ScepTransportError):
+    """The SCEP server redirected to another scheme, host or port, or redirected too often."""
+
+    error_app_tag = "scep-redirect-refused"
 
 
 class ScepProtocolError(ScepError):

@@ -21,7 +21,11 @@ from agent.labca.cli import main as lab_ca_main
 from agent.pki import cms
 from agent.pki.scep import (
     CA_RA_CERT_CONTENT_TYPE,
+    CaCaps,
+    Capability,
+    CertRep,
     FailInfo,
+    IssuerAndSerial,
     IssuerAndSubject,
     MessageType,
     PkiMessage,
@@ -29,6 +33,7 @@ from agent.pki.scep import (
     PkiStatus,
     ScepClient,
     ScepVerificationError,
+    transaction_id_for,
 )
 from agent.pki.scep.http import ScepTransport
 from agent.pki.scep.messages import new_nonce
@@ -103,9 +108,13 @@ def test_labca_wrong_or_missing_challenge_is_bad_request(lab_ca, rsa_key, make_c
         assert response.fail_info is FailInfo.BAD_REQUEST
         # the CA's own words (failInfoText) after the failInfo keyword
         assert response.message == "CA rejected the request (badRequest): wrong or missing challenge password"
+        assert response.fail_info_text == "wrong or missing challenge password"
+        assert response.transaction_id == transaction_id_for(rsa_key.public_key()) and response.certificate is None
     assert ca.requests() == []  # failures leave nothing behind
     ok = client.enroll(make_csr(rsa_key, cn="h", challenge=CHALLENGE), rsa_key, ca_certs)
     assert ok.status is PkiStatus.SUCCESS
+    assert ok.certificate is not None and ok.ca_certificates == ()  # the lab CA sends only the new certificate
+    assert ok.message == f"certificate issued: serial {ok.certificate.serial_number:02X}, subject CN=h"
 
 
 # --------------------------------------------------------------------------- manual approval
@@ -259,12 +268,33 @@ def test_labca_crl_served_and_revocation(lab_ca, rsa_key, make_csr, capsys) -> N
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     assert number >= 2
 
-    # The same CRL and the certificate over SCEP (GetCRL / GetCert).
-    scep_crl = client.get_crl(rsa_key, cert.subject, ca_certs)
-    assert scep_crl is not None
-    assert scep_crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-    assert client.get_certificate(cert.serial_number, rsa_key, cert.subject, ca_certs) == cert
-    assert client.get_certificate(0xFFFF, rsa_key, cert.subject, ca_certs) is None
+    # The same CRL and the certificate over SCEP (GetCRL / GetCert), which the lab CA also serves.
+    get_crl = _scep_query(server.url, ca, MessageType.GET_CRL, IssuerAndSerial.from_certificate(ca.ca_certificate), rsa_key)
+    assert get_crl.status is PkiStatus.SUCCESS and len(get_crl.crls) == 1
+    assert get_crl.crls[0].get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    issuer = ca.ca_certificate.subject.public_bytes()
+    get_cert = _scep_query(server.url, ca, MessageType.GET_CERT, IssuerAndSerial(issuer, cert.serial_number), rsa_key)
+    assert get_cert.status is PkiStatus.SUCCESS and get_cert.certificates == (cert,)
+    unknown = _scep_query(server.url, ca, MessageType.GET_CERT, IssuerAndSerial(issuer, 0xFFFF), rsa_key)
+    assert unknown.status is PkiStatus.FAILURE and unknown.fail_info is FailInfo.BAD_CERT_ID
+
+
+def _scep_query(url: str, ca: LabCa, kind: MessageType, body: IssuerAndSerial, key: rsa.RSAPrivateKey) -> CertRep:
+    """One GetCert/GetCRL exchange, built from the message classes (the agent's client sends neither)."""
+    signer = _self_signed(key)
+    request = PkiRequest(kind, f"TX-{kind.name}-{secrets.token_hex(4)}", new_nonce(), body)
+    der = request.to_der(
+        signer_key=key,
+        signer_cert=signer,
+        recipient=ca.ca_certificate,
+        digest=cms.DigestAlgorithm.SHA256,
+        encryption=cms.ContentEncryption.AES128_CBC,
+        signing_time=signer.not_valid_before_utc,
+    )
+    reply = PkiMessage.from_der(ScepTransport(url, timeout=10).post("PKIOperation", der).body)
+    rep = CertRep.from_message(reply, signers=(ca.ca_certificate,), key=key, certificate=signer)
+    assert rep.transaction_id == request.transaction_id and rep.recipient_nonce == request.sender_nonce
+    return rep
 
 
 def test_labca_state_survives_restart(tmp_path: Path, rsa_key, make_csr, lab_ca) -> None:
@@ -307,3 +337,13 @@ def test_labca_get_pki_operation_tolerates_unencoded_base64(lab_ca, rsa_key, mak
         message = PkiMessage.from_der(reply.read())
     assert message.status is PkiStatus.SUCCESS
     assert message.recipient_nonce == request.sender_nonce
+
+
+@pytest.mark.parametrize("caps", [CaCaps.of(Capability.AES, Capability.SHA256), CaCaps.of(Capability.DES3)])
+def test_labca_enrollment_by_get(lab_ca, rsa_key, make_csr, caps: CaCaps) -> None:
+    """A CA without POSTPKIOperation gets PKIOperation by GET (base64 in the query), both ways."""
+    ca, server = lab_ca(challenge=CHALLENGE)
+    client = ScepClient(server.url, timeout=10, caps=caps)
+    response = client.enroll(make_csr(rsa_key, cn="by-get", challenge=CHALLENGE), rsa_key, client.get_ca_certificates())
+    assert response.status is PkiStatus.SUCCESS, response.message
+    assert response.certificate is not None and response.certificate.issuer == ca.ca_certificate.subject

@@ -71,7 +71,14 @@ def test_create_delete_remove_errors(yang: YangSupport) -> None:
     with pytest.raises(DatastoreError) as missing:
         edit(yang, root, tp("a", op="delete"))
     assert missing.value.error_tag == "data-missing"
-    assert edit(yang, root, tp("a", op="remove")) is not None
+    assert missing.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']"
+    # remove: no error when the entry is missing (RFC 6241 7.2), and nothing changes
+    unchanged = edit(yang, root, tp("a", op="remove"))
+    assert etree.tostring(unchanged) == etree.tostring(root)
+    # ...and it deletes the entry when it exists, leaving its siblings alone
+    both = edit(yang, root, tp("a", "<rsakeypair>k</rsakeypair>") + tp("b"))
+    removed = edit(yang, both, tp("a", op="remove"))
+    assert [e.findtext("c:name", namespaces=NS) for e in removed.findall("c:crypto/c:ca/c:trustpoint", NS)] == ["b"]
 
 
 def test_default_operation_none_and_replace(yang: YangSupport) -> None:
@@ -99,6 +106,53 @@ def test_bad_operation_and_unknown_element(yang: YangSupport) -> None:
     with pytest.raises(DatastoreError) as nokey:
         edit(yang, new_root(), f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><rsakeypair>k</rsakeypair></trustpoint></ca></crypto>')
     assert nokey.value.error_tag == "missing-element"
+
+
+def test_changed_says_whether_anything_changed(yang: YangSupport) -> None:
+    first = apply_edit(new_root(), config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang)
+    assert first.changed
+    assert not apply_edit(first.root, config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang).changed
+    assert not apply_edit(first.root, config(tp("zz", op="remove")), yang, yang).changed
+    assert apply_edit(first.root, config(tp("a", "<rsakeypair>k2</rsakeypair>")), yang, yang).changed
+    assert apply_edit(first.root, config(tp("a", op="delete")), yang, yang).changed
+    assert apply_edit(first.root, config(tp("b", op="create")), yang, yang).changed
+
+
+def test_replace_of_a_list_entry_drops_what_it_does_not_name(yang: YangSupport) -> None:
+    root = edit(yang, new_root(), tp("a", "<rsakeypair>k</rsakeypair><subject-name>CN=a</subject-name>") + tp("b"))
+    replaced = edit(yang, root, tp("a", "<subject-name>CN=new</subject-name>", op="replace"))
+    a, b = replaced.findall("c:crypto/c:ca/c:trustpoint", NS)
+    assert a.findtext("c:rsakeypair", namespaces=NS) is None and a.findtext("c:subject-name", namespaces=NS) == "CN=new"
+    assert b.findtext("c:name", namespaces=NS) == "b"
+    created = edit(yang, root, tp("c", "<rsakeypair>k3</rsakeypair>", op="replace"))  # replace of a missing entry creates it
+    assert created.findtext("c:crypto/c:ca/c:trustpoint[c:name='c']/c:rsakeypair", namespaces=NS) == "k3"
+
+
+def test_default_operation_none_creates_only_below_an_explicit_create(yang: YangSupport) -> None:
+    created = edit(yang, new_root(), tp("a", "<rsakeypair>k</rsakeypair>", op="create"), default_operation=Operation.NONE)
+    assert created.findtext("c:crypto/c:ca/c:trustpoint/c:rsakeypair", namespaces=NS) == "k"
+    untouched = apply_edit(
+        new_root(), config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang, default_operation=Operation.NONE
+    )
+    assert not untouched.changed and untouched.root.find("c:crypto", NS) is None  # none: nothing created implicitly
+
+
+@pytest.mark.parametrize("op", ["delete", "remove"])
+def test_a_list_key_cannot_be_deleted_on_its_own(yang: YangSupport, op: str) -> None:
+    root = edit(yang, new_root(), tp("a"))
+    body = f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><name nc:operation="{op}">a</name></trustpoint></ca></crypto>'
+    with pytest.raises(DatastoreError) as bad:
+        edit(yang, root, body)
+    assert bad.value.error_tag == "bad-attribute"
+    assert bad.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']"
+    assert bad.value.info == {"bad-attribute": "operation", "bad-element": "name"}
+
+
+def test_error_paths_name_the_offending_node(yang: YangSupport) -> None:
+    with pytest.raises(DatastoreError) as unknown:
+        edit(yang, new_root(), tp("a", "<colour>red</colour>"))
+    assert unknown.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']/crypto:colour"
+    assert unknown.value.info == {"bad-element": "colour"}
 
 
 def test_continue_on_error_applies_the_rest(yang: YangSupport) -> None:

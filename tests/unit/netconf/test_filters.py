@@ -6,7 +6,6 @@ namespace renamed to urn:example:users (and urn:example:stats for §6.4.8).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -539,13 +538,13 @@ def big_datastore(entries: int) -> etree._Element:
     return etree.fromstring(f'<data xmlns="{NC_NS}"><top xmlns="{USERS}"><users>{users}</users></top></data>')
 
 
-def test_thousand_entries_filtered_by_key_is_fast() -> None:
+def test_one_of_a_thousand_entries_selected_by_key() -> None:
+    """Subtree and XPath select exactly the keyed entry (timing: bench/micro.py)."""
     data = big_datastore(1000)
     subtree = make_filter(f'<top xmlns="{USERS}"><users><user><name>u737</name></user></users></top>')
     by_xpath = make_filter(type="xpath", select="/u:top/u:users/u:user[u:name='u737']")
     for filter_el in (subtree, by_xpath):
-        start = time.perf_counter()
         result = apply_filter(data, filter_el, keys_of)
-        elapsed = time.perf_counter() - start
+        users = result.findall(f"{{{USERS}}}top/{{{USERS}}}users/{{{USERS}}}user")
+        assert [u.findtext(f"{{{USERS}}}name") for u in users] == ["u737"]
         assert [n.text for n in result.iter(f"{{{USERS}}}id")] == ["737"]
-        assert elapsed < 0.25, f"filtering 1000 entries took {elapsed * 1000:.1f} ms"

@@ -18,7 +18,6 @@ from agent.pki.certificate import (
     InvalidCertificateError,
     InvalidFingerprintError,
     X509KeyUsage,
-    certificate_to_pem,
     fingerprint_matches,
     format_fingerprint,
     format_name,
@@ -221,7 +220,6 @@ def test_load_certificate_forms(pki: Pki) -> None:
     assert load_certificate(body) == cert  # bare base64, as pasted
     assert load_certificate(body + "quit\n") == cert  # the router's end-of-paste word
     assert load_certificate(pem.replace("CERTIFICATE", "X509 CERTIFICATE")) == cert
-    assert certificate_to_pem(cert) == pem
 
 
 def test_load_certificates_bundles(pki: Pki) -> None:

@@ -184,6 +184,42 @@ def test_bad_subject_names(key: rsa.RSAPrivateKey, subject: str, words: str) -> 
     assert words in err.value.message
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "CN=r1\nO=evil",  # a newline would start a new line in every log and display
+        "CN=r1\n",
+        "\nCN=r1",
+        "CN=r1\r",
+        "CN=a\tb",
+        "CN=a\x00b",
+        "CN=a\x1bb",
+        "CN=a\x7fb",
+        "CN=a\x85b",  # NEL (C1)
+        "CN=a\u2028b",  # LINE SEPARATOR
+        "CN=a\u2029b",  # PARAGRAPH SEPARATOR
+    ],
+)
+def test_control_characters_in_subject_name_are_refused(key: rsa.RSAPrivateKey, subject: str) -> None:
+    with pytest.raises(InvalidSubjectNameError) as err:
+        build_csr(key, fqdn="r1.example.com", subject_name=subject)
+    assert err.value.error_tag == "invalid-value" and err.value.error_app_tag == "invalid-subject-name"
+    assert "control characters (newline, tab...) are not allowed" in err.value.message
+    assert all(c.isprintable() for c in err.value.message)  # shown escaped, never raw
+
+
+@pytest.mark.parametrize("escaped", ["CN=a\\0Ab", "CN=a\\0db", "CN=a\\09b", "CN=a\\C2\\85b", "O=x,CN=\\7F"])
+def test_escaped_control_characters_in_subject_name_are_refused(escaped: str) -> None:
+    with pytest.raises(InvalidSubjectNameError) as err:
+        parse_subject_name(escaped)
+    assert "holds a control character" in err.value.message
+
+
+def test_printable_non_ascii_subject_name_is_fine(key: rsa.RSAPrivateKey) -> None:
+    csr = build_csr(key, fqdn="r1.example.com", subject_name="CN=r\u00e9seau \u4e2d,O=\u00c5 B")
+    assert csr.subject.rfc4514_string() == "CN=r\u00e9seau \u4e2d,O=\u00c5 B"
+
+
 @pytest.mark.parametrize("fqdn", ["", "bad host.example.com", "-a.example.com", "a..b", "x" * 254, "a_b.com"])
 def test_bad_fqdn_without_subject(key: rsa.RSAPrivateKey, fqdn: str) -> None:
     with pytest.raises(InvalidSubjectNameError) as err:

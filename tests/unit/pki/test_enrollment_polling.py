@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import json
 import threading
-import time
 
 import pytest
-from cryptography import x509
-from cryptography.x509.name import _ASN1Type
-from cryptography.x509.oid import NameOID
+from asn1crypto import core
+from asn1crypto import x509 as ax509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from agent.pki.keystore import KeyUsage
-from agent.pki.polling import PollScheduler
-from agent.pki.trustpoint import EnrollmentRequest, RequestState, name_from_der
+from agent.pki.csr import build_csr
+from agent.pki.keystore import KeyPairInfo, KeyPairType, KeyUsage
+from agent.pki.polling import PollScheduler, new_request
+from agent.pki.trustpoint import EnrollmentRequest, RequestState, TrustpointConfig, name_from_der
 
 WAIT = 10.0
 
@@ -37,54 +41,117 @@ class Recorder:
             return list(self.ran)
 
 
+class FakeClock:
+    """A monotonic clock that only moves when the test says so.
+
+    PollScheduler compares due times with this clock, so which jobs run is
+    decided by the test's ``advance`` calls alone, never by how fast the
+    machine is. Its thread re-reads the clock at least every ``delay`` real
+    seconds it waits for, so keep the fake delays small.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now = 0.0
+
+    def now(self) -> dt.datetime:
+        return dt.datetime(2024, 5, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=self.monotonic())
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
 def test_jobs_run_in_due_order_and_rescheduling_replaces() -> None:
     recorder = Recorder()
-    scheduler: PollScheduler[str] = PollScheduler(recorder)
+    clock = FakeClock()
+    scheduler: PollScheduler[str] = PollScheduler(recorder, clock=clock)
     try:
         scheduler.schedule("late", 0.20)
         scheduler.schedule("early", 0.02)
         scheduler.schedule("middle", 0.10)
         scheduler.schedule("middle", 0.05)  # replaces the 0.10 s schedule: runs once
+        assert scheduler.scheduled() == pytest.approx({"late": 0.20, "early": 0.02, "middle": 0.05})
+        clock.advance(0.03)
+        assert recorder.wait(1) == ["early"]
+        assert scheduler.scheduled() == pytest.approx({"late": 0.17, "middle": 0.02})
+        clock.advance(0.10)  # past middle's first (replaced) due time too
+        assert recorder.wait(2) == ["early", "middle"]
+        assert scheduler.scheduled() == pytest.approx({"late": 0.07})
+        clock.advance(0.10)
         assert recorder.wait(3) == ["early", "middle", "late"]
         assert scheduler.scheduled() == {}
+        scheduler.schedule("sentinel", 0.0)  # due after every stale entry: a second "middle" would run first
+        assert recorder.wait(4) == ["early", "middle", "late", "sentinel"]
+    finally:
+        assert scheduler.close()
+
+
+def test_nothing_runs_before_its_due_time() -> None:
+    recorder = Recorder()
+    clock = FakeClock()
+    scheduler: PollScheduler[str] = PollScheduler(recorder, clock=clock)
+    try:
+        scheduler.schedule("later", 0.0625)  # binary fractions: the sums below are exact
+        scheduler.schedule("now", 0.0)
+        assert recorder.wait(1) == ["now"]
+        clock.advance(0.046875)
+        scheduler.schedule("now-again", 0.0)  # "later" is still 1/64 s away: this one runs first
+        assert recorder.wait(2) == ["now", "now-again"]
+        assert scheduler.is_scheduled("later")
+        assert scheduler.scheduled() == {"later": 0.015625}
+        clock.advance(0.015625)
+        assert recorder.wait(3) == ["now", "now-again", "later"]
     finally:
         assert scheduler.close()
 
 
 def test_cancel_and_a_failing_job_do_not_stop_the_thread(caplog: pytest.LogCaptureFixture) -> None:
     recorder = Recorder(fail={"bad"})
-    scheduler: PollScheduler[str] = PollScheduler(recorder)
+    clock = FakeClock()
+    scheduler: PollScheduler[str] = PollScheduler(recorder, clock=clock)
     try:
         scheduler.schedule("cancelled", 0.01)
         assert scheduler.is_scheduled("cancelled") and scheduler.cancel("cancelled")
         assert not scheduler.cancel("cancelled")
         scheduler.schedule("bad", 0.0)
         scheduler.schedule("good", 0.03)
+        assert recorder.wait(1) == ["bad"]
+        clock.advance(0.05)  # past "cancelled" (0.01) and "good" (0.03): only "good" may run
         assert recorder.wait(2) == ["bad", "good"]
         assert "background job 'bad' failed" in caplog.text
+        assert not scheduler.is_scheduled("cancelled")
     finally:
         assert scheduler.close()
 
 
-def test_close_is_bounded_and_stops_future_jobs() -> None:
+def test_close_waits_a_bounded_time_and_stops_future_jobs() -> None:
     started = threading.Event()
     release = threading.Event()
+    ran: list[str] = []
 
     def slow(key: str) -> None:
+        ran.append(key)
         started.set()
         release.wait(WAIT)
 
-    scheduler: PollScheduler[str] = PollScheduler(slow)
+    clock = FakeClock()
+    scheduler: PollScheduler[str] = PollScheduler(slow, clock=clock)
     scheduler.schedule("slow", 0.0)
     scheduler.schedule("never", 0.05)
     assert started.wait(WAIT)
-    begin = time.monotonic()
-    assert not scheduler.close(timeout=0.05)  # the running job holds the thread: bounded wait
-    assert time.monotonic() - begin < 1.0
+    assert not scheduler.close(timeout=0.05)  # the running job holds the thread: close gives up, says so
+    assert scheduler.closed and scheduler.scheduled() == {}
+    clock.advance(1.0)  # "never" would be due now, had close() not dropped it
     release.set()
     assert scheduler.close(timeout=WAIT)
     scheduler.schedule("ignored", 0.0)  # after close: ignored
     assert scheduler.scheduled() == {}
+    assert ran == ["slow"]
 
 
 def test_idle_scheduler_has_no_thread_until_used() -> None:
@@ -92,15 +159,25 @@ def test_idle_scheduler_has_no_thread_until_used() -> None:
     assert scheduler.close() and scheduler.closed
 
 
-def test_request_record_round_trip_without_secrets() -> None:
-    subject = x509.Name(
+def _subject_der() -> bytes:
+    """C and O as PrintableString, CN and unstructuredName as UTF8String (as a CA may echo them)."""
+
+    def rdn(kind: str, value: core.Asn1Value) -> ax509.RelativeDistinguishedName:
+        return ax509.RelativeDistinguishedName([ax509.NameTypeAndValue({"type": kind, "value": value})])
+
+    sequence = ax509.RDNSequence(
         [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "US", _type=_ASN1Type.PrintableString),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example", _type=_ASN1Type.PrintableString),
-            x509.NameAttribute(NameOID.COMMON_NAME, "r1 é"),
-            x509.NameAttribute(NameOID.UNSTRUCTURED_NAME, "r1.example.com"),
+            rdn("country_name", core.PrintableString("US")),
+            rdn("organization_name", ax509.DirectoryString(name="printable_string", value="Example")),
+            rdn("common_name", ax509.DirectoryString(name="utf8_string", value="r1 é")),
+            rdn("1.2.840.113549.1.9.2", core.UTF8String("r1.example.com")),  # unstructuredName
         ]
     )
+    return bytes(ax509.Name(name="", value=sequence).dump())
+
+
+def test_request_record_round_trip_keeps_subject_bytes() -> None:
+    subject_der = _subject_der()
     now = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
     record = EnrollmentRequest(
         trustpoint="myca",
@@ -109,7 +186,7 @@ def test_request_record_round_trip_without_secrets() -> None:
         public_key_sha256="AB" * 32,
         state=RequestState.PENDING,
         fingerprint="17D8B38DED2BDF2EDF8ADB7FA7DBE35A",
-        subject_der=subject.public_bytes(),
+        subject_der=subject_der,
         created=now,
         updated=now,
         transaction_id="TX1",
@@ -121,7 +198,7 @@ def test_request_record_round_trip_without_secrets() -> None:
     data = record.to_json()
     back = EnrollmentRequest.from_json(data, "myca", KeyUsage.SIGNATURE)
     assert back == record and back.polls == 2
-    assert back.subject_name.public_bytes() == subject.public_bytes()  # string types kept, byte for byte
+    assert back.subject_name.public_bytes() == subject_der  # string types kept, byte for byte
     assert back.subject == "unstructuredName=r1.example.com,cn=r1 é,o=Example,c=US"
     with pytest.raises(ValueError):
         EnrollmentRequest.from_json(data, "other", KeyUsage.SIGNATURE)
@@ -167,3 +244,37 @@ def test_a_group_at_its_limit_leaves_the_threads_to_the_others() -> None:
     finally:
         release.set()
         assert scheduler.close(timeout=WAIT)
+
+
+def test_request_record_holds_no_secrets() -> None:
+    """The file written for a sent request: no challenge password, no CSR, no private key."""
+    challenge = "Chall3nge-Only-Once-7f3a"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    now = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    keys = KeyPairInfo("mykey", KeyPairType.GENERAL_PURPOSE, 1024, now, {KeyUsage.GENERAL: spki})
+    tp = TrustpointConfig("myca", enrollment_url="http://ca.example.com", rsakeypair="mykey")
+    csr = build_csr(key, fqdn="r1.example.com", challenge_password=challenge)
+    record = new_request(tp, keys, KeyUsage.GENERAL, csr, RequestState.PENDING, now)
+    text = record.evolve(transaction_id="TX1").to_json().decode()
+    csr_der = csr.public_bytes(serialization.Encoding.DER)
+    numbers = key.private_numbers()
+    secrets_forms = [
+        challenge,
+        challenge.encode().hex(),
+        base64.b64encode(challenge.encode()).decode(),
+        base64.b64encode(csr_der).decode()[:40],  # the CSR holds the password
+        csr_der.hex()[:40],
+        format(numbers.d, "x")[:32],
+        format(numbers.p, "x")[:32],
+    ]
+    for secret in secrets_forms:
+        assert secret.lower() not in text.lower()
+    assert set(json.loads(text)) == {
+        "format", "trustpoint", "key_usage", "key_label", "public_key_sha256", "state", "fingerprint",
+        "subject", "created", "updated", "transaction_id", "attempts", "last_attempt", "next_poll",
+        "last_error", "serial_number",
+    }  # fmt: skip
+    back = EnrollmentRequest.from_json(text.encode(), "myca", KeyUsage.GENERAL)
+    assert back.subject == "unstructuredName=r1.example.com"
+    assert back.fingerprint == hashlib.md5(csr_der, usedforsecurity=False).hexdigest().upper()

@@ -404,11 +404,11 @@ def test_cancel_enrollment(make_env: EnvFactory, lab) -> None:
         env.pki.cancel_enrollment("myca")
     assert nothing.value.error_tag == "data-missing" and nothing.value.message == "no enrollment in progress for myca"
     txid = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN).transaction_id
-    assert env.pki._scheduler.scheduled()  # noqa: SLF001 - the poll is scheduled
+    assert set(env.pki.scheduled_polls()) == {("myca", KeyUsage.GENERAL)}  # the poll is scheduled
     env.pki.cancel_enrollment("myca")
     state = env.pki.state("myca")
     assert state.requests == {} and state.certificates == {}
-    assert env.pki._scheduler.scheduled() == {}  # noqa: SLF001
+    assert env.pki.scheduled_polls() == {}
     assert not list((env.root / "trustpoints" / "myca").glob("enrollment-*"))
     assert state.ca is not None  # the CA stays trusted
     assert txid is not None and ca.approve(txid).state is LabState.APPROVED
@@ -421,7 +421,7 @@ def test_trustpoint_removed_stops_polling_and_removes_files(env: Env, lab) -> No
     assert (env.root / "trustpoints" / "myca" / "enrollment-general.json").is_file()
     env.pki.trustpoint_removed("myca")
     assert not (env.root / "trustpoints" / "myca").exists()
-    assert env.pki._scheduler.scheduled() == {}  # noqa: SLF001
+    assert env.pki.scheduled_polls() == {}
     state = env.pki.state("myca")
     assert state.ca is None and state.requests == {} and state.certificates == {}
 
@@ -435,9 +435,9 @@ def test_configure_applies_new_retry_settings_and_forgets_removed(make_env: EnvF
     env.pki.configure([TrustpointConfig("myca", enrollment_url=server.url, rsakeypair="mykey", retry_period=1)])
     after = env.pki.state("myca").requests[KeyUsage.GENERAL].next_poll
     assert before is not None and after is not None and after < before
-    assert 0 < env.pki._scheduler.scheduled()[("myca", KeyUsage.GENERAL)] <= 600  # noqa: SLF001
+    assert 0 < env.pki.scheduled_polls()[("myca", KeyUsage.GENERAL)] <= 600
     env.pki.configure([])  # removed from the configuration: no more polling, files stay
-    assert env.pki._scheduler.scheduled() == {}  # noqa: SLF001
+    assert env.pki.scheduled_polls() == {}
     assert env.pki.state("myca").requests[KeyUsage.GENERAL].state is RequestState.PENDING
 
 

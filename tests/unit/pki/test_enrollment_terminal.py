@@ -17,6 +17,7 @@ from cryptography.x509.oid import AttributeOID, NameOID
 
 from agent.pki.certificate import load_certificate
 from agent.pki.certstore import CaNotAuthenticatedError, CertificateStore, WrongIssuerError
+from agent.pki.csr import InvalidSubjectNameError
 from agent.pki.enrollment import Pki
 from agent.pki.keystore import KeyPairType, KeyStore, KeyUsage
 from agent.pki.trustpoint import (
@@ -255,6 +256,20 @@ def test_terminal_cancel_and_clear(setup, cas) -> None:
     pki.import_certificate(tp, cas["root"].sign(pem))
     assert pki.clear_certificates("myca") == ["myca"]
     assert sorted(p.name for p in (root / "trustpoints" / "myca").iterdir()) == []
+
+
+def test_enroll_refuses_a_subject_name_with_control_characters(setup, cas) -> None:
+    """The backend's own check, for a configuration that never went through YANG validation."""
+    root, keystore, pki = setup
+    keystore.generate_rsa("mykey", modulus=1024)
+    tp = TrustpointConfig(name="myca", terminal=True, rsakeypair="mykey", subject_name="CN=r1\nO=evil")
+    pki.authenticate(tp, ca_pem=cas["root"].text, accept=True)
+    with pytest.raises(InvalidSubjectNameError) as caught:
+        pki.enroll(tp, CHALLENGE)
+    assert caught.value.error_tag == "invalid-value" and caught.value.error_app_tag == "invalid-subject-name"
+    assert "control characters" in caught.value.message
+    assert pki.state("myca").requests == {}  # nothing requested, nothing written
+    assert not list((root / "trustpoints" / "myca").glob("enrollment-*"))
 
 
 def test_trustpoint_config_is_validated() -> None:

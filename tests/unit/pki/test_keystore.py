@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,8 @@ from agent.pki.keystore import (
     KeyStore,
     KeyStoreCorruptError,
     KeyUsage,
+    label_for_fqdn,
+    validate_label,
 )
 
 T0 = dt.datetime(2003, 9, 18, 17, 33, 23, tzinfo=dt.UTC)
@@ -183,7 +186,7 @@ def test_invalid_labels_refused(store: KeyStore, tmp_path: Path, label: object) 
     with pytest.raises(InvalidLabelError) as err:
         store.generate_rsa(label, KeyPairType.GENERAL_PURPOSE, 1024)  # type: ignore[arg-type]
     assert err.value.error_tag == "invalid-value"
-    calls: list[Callable[[Any], object]] = [store.get_rsa, store.remove_authentication_rsa, store.get_authentication_rsa]
+    calls: list[Callable[[Any], object]] = [store.get_rsa]
     if label is not None:  # zeroize_rsa(None) means "all"
         calls.append(store.zeroize_rsa)
     for call in calls:
@@ -200,6 +203,39 @@ def test_valid_label_edge_cases(store: KeyStore) -> None:
     for label in ["a", "x" * 64, "My.Key-1_2", "0"]:
         assert store.generate_rsa(label, KeyPairType.GENERAL_PURPOSE, 1024).label == label
     assert [i.label for i in store.list_rsa()] == sorted(["a", "x" * 64, "My.Key-1_2", "0"])
+
+
+def _sha8(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+LONG_DOMAIN = ".".join(["a" * 60, "b" * 60, "c" * 60, "example.com"])  # 194 characters, a valid domain name
+
+
+@pytest.mark.parametrize(
+    ("fqdn", "label"),
+    [
+        ("myrouter.mydomain.com", "myrouter.mydomain.com"),  # the FQDN itself whenever it is a label
+        ("router", "router"),
+        ("r1.example.com.", "r1.example.com"),
+        ("r1.my_dom.com", "r1.my_dom.com"),
+        ("x" * 64, "x" * 64),
+        ("x" * 65, "x" * 55 + "-" + _sha8("x" * 65)),
+        (f"r1.{LONG_DOMAIN}", "r1." + "a" * 52 + "-" + _sha8(f"r1.{LONG_DOMAIN}")),
+        ("_ldap.example.com", "key_ldap.example.com-" + _sha8("_ldap.example.com")),
+        ("r1.ex ample.com", "r1.ex-ample.com"),
+        (".", "key-" + _sha8(".")),
+    ],
+)
+def test_default_label_for_fqdn(fqdn: str, label: str) -> None:
+    assert label_for_fqdn(fqdn) == label
+    assert validate_label(label) == label
+
+
+def test_default_labels_of_long_fqdns_differ_when_the_fqdns_do() -> None:
+    one, two = label_for_fqdn(f"r1.{LONG_DOMAIN}"), label_for_fqdn(f"r1.{LONG_DOMAIN}.net")
+    assert one != two and one[:55] == two[:55] and len(one) == len(two) == 64
+    assert label_for_fqdn(f"r1.{LONG_DOMAIN}") == one  # stable: the same host gets the same label
 
 
 def test_existing_label_without_replace(store: KeyStore, keydir: Path) -> None:
@@ -351,27 +387,6 @@ def test_private_key_signs_for_public(store: KeyStore) -> None:
     store.generate_rsa("signer", KeyPairType.GENERAL_PURPOSE, 1024)
     signature = store.private_key("signer", KeyUsage.GENERAL).sign(b"msg", padding.PKCS1v15(), hashes.SHA256())
     store.public_key("signer", KeyUsage.GENERAL).verify(signature, b"msg", padding.PKCS1v15(), hashes.SHA256())
-
-
-def test_key_for_public(store: KeyStore) -> None:
-    general = store.generate_rsa("gen", KeyPairType.GENERAL_PURPOSE, 1024)
-    usage = store.generate_rsa("use", KeyPairType.USAGE_KEYS, 1024)
-    assert store.key_for_public(general.public_keys[KeyUsage.GENERAL]) == ("gen", KeyUsage.GENERAL)
-    assert store.key_for_public(usage.public_keys[KeyUsage.SIGNATURE]) == ("use", KeyUsage.SIGNATURE)
-    assert store.key_for_public(usage.public_keys[KeyUsage.ENCRYPTION]) == ("use", KeyUsage.ENCRYPTION)
-    # the same key in PKCS#1 form is still recognised
-    pkcs1 = store.public_key("gen", KeyUsage.GENERAL).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.PKCS1
-    )
-    assert store.key_for_public(pkcs1) == ("gen", KeyUsage.GENERAL)
-    assert store.key_for_public(spki(rsa.generate_private_key(65537, 1024))) is None
-    ec_der = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    assert store.key_for_public(ec_der) is None
-    assert store.key_for_public(b"not der") is None
 
 
 def test_corrupt_file(store: KeyStore, keydir: Path) -> None:
@@ -536,7 +551,6 @@ def test_import_authentication_formats(
     assert isinstance(info, AuthKeyInfo)
     assert info == AuthKeyInfo("laptop", "alice", 2048, T0, spki(key))
     assert store.list_authentication_rsa() == [info]
-    assert store.get_authentication_rsa("laptop") == info
     assert [k.public_numbers() for k in store.authorized_keys("alice")] == [key.public_numbers()]
     assert store.authorized_keys("bob") == []
     assert mode(keydir / "authentication" / "laptop.json") == 0o600
@@ -576,18 +590,6 @@ def test_authorized_keys_several(store: KeyStore) -> None:
         k.public_key().public_numbers().n for k in keys[:2]
     )
     assert [a.label for a in store.list_authentication_rsa()] == ["a1", "a2", "b1"]
-
-
-def test_remove_authentication(store: KeyStore, keydir: Path) -> None:
-    store.import_authentication_rsa("k", spki(rsa.generate_private_key(65537, 1024)), "alice")
-    store.remove_authentication_rsa("k")
-    assert store.list_authentication_rsa() == []
-    assert not (keydir / "authentication" / "k.json").exists()
-    with pytest.raises(KeyNotFoundError) as err:
-        store.remove_authentication_rsa("k")
-    assert err.value.error_tag == "data-missing"
-    with pytest.raises(KeyNotFoundError):
-        store.get_authentication_rsa("k")
 
 
 def _ec_pem() -> str:

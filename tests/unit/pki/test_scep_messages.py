@@ -397,3 +397,95 @@ def test_scep_url_must_be_http(url: str) -> None:
         ScepClient(url)
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, PkiError)
     assert caught.value.error_tag == "invalid-value"
+
+
+# --------------------------------------------------------------------------- gaps found by mutation testing
+
+
+def test_scep_nonce_is_16_fresh_bytes() -> None:
+    nonces = {new_nonce() for _ in range(50)}
+    assert len(nonces) == 50 and {len(n) for n in nonces} == {16}
+
+
+@pytest.mark.parametrize("txid", ["", "TX\n1", "TX\x00"])
+def test_scep_request_transaction_id_must_be_printable(pki, txid: str) -> None:
+    with pytest.raises(ValueError, match="printable"):
+        PkiRequest(MessageType.PKCS_REQ, txid, new_nonce(), _csr(pki["client_key"]))
+
+
+def test_scep_envelope_for_another_certificate_of_the_same_key_is_refused(pki) -> None:
+    """The envelope must name *our* certificate (issuer and serial), not merely be decryptable by our key."""
+    key = pki["client_key"]
+    ours = _cert("client", key, ca=False)
+    theirs = _cert("client", key, ca=False)  # same key and name, another serial number
+    rep = CertRep(transaction_id="TX", recipient_nonce=new_nonce(), status=PkiStatus.SUCCESS, certificates=(ours,))
+    der = rep.to_der(
+        signer_key=pki["ca_key"],
+        signer_cert=pki["ca"],
+        recipient=theirs,
+        digest=cms.DigestAlgorithm.SHA256,
+        encryption=cms.ContentEncryption.AES128_CBC,
+        signing_time=NOW,
+    )
+    with pytest.raises(ScepProtocolError, match="not addressed to our certificate"):
+        CertRep.from_message(PkiMessage.from_der(der), signers=(pki["ca"],), key=key, certificate=ours)
+    opened = CertRep.from_message(PkiMessage.from_der(der), signers=(pki["ca"],), key=key, certificate=theirs)
+    assert opened.certificates == (ours,)
+
+
+def test_scep_stray_fail_info_outside_a_failure_is_ignored(pki) -> None:
+    """A PENDING CertRep that also carries a failInfo attribute is still just PENDING."""
+    from asn1crypto import core
+
+    from agent.pki.scep import messages
+
+    nonce = new_nonce()
+    der = cms.build_signed_data(
+        None,
+        signer_key=pki["ca_key"],
+        signer_cert=pki["ca"],
+        digest=cms.DigestAlgorithm.SHA256,
+        signing_time=NOW,
+        attributes=[
+            (messages.OID_MESSAGE_TYPE, core.PrintableString("3")),
+            (messages.OID_TRANSACTION_ID, core.PrintableString("TX")),
+            (messages.OID_PKI_STATUS, core.PrintableString("3")),
+            (messages.OID_FAIL_INFO, core.PrintableString("2")),
+            (messages.OID_SENDER_NONCE, core.OctetString(new_nonce())),
+            (messages.OID_RECIPIENT_NONCE, core.OctetString(nonce)),
+        ],
+    )
+    rep = CertRep.from_message(
+        PkiMessage.from_der(der), signers=(pki["ca"],), key=pki["client_key"], certificate=pki["client"]
+    )
+    assert rep.status is PkiStatus.PENDING and rep.fail_info is None and rep.recipient_nonce == nonce
+
+
+def test_scep_cacerts_chain_without_ra_is_sent_whole(pki) -> None:
+    parsed = CaCertificates.from_certificates([pki["root"], pki["ca"]])
+    content_type, body = parsed.to_http()
+    assert content_type == CA_RA_CERT_CONTENT_TYPE  # a bag, so the intermediate is not lost
+    assert set(cms.parse_certs_only(body)[0]) == {pki["root"], pki["ca"]}  # a DER SET: order is not kept
+    ra = CaCertificates(ca=pki["ca"], ra_signing=pki["ra_sign"], ra_encryption=pki["ra_enc"], chain=(pki["ca"],))
+    sent = cms.parse_certs_only(ra.to_http()[1])[0]
+    assert len(sent) == 3 and set(sent) == {pki["ca"], pki["ra_sign"], pki["ra_enc"]}
+
+
+def test_scep_cacerts_pem_with_leading_whitespace_and_a_v1_root(pki) -> None:
+    v1_key = _key()
+    name = _name("Old Root")
+    v1_root = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(v1_key.public_key())
+        .serial_number(7)
+        .not_valid_before(NOW - dt.timedelta(hours=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .sign(v1_key, hashes.SHA256())
+    )  # no BasicConstraints: a CA only because it is self-issued
+    ra = _cert("Old RA", _key(), issuer=("Old Root", v1_key), ca=False)  # no KeyUsage: may sign and encrypt
+    parsed = CaCertificates.from_certificates([ra, v1_root])
+    assert parsed.ca == v1_root and parsed.ra_signing == ra == parsed.ra_encryption
+    pem = b"\n\n  " + pki["ca"].public_bytes(Encoding.PEM)
+    assert CaCertificates.from_http(f"{CA_CERT_CONTENT_TYPE}; charset=x", pem).ca == pki["ca"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import copy
 
 import pytest
 from lxml import etree
@@ -120,6 +120,28 @@ def test_bad_domain_name() -> None:
 def test_bad_url_scheme() -> None:
     err = reject(seed(enrollment="<url>ftp://ca.example.com</url>"))
     assert (err.error_tag, err.path) == ("invalid-value", f"{TP_PATH}/crypto:enrollment/crypto:url")
+
+
+@pytest.mark.parametrize("subject", ["CN=r1\nO=evil", "CN=r1\r", "CN=a\tb", "CN=a\x7fb", "CN=a\x85b", "CN=a\u2028b"])
+def test_control_characters_in_subject_name(subject: str) -> None:
+    config = data(seed())
+    tp = config.find(f".//{{{CRYPTO}}}trustpoint")
+    assert tp is not None
+    etree.SubElement(tp, f"{{{CRYPTO}}}subject-name").text = subject
+    with pytest.raises(SchemaError) as caught:
+        validate_config(config)
+    err = caught.value
+    assert (err.error_tag, err.path) == ("invalid-value", f"{TP_PATH}/crypto:subject-name")
+    assert err.error_app_tag == "invalid-subject-name"
+    assert err.message == "The subject name must not contain control characters (newline, tab...)."
+
+
+def test_printable_subject_name_is_valid() -> None:
+    config = data(seed())
+    tp = config.find(f".//{{{CRYPTO}}}trustpoint")
+    assert tp is not None
+    etree.SubElement(tp, f"{{{CRYPTO}}}subject-name").text = "CN=r\u00e9seau 1,O=Acme\\, Inc.,C=US"
+    validate_config(config)
 
 
 def test_unknown_element() -> None:
@@ -374,16 +396,17 @@ def big_config(n: int) -> etree._Element:
     )
 
 
-def test_thousand_trustpoints(capsys: pytest.CaptureFixture[str]) -> None:
+def test_thousand_trustpoints_are_valid_and_a_duplicate_among_them_is_not() -> None:
+    """Validation takes a big configuration whole (its timing is in bench/micro.py)."""
     config = big_config(1000)
-    validate_config(config)  # warm caches
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
+    validate_config(config)  # raises SchemaError on the first violation
+    ca = config.find(f".//{{{CRYPTO}}}ca")
+    assert ca is not None and len(ca) == 1000
+    ca.append(copy.deepcopy(ca[500]))  # tp500 again, last
+    with pytest.raises(SchemaError) as err:
         validate_config(config)
-        best = min(best, time.perf_counter() - start)
-    with capsys.disabled():
-        print(f"\nvalidate_config: 1,000 trustpoints in {best * 1000:.1f} ms")
+    assert err.value.error_tag == "invalid-value"
+    assert err.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='tp500']"
 
 
 def test_error_in_the_last_of_many_entries() -> None:
