@@ -60,6 +60,7 @@ def bulk_config(count: int, prefix: str = "tp") -> str:
 IDLE_LEAF = re.compile(
     r"^(Condition\.wait|Event\.wait|Thread\._wait_for_tstate_lock|Future\.result) "
     r"|^Packetizer\.read_all \(paramiko/packet\.py"
+    r"|^QuickAckSocket\.recv \("
     r"|^NetconfSshServer\._accept_loop \("
     r"|^SerialExecutor\._loop \("
     r"|^NetconfSession\._write_loop \("

@@ -81,15 +81,40 @@ def pss_kib(pids: list[int]) -> int:
     return total
 
 
+class ServerFailed(Exception):
+    """A server failed an operation of the scale run (it is left out from then on)."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        super().__init__(f"{name}: {error}")
+        self.name = name
+
+
 def load(mgr: Any, start: int, end: int) -> float:
-    """Add trustpoints start..end-1 in commits of at most CHUNK; returns seconds."""
+    """Add trustpoints start..end-1 in commits of at most CHUNK (a refused chunk: in tenths); returns seconds."""
     began = time.perf_counter()
     for first in range(start, end, CHUNK):
         last = min(end, first + CHUNK)
-        mgr.edit_config(target="candidate", config=figures.config(
-            [figures.trustpoint(name_of(i), i) for i in range(first, last)]))
-        mgr.commit()
+        try:
+            mgr.edit_config(target="candidate", config=figures.config(
+                [figures.trustpoint(name_of(i), i) for i in range(first, last)]))
+            mgr.commit()
+        except Exception:  # e.g. netopeer2's callback timeout on a large commit: smaller commits
+            mgr.discard_changes()
+            step = max(1, (last - first) // 10)
+            for sub in range(first, last, step):
+                mgr.edit_config(target="candidate", config=figures.config(
+                    [figures.trustpoint(name_of(i), i) for i in range(sub, min(last, sub + step))]))
+                mgr.commit()
     return time.perf_counter() - began
+
+
+def guarded(name: str, op: Any) -> Any:
+    def run(i: int) -> None:
+        try:
+            op(i)
+        except Exception as error:
+            raise ServerFailed(name, error) from error
+    return run
 
 
 class Server:
@@ -118,7 +143,7 @@ def measure_size(servers: list[Server], size: int, settings: dict[str, Any]) -> 
         return op
 
     log(f"{size}: edit-config + commit of one trustpoint")
-    rates = figures.interleaved_rate([edit_op(s.mgr, f"e{size}-") for s in servers], pids, count,
+    rates = figures.interleaved_rate([guarded(s.name, edit_op(s.mgr, f"e{size}-")) for s in servers], pids, count,
                                      seconds * len(servers) / 2, rounds=2, warmup=1)
     for server, figure in zip(servers, rates, strict=True):
         out[server.name]["edit_commit"] = figure.to_json()
@@ -127,7 +152,8 @@ def measure_size(servers: list[Server], size: int, settings: dict[str, Any]) -> 
         server.mgr.commit()
 
     log(f"{size}: get-config of everything")
-    rates = figures.interleaved_rate([figures.get_config_op(s.mgr) for s in servers], pids, count * 5,
+    rates = figures.interleaved_rate([guarded(s.name, figures.get_config_op(s.mgr)) for s in servers], pids,
+                                     count * 5,
                                      seconds * len(servers) / 2, rounds=2, warmup=1)
     for server, figure in zip(servers, rates, strict=True):
         out[server.name]["get_config"] = figure.to_json()
@@ -144,7 +170,7 @@ def measure_size(servers: list[Server], size: int, settings: dict[str, Any]) -> 
                 assert names[i % len(names)] in reply.xml
             return op
 
-        rates = figures.interleaved_rate([filtered(s.mgr) for s in servers], pids, count * 10,
+        rates = figures.interleaved_rate([guarded(s.name, filtered(s.mgr)) for s in servers], pids, count * 10,
                                          seconds * len(servers) / 2, rounds=2, warmup=1)
         for server, figure in zip(servers, rates, strict=True):
             out[server.name][kind] = figure.to_json()
@@ -349,12 +375,30 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 meta["netopeer2"] = why
         loaded = 0
+        result["failed"] = {}
         for size in sizes:
-            for server in servers:
+            for server in list(servers):
                 log(f"{server.name}: loading trustpoints {loaded}..{size - 1}")
-                result["load_s"].setdefault(server.name, {})[str(size)] = round(load(server.mgr, loaded, size), 3)
+                try:
+                    seconds = load(server.mgr, loaded, size)
+                except Exception as error:  # this server goes no further
+                    log(f"{server.name} failed to load {size} trustpoints: {error}")
+                    result["failed"][server.name] = f"loading {size} trustpoints: {error}"[:300]
+                    servers.remove(server)
+                    figures.close(server.mgr)
+                    continue
+                result["load_s"].setdefault(server.name, {})[str(size)] = round(seconds, 3)
             loaded = size
-            result["sizes"][str(size)] = measure_size(servers, size, settings)
+            while True:
+                try:
+                    result["sizes"][str(size)] = measure_size(servers, size, settings)
+                    break
+                except ServerFailed as failed:
+                    log(f"{failed}: left out from now on")
+                    result["failed"][failed.name] = f"at {size} trustpoints: {failed}"[:300]
+                    gone = next(s for s in servers if s.name == failed.name)
+                    servers.remove(gone)
+                    figures.close(gone.mgr)
             log(f"{size}: restart of our agent")
             result["restart_s"][str(size)] = round(restart_time(servers[0]), 3)
             if size == args.concurrency_size and not args.no_concurrency:
