@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             if server in loads:
                 lines.append(f"| loading (bulk commits of 1,000), cumulative s | {server} | "
                              + " | ".join(str(loads[server].get(str(n), "-")) for n in sizes) + " | |")
+        for server, why in (scale.get("failed") or {}).items():
+            lines.append(f"\n{server} left the scale run: {why}")
         conc = scale.get("concurrency") or {}
         if conc:
             lines += ["", "### 100 concurrent sessions", "",
