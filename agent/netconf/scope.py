@@ -18,6 +18,8 @@ from typing import cast
 
 from lxml import etree
 
+from agent.xmltree import keyed_children
+
 
 def _namespaced(tag: object) -> bool:
     return isinstance(tag, str) and tag.startswith("{") and not tag.startswith("{}")
@@ -117,12 +119,15 @@ def _copy(element: etree._Element, path: tuple[str, ...],
     for name, value in element.attrib.items():
         shell.set(name, value)
     shell.text = element.text
+    narrowed = {p[-1]: rule for p, rule in keep.items() if len(p) == len(path) + 1 and p[:-1] == path
+                and rule[1] is not None}
     for child in element:
-        if not isinstance(child.tag, str):
-            continue
-        child_path = (*path, str(child.tag))
-        rule = keep.get(child_path)
-        if rule is not None and rule[1] is not None and (child.findtext(rule[0]) or "").strip() not in rule[1]:
-            continue
-        shell.append(_copy(child, child_path, keep))
+        if not isinstance(child.tag, str) or child.tag in narrowed:
+            continue  # the entries of a narrowed list are added below, found by key
+        shell.append(_copy(child, (*path, str(child.tag)), keep))
+    for tag, (key, values) in narrowed.items():
+        assert values is not None
+        for value in sorted(values):
+            for entry in keyed_children(element, tag, (key,), (value,)):
+                shell.append(copy.deepcopy(entry))
     return shell

@@ -28,6 +28,7 @@ from lxml import etree
 
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.netconf.dispatch import NetconfAgent
+from agent.netconf.scope import EVERYTHING, StateScope
 from agent.pki.certstore import CertificateStore
 from agent.pki.enrollment import Pki
 from agent.pki.events import (
@@ -53,6 +54,7 @@ from agent.pki.trustpoint import EnrollmentRequest
 from agent.services.events import EventBus
 from agent.services.keys import USAGE_NAMES
 from agent.services.system import SYS_NS
+from agent.services.trustpoints import TRUSTPOINT_TAGS, trustpoint_entry
 from agent.services.yangio import container, leaf, tag
 
 __all__ = ["AlertConfig", "AlertService", "alert_config", "DEFAULT_BUFFER_SIZE"]
@@ -137,7 +139,7 @@ class AlertService:
     def register(self, agent: NetconfAgent) -> None:
         """Apply the running configuration, start listening and the monitor. Raises nothing."""
         agent.add_state_provider(self.logging_state)
-        agent.add_state_provider(self.expiry_state)
+        agent.add_state_provider(self.expiry_state, produces=[tag("crypto")], scoped=True)
         agent.datastores.add_commit_listener(self.committed)
         self.apply(alert_config(self._running()))
         logging.getLogger(_ROOT_LOGGER).addHandler(self._handler)
@@ -225,14 +227,20 @@ class AlertService:
             leaf(entry, "message", line.message, SYS_NS)
         return [root]
 
-    def expiry_state(self) -> list[etree._Element]:
-        """``expiry-alert`` of every alerting certificate of a configured trustpoint. Raises nothing."""
-        configured = {
-            e.text or ""
-            for e in self._running().iterfind(
-                f"{tag('crypto')}/{tag('ca')}/{tag('trustpoint')}/{tag('name')}"
-            )
-        }
+    def expiry_state(self, scope: StateScope = EVERYTHING) -> list[etree._Element]:
+        """``expiry-alert`` of every alerting certificate of a configured trustpoint. Raises nothing.
+
+        Only of the trustpoints ``scope`` names, when it does (a <get> of one trustpoint).
+        """
+        wanted = scope.list_keys(TRUSTPOINT_TAGS, tag("name"))
+        running = self._running()
+        if wanted is not None:
+            configured = {name for name in wanted if trustpoint_entry(running, name) is not None}
+        else:
+            configured = {
+                e.text or ""
+                for e in running.iterfind(f"{tag('crypto')}/{tag('ca')}/{tag('trustpoint')}/{tag('name')}")
+            }
         try:
             statuses = [s for s in self.monitor.status() if s.trustpoint in configured]
         except OSError as exc:

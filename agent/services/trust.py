@@ -28,6 +28,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.edit import ChangeSet
 from agent.errors import AgentError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
+from agent.netconf.scope import EVERYTHING, StateScope
 from agent.pki.certificate import CertificateInfo, format_serial
 from agent.pki.certstore import CaNotAuthenticatedError, CertificateStore
 from agent.pki.events import CertificateRevoked, PkiEvent
@@ -133,7 +134,7 @@ class TrustService:
             ("ca-trustpool-clear", self.trustpool_clear),
         ):
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
-        agent.add_state_provider(self.state, produces=[tag("crypto")])
+        agent.add_state_provider(self.state, produces=[tag("crypto")], scoped=True)
         agent.datastores.add_change_listener(self.committed)
         self.crls.add_listener(self._crl_fetched)
         self._apply(trust_settings(self.running()))
@@ -262,10 +263,14 @@ class TrustService:
         return [output_leaf("removed", removed)]
 
     # -- state ---------------------------------------------------------------
-    def state(self) -> list[etree._Element]:
+    def state(self, scope: StateScope = EVERYTHING) -> list[etree._Element]:
+        """CRL state of the trustpoints (only those ``scope`` names, when it does) and the trustpool."""
         crypto = container("crypto")
         ca_el = etree.SubElement(crypto, tag("ca"))
-        for name in self.settings().trustpoints:
+        wanted = scope.list_keys(TRUSTPOINT_TAGS, tag("name"))
+        for name in self.settings().trustpoints if wanted is None else sorted(wanted):
+            if name not in self.settings().trustpoints:
+                continue
             try:
                 ca = self.certstore.ca(name)
             except AgentError:

@@ -223,7 +223,7 @@ class TrustpointService:
         crypto = container("crypto")
         ca = etree.SubElement(crypto, tag("ca"))
         wanted = scope.list_keys(TRUSTPOINT_TAGS, _NAME)
-        for name in [n for n in self._configs if n in wanted] if wanted is not None else list(self._configs):
+        for name in sorted(n for n in wanted if n in self._configs) if wanted is not None else list(self._configs):
             tp_state = self.pki.state(name)
             entry = etree.SubElement(ca, tag("trustpoint"))
             leaf(entry, "name", name)
