@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             lines += ["", "### 100 concurrent sessions", "",
                       f"On {next(iter(conc.values())).get('size', '?'):,} trustpoints: 50 readers (`<get>` filtered "
                       "to one random trustpoint), 50 writers (lock candidate, one-leaf edit, commit, unlock; a "
-                      "lock-denied is retried after 2-10 ms and counted apart), 4 client processes.", "",
+                      "lock-denied is retried with a randomized exponential back-off from 2 to 100 ms and "
+                      "counted apart), 4 client processes.", "",
                       "| server | sessions | reads/s | read p50 / p99 ms | writes/s | write p50 / p99 ms | errors "
                       "| lock retries | memory per session (Pss) |", "|---|---|---|---|---|---|---|---|---|"]
             for server, c in conc.items():

@@ -15,8 +15,9 @@ restarts with its configuration).
 Then 100 concurrent sessions on the 1,000-trustpoint datastore (in 4 client
 processes): 50 readers doing subtree-filtered gets of one random trustpoint,
 50 writers doing lock candidate, a one-leaf edit, commit, unlock. A lock
-refused because another writer holds it (lock-denied) is retried after a
-short random pause and counted apart; every other failure is an error.
+refused because another writer holds it (lock-denied) is retried with a
+randomized exponential back-off (2 ms doubling to 100 ms) and counted apart;
+every other failure is an error.
 Reported: operations per second, p50/p99 latency per kind, errors, and
 memory per session (growth of the server's proportional set size, Pss, with
 the 100 sessions open, divided by 100).
@@ -248,6 +249,7 @@ def _mixed_worker(params: dict[str, Any], readers: int, writers: int, size: int,
             name = name_of(local.randrange(size))
             began = time.perf_counter()
             try:
+                attempt = 0
                 while True:
                     try:
                         mgr.lock(target="candidate")
@@ -257,7 +259,9 @@ def _mixed_worker(params: dict[str, Any], readers: int, writers: int, size: int,
                             raise
                         with lock:
                             record["lock_retries"] += 1
-                        time.sleep(local.uniform(0.002, 0.010))
+                        # randomized exponential back-off, as a controller would: 2 ms doubling to 100 ms
+                        time.sleep(local.uniform(0.5, 1.0) * min(0.1, 0.002 * 2 ** attempt))
+                        attempt += 1
                 try:
                     mgr.edit_config(target="candidate", config=(
                         f'<config xmlns="{NC_NS}"><crypto xmlns="{CRYPTO_NS}"><ca><trustpoint><name>{name}</name>'
