@@ -299,3 +299,30 @@ def _unpack(payload: bytes) -> tuple[dict[str, object], bytes]:
     if not isinstance(data, dict):
         raise ValueError("not a commit record")
     return data, snapshot
+
+
+def read_journal(data_dir: Path) -> list[tuple[dict[str, object], bytes]]:
+    """Every readable commit in ``DIR/commits`` (record as JSON, configuration), oldest first.
+
+    Read only (a torn tail is skipped, not cut off): for tools and tests
+    that look at a data directory. Raises OSError.
+    """
+    directory = Path(data_dir) / "commits"
+    segments = []
+    for path in directory.glob(_SEGMENT.format("*")):
+        try:
+            segments.append((int(path.name[len("journal-"):-len(".log")]), path))
+        except ValueError:
+            continue
+    found: list[tuple[dict[str, object], bytes]] = []
+    for _, segment in sorted(segments):
+        data = segment.read_bytes()
+        offset = 0
+        while (frame := _frame_at(data, offset)) is not None:
+            start, length = frame
+            try:
+                found.append(_unpack(data[start:start + length]))
+            except (ValueError, zlib.error):
+                pass
+            offset = start + length
+    return found
