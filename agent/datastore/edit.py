@@ -273,8 +273,13 @@ class _Editor:
 
         if existing is None:
             if op is Operation.NONE and not _has_creating_operation(item):
-                # Nothing to create and nothing there: the children can only
-                # delete/remove, which is a no-op or data-missing below.
+                # Nothing to create and nothing there (RFC 6241 7.2, default
+                # operation none): data-missing, unless the edit only removes
+                # inside it (removing what is not there is a no-op).
+                operations = {node.get(OPERATION_ATTR) for node in item.iter()} - {None}
+                if not operations or not operations <= {"remove"}:
+                    self.fail(DatastoreError(f"{path} does not exist", error_tag="data-missing", path=path))
+                    return
                 existing = None
             else:
                 created = etree.Element(item.tag, nsmap=_own_nsmap(item))
