@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.netconf.budget import DEFAULT_XPATH_BUDGET
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ def _serve(argv: list[str]) -> int:
                         help="refuse new connections and sessions beyond this many (default 256)")
     limits.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES",
                         help=f"largest NETCONF message accepted (default {DEFAULT_MAX_MESSAGE_SIZE}, 16 MiB)")
+    limits.add_argument("--filter-budget", type=float, default=DEFAULT_XPATH_BUDGET, metavar="SECONDS",
+                        help="CPU seconds one subtree or XPath filter may use before the request fails with "
+                        f"operation-failed (default {DEFAULT_XPATH_BUDGET:g})")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--lab-ca", action="store_true",
                         help="also run the lab SCEP CA on 127.0.0.1 (state in DATA_DIR/lab-ca) for a first try")
@@ -76,7 +80,7 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--lab-ca-challenge", default=None, metavar="PASSWORD",
                         help="challenge password the lab CA requires (default: none, any is accepted)")
     args = parser.parse_args(argv)
-    for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size"):
+    for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size", "filter_budget"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     logging.basicConfig(
@@ -99,6 +103,7 @@ def _serve(argv: list[str]) -> int:
                 host=args.host,
                 port=args.port,
                 retry_period_unit=args.retry_period_unit,
+                filter_budget=args.filter_budget,
                 limits=ServerLimits(
                     handshake_timeout=args.handshake_timeout,
                     max_sessions=args.max_sessions,

@@ -19,6 +19,7 @@ from lxml import etree
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.store import Datastores
 from agent.errors import AgentError, NetconfError
+from agent.netconf.budget import Cancellation
 from agent.netconf.nacm import AccessPolicy, OpenAccess
 from agent.netconf.rpcerror import NC_NS, path_prefixes, rpc_error, rpc_reply, unexpected_error
 from agent.xmltree import has_doctype
@@ -66,6 +67,8 @@ class SessionInfo:
     subscribed: bool = False  # has a notification subscription (exempt from the idle timeout)
     send: Callable[[bytes], None] | None = field(default=None, repr=False)  # queue a message, never blocks
     close_callback: Callable[[], None] | None = field(default=None, repr=False)
+    # Cancelled when the session ends (or its client leaves): long work done for it stops.
+    cancellation: Cancellation = field(default_factory=Cancellation, repr=False)
 
 
 @dataclass(frozen=True)

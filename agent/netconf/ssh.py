@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import paramiko
 
 from agent.netconf.auth import Authenticator, LoginThrottle, SshAuthController
+from agent.netconf.channel_watch import on_close
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.session import NetconfSession, SessionLimits
@@ -119,6 +120,8 @@ class _Connection:
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
+        # A client that leaves while its request is being answered stops that work.
+        on_close(channel, session.cancellation.cancel)
         session.start()
         return True
 
