@@ -59,6 +59,7 @@ class _Connection:
         self.channels: set[paramiko.Channel] = set()
         self._lock = threading.Lock()
         self._deadline: Deadline | None = None
+        self._closed = False  # the transport is gone (set once its channel queue ends)
         self.transport = paramiko.Transport(sock)
         limits = server.limits
         # paramiko's own stage timeouts, under our overall deadline.
@@ -85,12 +86,19 @@ class _Connection:
                 self.channels.add(channel)
         with self._lock:
             self.channels.clear()
+            self._closed = True
+            if self._deadline is not None:  # closed by the client: nothing left to time out
+                self._deadline.cancel()
+                self._deadline = None
         self.server._connection_closed(self)
 
     def _arm_deadline(self) -> None:
         with self._lock:
             if self._deadline is not None:
                 self._deadline.cancel()
+                self._deadline = None
+            if self._closed:
+                return
             self._deadline = self.server.deadlines.after(self.server.limits.handshake_timeout, self._deadline_passed)
 
     def _deadline_passed(self) -> None:
