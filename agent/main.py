@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.errors import AgentError
 from agent.netconf.budget import DEFAULT_XPATH_BUDGET
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -115,7 +116,7 @@ def _serve(argv: list[str]) -> int:
                 ),
             )
         )
-    except OSError as error:
+    except (OSError, AgentError) as error:  # e.g. a start-up rollback on a full disk
         logging.getLogger("ca-agent").error("cannot start: %s", error)
         return 1
     lab_ca = None

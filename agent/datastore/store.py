@@ -192,7 +192,11 @@ class Datastores:
             current = _parse(running_file.read_bytes()) if running_file.exists() else new_root()
             record = self._record(SYSTEM, "confirmed-commit-rollback", current, target,
                                   CommitNote(comment="unconfirmed commit rolled back at start-up"))
-            self._persist(target, record, _ConfirmAction.END)
+            try:
+                self._persist(target, record, _ConfirmAction.END)
+            except DatastoreError as error:  # e.g. a full disk: say why the agent cannot start
+                raise DatastoreError(f"an unconfirmed commit must be rolled back at start-up: {error.message}",
+                                     error_tag=error.error_tag) from error
             log.warning("unconfirmed commit found at start-up: configuration rolled back (commit %s)",
                         record.commit_id)
             return target

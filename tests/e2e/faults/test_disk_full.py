@@ -122,3 +122,27 @@ def test_the_agent_starts_on_a_full_disk_with_its_configuration(
     with agent.connect() as m:
         assert hostname(m) == "kept"
         assert refused(m.edit_config, target="running", config=hostname_config("x")).tag == "resource-denied"
+
+
+def test_a_start_up_rollback_on_a_full_disk_stops_cleanly_and_happens_once_there_is_room(
+    agent: NamespacedAgent, namespace: TmpfsNamespace
+) -> None:
+    with agent.connect() as m:
+        m.edit_config(target="running", config=hostname_config("before"))
+        m.edit_config(target="candidate", config=hostname_config("unconfirmed"))
+        m.commit(confirmed=True, timeout="600", persist="p1")
+    agent.kill9()
+    filler = namespace.fill()
+    with pytest.raises(RuntimeError):
+        agent.start(timeout=20)  # the rollback cannot be saved: no agent
+    log = agent.log_text()
+    assert "cannot start: an unconfirmed commit must be rolled back at start-up: not enough disk space" in log
+    assert "Traceback" not in log
+    assert (agent.view / "rollback.xml").exists()  # the rollback is still due
+
+    filler.unlink()
+    agent.start()
+    with agent.connect() as m:
+        assert hostname(m) == "before"
+    assert not (agent.view / "rollback.xml").exists()
+    check_history_matches_running(agent.view)
