@@ -70,13 +70,14 @@ def test_a_hundred_kill_9_during_commits_lose_nothing_acknowledged(agent_factory
         wait_until(lambda c=committer: bool(c.acknowledged) or not c.thread.is_alive(), 30, "a first commit")
         time.sleep(rng.uniform(0, 0.25))
         agent.kill9()
-        committer.thread.join(30)
-        assert not committer.thread.is_alive(), "the client hangs on a killed agent"
+        committer.thread.join(90)  # ncclient's own timeout is 60 s
+        assert not committer.thread.is_alive(), f"kill {kill} (seed {seed}): the client hangs on a killed agent"
         acknowledged += committer.acknowledged
         interrupted_writes += len(temporaries(data))
 
         agent.start()  # the datastore loads, every time
-        assert temporaries(data) == [], f"kill {kill} (seed {seed}): temporary files survived the restart"
+        # (a background writer of the new agent may have one for a moment: a leftover never goes)
+        wait_until(lambda: not temporaries(data), 10, f"kill {kill} (seed {seed}): temporary files to go")
         value = running_value(data)
         last_ack = acknowledged[-1] if acknowledged else 0
         assert last_ack <= value <= committer.attempted, (
