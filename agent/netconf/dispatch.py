@@ -45,6 +45,7 @@ _CONFIG_OPERATIONS = frozenset({
 InputConverter = Callable[[str], str]
 """Turns a value as a client wrote it into the value to store; raises AgentError to refuse it."""
 
+
 @dataclass
 class SessionInfo:
     """What the protocol core knows of one session (RFC 6022 /netconf-state/sessions)."""
