@@ -19,6 +19,7 @@ from agent.datastore.edit import new_root
 from agent.datastore.store import Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.base_notifications import BaseNotifications
+from agent.netconf.budget import DEFAULT_XPATH_BUDGET
 from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.history import CommitHistoryService
 from agent.netconf.monitoring import Monitoring
@@ -62,6 +63,7 @@ class AgentConfig:
     crl_timeout: float = 10.0  # seconds per CRL fetch (LDAP or HTTP) before the next source is tried
     cabundle_refresh_seconds: float = 86400.0  # how often 'cabundle url' is imported again
     replay_log_size: int = 1000  # notifications kept for RFC 5277 replay (and at most 4 MiB)
+    filter_budget: float = DEFAULT_XPATH_BUDGET  # CPU seconds one <filter> may use
 
 
 class Application:
@@ -90,7 +92,7 @@ class Application:
         self.agent.access = self.access
         self.agent.add_state_provider(self.access.state)
         self.agent.add_input_converter(PASSWORD_HASH_TAG, password_input)
-        NmdaOperations(self.agent, BaseOperations(self.agent, self.schema), self.schema)
+        NmdaOperations(self.agent, BaseOperations(self.agent, self.schema, config.filter_budget), self.schema)
         Monitoring(self.agent, self.schema).register()
         CommitHistoryService(self.agent, self.schema).register()
         certstore = CertificateStore(data_dir / "trustpoints")

@@ -466,9 +466,11 @@ def _leaf_nsmap(item: etree._Element) -> Mapping[str, str]:
     the stored leaf keeps them.
     """
     own = _own_nsmap(item)
-    if ":" not in (item.text or ""):
+    text = item.text or ""
+    if ":" not in text:
         return own
-    scoped: dict[str | None, str] = {prefix: ns for prefix, ns in item.nsmap.items() if prefix}
+    # Only the prefixes the value uses: a request declaring many would otherwise store them all in every leaf.
+    scoped: dict[str | None, str] = {prefix: ns for prefix, ns in item.nsmap.items() if prefix and f"{prefix}:" in text}
     scoped.update(own)
     return cast("Mapping[str, str]", scoped)  # lxml's None key for the default namespace
 

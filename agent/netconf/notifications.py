@@ -47,7 +47,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import NetconfError
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import NetconfAgent, SessionEvent, SessionInfo, UnmodelledState
-from agent.netconf.filters import apply_filter
+from agent.netconf.filters import FilterBudget, apply_filter
 from agent.netconf.replaylog import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, LoggedNotification, ReplayLog
 from agent.netconf.rpcerror import NC_NS
 from agent.serial import SerialExecutor
@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_NOTIFICATION_FILTER_BUDGET = 0.5  # CPU seconds per notification and subscriber
 
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NETMOD_NOTIF_NS = "urn:ietf:params:xml:ns:netmod:notification"
@@ -367,8 +369,10 @@ class Notifications:
             data = etree.Element("data")
             data.append(copy.deepcopy(event))
             try:
+                # One dispatcher serves every subscriber: a costly filter gets a short budget.
+                budget = FilterBudget(_NOTIFICATION_FILTER_BUDGET, session.cancellation)
                 selected = list(apply_filter(data, subscription.filter_el, self.agent.keys_of,
-                                             self.agent.schema.prefixes()))
+                                             self.agent.schema.prefixes(), budget))
             except NetconfError as error:
                 log.warning("session %d: notification filter failed: %s", session.session_id, error.message)
                 return
