@@ -134,7 +134,7 @@ class Application:
         """RFC 5277 stream and replay log; RFC 6470 events; the PKI events of the alert bus (issue 14)."""
         self.notifications = Notifications(self.agent, data_dir / "notifications",
                                            max_entries=self.config.replay_log_size)
-        self.notifications.register()
+        self.notifications.register(streams_modelled=self.schema.module("nc-notifications") is not None)
 
         def pki_notification(event: PkiEvent) -> None:
             element = notification_element(event)

@@ -192,13 +192,21 @@ class Notifications:
         self._dispatcher = SerialExecutor("netconf-notifications")
         self._deadlines = Deadlines("netconf-notification-stop")
 
-    def register(self) -> None:
-        """Serve create-subscription, the capabilities and /netconf/streams. Raises nothing."""
+    def register(self, streams_modelled: bool = False) -> None:
+        """Serve create-subscription, the capabilities and /netconf/streams. Raises nothing.
+
+        ``streams_modelled``: the schema holds RFC 5277's nc-notifications
+        (found installed, see agent/schema/model.py), so /netconf/streams is
+        ordinary state; otherwise it is served as unmodelled XML.
+        """
         self.agent.register(f"{{{NOTIF_NS}}}create-subscription", self.create_subscription)
         self.agent.extra_capabilities.extend((NOTIFICATION_CAPABILITY, INTERLEAVE_CAPABILITY))
-        self.agent.add_unmodelled_state(
-            UnmodelledState(self.streams_state, {f"{{{NETMOD_NOTIF_NS}}}stream": (f"{{{NETMOD_NOTIF_NS}}}name",)})
-        )
+        if streams_modelled:
+            self.agent.add_state_provider(self.streams_state)
+        else:
+            self.agent.add_unmodelled_state(
+                UnmodelledState(self.streams_state, {f"{{{NETMOD_NOTIF_NS}}}stream": (f"{{{NETMOD_NOTIF_NS}}}name",)})
+            )
         self.agent.add_session_listener(self._session_event)
 
     # -- publishing ------------------------------------------------------------
