@@ -19,6 +19,7 @@ from agent.datastore.edit import ChangeSet, new_root
 from agent.datastore.store import Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.base_notifications import BaseNotifications
+from agent.netconf.budget import DEFAULT_XPATH_BUDGET
 from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.history import CommitHistoryService
 from agent.netconf.monitoring import Monitoring
@@ -63,6 +64,7 @@ class AgentConfig:
     crl_timeout: float = 10.0  # seconds per CRL fetch (LDAP or HTTP) before the next source is tried
     cabundle_refresh_seconds: float = 86400.0  # how often 'cabundle url' is imported again
     replay_log_size: int = 1000  # notifications kept for RFC 5277 replay (and at most 4 MiB)
+    filter_budget: float = DEFAULT_XPATH_BUDGET  # CPU seconds one <filter> may use
 
 
 class Application:
@@ -93,7 +95,7 @@ class Application:
         self.agent.access = self.access
         self.agent.add_state_provider(self.access.state)
         self.agent.add_input_converter(PASSWORD_HASH_TAG, password_input)
-        base = BaseOperations(self.agent, self.schema)
+        base = BaseOperations(self.agent, self.schema, config.filter_budget)
         base.scoped_lists.append((TRUSTPOINT_TAGS, f"{{{CRYPTO_NS}}}name"))  # a <get> of one trustpoint
         NmdaOperations(self.agent, base, self.schema)
         Monitoring(self.agent, self.schema).register()
@@ -137,7 +139,7 @@ class Application:
         """RFC 5277 stream and replay log; RFC 6470 events; the PKI events of the alert bus (issue 14)."""
         self.notifications = Notifications(self.agent, data_dir / "notifications",
                                            max_entries=self.config.replay_log_size)
-        self.notifications.register()
+        self.notifications.register(streams_modelled=self.schema.module("nc-notifications") is not None)
 
         def pki_notification(event: PkiEvent) -> None:
             element = notification_element(event)

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.errors import AgentError
+from agent.netconf.budget import DEFAULT_XPATH_BUDGET
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
@@ -70,6 +72,9 @@ def _serve(argv: list[str]) -> int:
                         help=f"largest NETCONF message accepted (default {DEFAULT_MAX_MESSAGE_SIZE}, 16 MiB)")
     parser.add_argument("--replay-log-size", type=int, default=1000, metavar="N",
                         help="notifications kept for replay (RFC 5277 startTime), at most 4 MiB (default 1000)")
+    limits.add_argument("--filter-budget", type=float, default=DEFAULT_XPATH_BUDGET, metavar="SECONDS",
+                        help="CPU seconds one subtree or XPath filter may use before the request fails with "
+                        f"operation-failed (default {DEFAULT_XPATH_BUDGET:g})")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--lab-ca", action="store_true",
                         help="also run the lab SCEP CA on 127.0.0.1 (state in DATA_DIR/lab-ca) for a first try")
@@ -80,7 +85,7 @@ def _serve(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.replay_log_size < 2:
         parser.error("--replay-log-size must be at least 2")
-    for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size"):
+    for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size", "filter_budget"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     logging.basicConfig(
@@ -104,6 +109,7 @@ def _serve(argv: list[str]) -> int:
                 port=args.port,
                 retry_period_unit=args.retry_period_unit,
                 replay_log_size=args.replay_log_size,
+                filter_budget=args.filter_budget,
                 limits=ServerLimits(
                     handshake_timeout=args.handshake_timeout,
                     max_sessions=args.max_sessions,
@@ -115,7 +121,7 @@ def _serve(argv: list[str]) -> int:
                 ),
             )
         )
-    except OSError as error:
+    except (OSError, AgentError) as error:  # e.g. a start-up rollback on a full disk
         logging.getLogger("ca-agent").error("cannot start: %s", error)
         return 1
     lab_ca = None

@@ -325,8 +325,13 @@ class _Editor:
             return
         if existing is None:
             if op is Operation.NONE and not _has_creating_operation(item):
-                # Nothing to create and nothing there: the children can only
-                # delete/remove, which is a no-op or data-missing below.
+                # Nothing to create and nothing there (RFC 6241 7.2, default
+                # operation none): data-missing, unless the edit only removes
+                # inside it (removing what is not there is a no-op).
+                operations = {node.get(OPERATION_ATTR) for node in item.iter()} - {None}
+                if not operations or not operations <= {"remove"}:
+                    self.fail(DatastoreError(f"{path} does not exist", error_tag="data-missing", path=path))
+                    return
                 existing = None
             else:
                 created = etree.Element(item.tag, nsmap=_own_nsmap(item))
@@ -554,9 +559,11 @@ def _leaf_nsmap(item: etree._Element) -> Mapping[str, str]:
     the stored leaf keeps them.
     """
     own = _own_nsmap(item)
-    if ":" not in (item.text or ""):
+    text = item.text or ""
+    if ":" not in text:
         return own
-    scoped: dict[str | None, str] = {prefix: ns for prefix, ns in item.nsmap.items() if prefix}
+    # Only the prefixes the value uses: a request declaring many would otherwise store them all in every leaf.
+    scoped: dict[str | None, str] = {prefix: ns for prefix, ns in item.nsmap.items() if prefix and f"{prefix}:" in text}
     scoped.update(own)
     return cast("Mapping[str, str]", scoped)  # lxml's None key for the default namespace
 

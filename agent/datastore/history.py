@@ -7,7 +7,7 @@ who made it, when, an optional label and comment, the changes, and the
 configuration it produced, so that any kept commit can be rolled back to.
 
 On disk this is a journal, ``DIR/commits/journal-<first id>.log``: each
-commit is one frame appended to the newest segment, with one ``fdatasync``
+commit is one frame (padded to 4 KiB) appended to the newest segment, with one ``fdatasync``
 (a new segment, every ``keep`` commits, also syncs the directory). That is
 the commit's durable point: the configuration of running is the snapshot of
 the newest frame. A frame is ``CJ``, its length and its CRC-32, then the
@@ -44,6 +44,13 @@ _LEGACY_SUFFIX = ".json.gz"
 _SEGMENT = "journal-{}.log"
 _MAGIC = b"CJ"
 _HEADER = struct.Struct(">2sII")  # magic, payload length, CRC-32 of the payload
+_ALIGN = 4096
+"""Frames start at multiples of this: every commit takes blocks of its own, so on a full disk every
+commit is refused (appending into the slack of the last block would let a few through)."""
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // _ALIGN) * _ALIGN
 
 
 @dataclass(frozen=True)
@@ -177,7 +184,7 @@ class CommitHistory:
                                 segment.name)
                 else:
                     self._stored.append(_Stored(record, segment, start, length))
-            offset = start + length
+            offset = _aligned(start + length)
             count += 1
         if offset < len(data):
             if last:
@@ -223,6 +230,7 @@ class CommitHistory:
         """Make ``record`` durable: one frame appended and fdatasync'ed. Raises OSError (nothing kept then)."""
         payload = zlib.compress(json.dumps(record.to_json()).encode("utf-8") + b"\0" + snapshot, 1)
         frame = _HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
+        frame += b"\0" * (_aligned(len(frame)) - len(frame))
         fd = self._writable()
         offset = os.lseek(fd, 0, os.SEEK_END)
         try:
@@ -324,5 +332,5 @@ def read_journal(data_dir: Path) -> list[tuple[dict[str, object], bytes]]:
                 found.append(_unpack(data[start:start + length]))
             except (ValueError, zlib.error):
                 pass
-            offset = start + length
+            offset = _aligned(start + length)
     return found

@@ -220,10 +220,15 @@ class Datastores:
             current = _parse(latest) if latest is not None else new_root()
             record = self._record(SYSTEM, "confirmed-commit-rollback", current, target,
                                   CommitNote(comment="unconfirmed commit rolled back at start-up"))
-            if record is not None:
-                self._persist(target, record, _ConfirmAction.END)
-            else:
-                self._remove_rollback_file()
+            try:
+                if record is not None:
+                    self._persist(target, record, _ConfirmAction.END)
+                else:
+                    self._remove_rollback_file()
+            except (DatastoreError, OSError) as error:  # e.g. a full disk: say why the agent cannot start
+                reason = error.message if isinstance(error, DatastoreError) else str(error)
+                raise DatastoreError(f"an unconfirmed commit must be rolled back at start-up: {reason}",
+                                     error_tag="resource-denied") from error
             log.warning("unconfirmed commit found at start-up: configuration rolled back")
             return target
         if latest is not None:

@@ -19,6 +19,10 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
+def _nothing() -> None:
+    pass
+
+
 class Deadline:
     """A scheduled callback; :meth:`cancel` makes it a no-op."""
 
@@ -31,6 +35,9 @@ class Deadline:
 
     def cancel(self) -> None:
         self.cancelled = True
+        # The heap drops cancelled entries lazily, when they come due: let go of
+        # what the callback holds (a session, a connection) now, not then.
+        self.callback = _nothing
 
 
 class Deadlines:

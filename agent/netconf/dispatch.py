@@ -20,10 +20,11 @@ from lxml import etree
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.datastore.store import Datastores
 from agent.errors import AgentError, NetconfError
+from agent.netconf.budget import Cancellation
+from agent.netconf.message_parser import NotWellFormed, TooComplex, parse_message
 from agent.netconf.nacm import AccessPolicy, OpenAccess
 from agent.netconf.rpcerror import NC_NS, path_prefixes, rpc_error, rpc_reply, unexpected_error
 from agent.netconf.scope import StateScope
-from agent.xmltree import has_doctype
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ _CONFIG_OPERATIONS = frozenset({
 InputConverter = Callable[[str], str]
 """Turns a value as a client wrote it into the value to store; raises AgentError to refuse it."""
 
-_PARSER = etree.XMLParser(
-    remove_blank_text=True, resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
-)
-
 
 @dataclass
 class SessionInfo:
@@ -74,6 +71,8 @@ class SessionInfo:
     close_callback: Callable[[], None] | None = field(default=None, repr=False)
     # Run once the reply of the current operation is queued (e.g. create-subscription starts its notifications).
     after_reply: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    # Cancelled when the session ends (or its client leaves): long work done for it stops.
+    cancellation: Cancellation = field(default_factory=Cancellation, repr=False)
 
 
 @dataclass(frozen=True)
@@ -339,17 +338,21 @@ class NetconfAgent:
         A message that is not a well-formed <rpc> is answered with
         malformed-message on base:1.1; a base:1.0-only client must not get
         that error-tag (RFC 6241 Appendix A), so its session is closed instead.
+        A well-formed message beyond the parser's limits (attribute or
+        namespace floods, agent/netconf/message_parser.py) gets too-big.
         """
         try:
-            root = etree.fromstring(message.lstrip(), _PARSER)
-            if has_doctype(root):
-                raise ValueError("a document type declaration is not allowed in a NETCONF message")
-        except (etree.XMLSyntaxError, ValueError) as error:
+            root = parse_message(message)
+        except NotWellFormed as error:
             return self._malformed_reply(session, f"the message is not well-formed XML: {error}")
+        except TooComplex as error:
+            too_big = NetconfError(f"the message is too complex: {error}", error_tag="too-big", error_type="rpc")
+            no_attributes: dict[str, str] = {}
+            return Reply(self._error_reply(session, no_attributes, no_attributes, [too_big], True))
         if root.tag != f"{{{NC_NS}}}rpc":
             name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
             return self._malformed_reply(session, f"expected an <rpc> in namespace {NC_NS}, got <{name}>")
-        attrib = dict(root.attrib)
+        attrib: dict[str, str] = {str(name): str(value) for name, value in root.attrib.items()}
         # The rpc's own prefixes, so its other attributes come back as sent.
         nsmap = {prefix: ns for prefix, ns in root.nsmap.items() if prefix is not None}
         if "message-id" not in attrib:

@@ -15,8 +15,11 @@ Both filter kinds work in two phases:
 
 Recording selections as sets of data nodes merges overlapping selections for
 free: a node selected twice appears once, and a fully selected ancestor
-includes its selected descendants. Both phases are linear in the size of the
-datastore (the subtree filter additionally in the size of the filter).
+includes its selected descendants. Phase 2 is linear in the size of the
+datastore; phase 1 is whatever the filter asks for (an XPath expression can
+be made to cost any power of the datastore's size), so it runs against a
+:class:`~agent.netconf.budget.FilterBudget`: CPU seconds, and the session's
+cancellation.
 
 XPath and the root node
 -----------------------
@@ -26,10 +29,10 @@ extension of the XPath data model). libxml2 cannot hold a document with
 several root elements, and the ``<data>`` element is an element, not the root
 node, so ``/crypto:crypto`` evaluated directly would look for a *document*
 element named ``crypto``. Rather than copying the datastore into a synthetic
-wrapper per request, the expression is rewritten with a small XPath 1.0
-tokenizer: every ``/`` or ``//`` that *starts* an absolute location path
-(XPath 1.0 §3.7 disambiguation rules) is prefixed with a variable bound to the
-``<data>`` element, so ``/crypto:crypto[crypto:name='x'] | //sys:hostname``
+wrapper per request, the expression is rewritten (agent/netconf/xpath_rewrite.py,
+which also meters every step against the filter's CPU budget): every ``/`` or
+``//`` that *starts* an absolute location path (XPath 1.0 §3.7 disambiguation
+rules) is prefixed with a variable bound to the ``<data>`` element, so ``/crypto:crypto[crypto:name='x'] | //sys:hostname``
 becomes ``$r/crypto:crypto[crypto:name='x'] | $r//sys:hostname`` and a bare
 ``/`` becomes ``$r``. The context node is the ``<data>`` element, so relative
 paths also start at the top-level nodes. Selecting ``<data>`` itself (``/``)
@@ -45,7 +48,6 @@ not applied to them.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -53,8 +55,10 @@ from typing import Any, cast
 from lxml import etree
 
 from agent.errors import NetconfError
+from agent.netconf.budget import FilterBudget, Meter
+from agent.netconf.xpath_rewrite import METER_FUNCTION, METER_NS, METER_PREFIX, rewrite
 
-__all__ = ["KeyLookup", "NC_NS", "apply_filter", "subtree_filter", "xpath_filter"]
+__all__ = ["FilterBudget", "KeyLookup", "NC_NS", "apply_filter", "subtree_filter", "xpath_filter"]
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
@@ -82,6 +86,7 @@ def apply_filter(
     filter_el: _Element | None,
     keys_of: KeyLookup,
     module_prefixes: Mapping[str, str] | None = None,
+    budget: FilterBudget | None = None,
 ) -> _Element:
     """Apply a NETCONF ``<filter>`` to a ``<data>`` tree and return a new ``<data>``.
 
@@ -94,18 +99,23 @@ def apply_filter(
     ncclient send ``select`` without declarations, and a module prefix is
     unambiguous within one server.
 
+    ``budget`` bounds the CPU the filter may use and stops it when its
+    session closes (default: :class:`FilterBudget`'s, never cancelled).
+
     Raises:
         NetconfError: ``bad-attribute`` for an unknown filter type,
             ``missing-attribute`` for an XPath filter without ``select``,
             ``invalid-value`` for an XPath expression that does not parse,
             uses an unknown prefix or variable, or does not yield a node-set
-            (all with error-type ``protocol``).
+            (all with error-type ``protocol``); ``operation-failed``
+            (error-type ``application``) when the budget is spent or the
+            session closed.
     """
     if filter_el is None:
         return _copy_whole(data)
     kind = _filter_attr(filter_el, "type") or "subtree"
     if kind == "subtree":
-        return subtree_filter(data, filter_el, keys_of)
+        return subtree_filter(data, filter_el, keys_of, budget)
     if kind == "xpath":
         select = _filter_attr(filter_el, "select")
         if select is None:
@@ -117,7 +127,7 @@ def apply_filter(
             )
         namespaces = dict(module_prefixes or {})
         namespaces.update({prefix: uri for prefix, uri in filter_el.nsmap.items() if prefix})
-        return xpath_filter(data, select, namespaces, keys_of)
+        return xpath_filter(data, select, namespaces, keys_of, budget)
     raise NetconfError(
         f'unsupported filter type "{kind}" (expected "subtree" or "xpath")',
         error_tag="bad-attribute",
@@ -138,7 +148,9 @@ def _filter_attr(filter_el: _Element, name: str) -> str | None:
 # --------------------------------------------------------------------------
 
 
-def subtree_filter(data: _Element, filter_el: _Element, keys_of: KeyLookup) -> _Element:
+def subtree_filter(
+    data: _Element, filter_el: _Element, keys_of: KeyLookup, budget: FilterBudget | None = None
+) -> _Element:
     """Apply the subtree filter whose criteria are the children of ``filter_el``.
 
     Follows RFC 6241 §6.2-6.4: namespace selection (a filter element without
@@ -150,16 +162,18 @@ def subtree_filter(data: _Element, filter_el: _Element, keys_of: KeyLookup) -> _
     leading and trailing whitespace removed; whitespace-only text is no text.
 
     Raises:
-        Nothing of its own: a subtree filter that matches nothing yields an
-        empty ``<data/>``, which is not an error (RFC 6241 §6.4.2).
+        NetconfError: ``operation-failed`` when ``budget`` is spent or its
+            session closed. A subtree filter that matches nothing yields an
+            empty ``<data/>``, which is not an error (RFC 6241 §6.4.2).
     """
+    meter = (budget or FilterBudget()).meter()
     full: set[_Element] = set()
     partial: set[_Element] = set()
     by_namespace: dict[str | None, list[_Element]] = {}
     for node in _element_children(filter_el):
         by_namespace.setdefault(_filter_namespace(node.tag), []).append(node)
     for namespace, roots in by_namespace.items():
-        _match_sibling_set(data, _plan(roots), full, partial, namespace)
+        _match_sibling_set(data, _plan(roots), full, partial, meter, namespace)
     return _build(data, full, partial, keys_of)
 
 
@@ -170,8 +184,9 @@ class _NodeTest:
     pattern: str  # for iterchildren(): the Clark tag, or "{*}name" for any namespace
     attributes: tuple[tuple[str, str], ...]
 
-    def candidates(self, parent: _Element) -> Iterator[_Element]:
+    def candidates(self, parent: _Element, meter: Meter) -> Iterator[_Element]:
         for child in parent.iterchildren(self.pattern):
+            meter.tick()
             if all(child.get(name) == value for name, value in self.attributes):
                 yield child
 
@@ -212,6 +227,7 @@ def _match_sibling_set(
     plan: _SiblingSet,
     full: set[_Element],
     partial: set[_Element],
+    meter: Meter,
     everything_namespace: str | None = None,
 ) -> bool:
     """Select among ``parent``'s children per one filter sibling set; True if anything was.
@@ -222,7 +238,7 @@ def _match_sibling_set(
     """
     content_hits: list[_Element] = []
     for test, text in plan.content_match:
-        hits = [d for d in test.candidates(parent) if len(d) == 0 and (d.text or "").strip() == text]
+        hits = [d for d in test.candidates(parent, meter) if len(d) == 0 and (d.text or "").strip() == text]
         if not hits:  # content match nodes are ANDed
             return False
         content_hits.extend(hits)
@@ -241,12 +257,12 @@ def _match_sibling_set(
     selected = bool(content_hits)
     full.update(content_hits)
     for test in plan.selection:
-        for child in test.candidates(parent):
+        for child in test.candidates(parent, meter):
             full.add(child)
             selected = True
     for test, nested in plan.containment:
-        for child in test.candidates(parent):
-            if _match_sibling_set(child, nested, full, partial):
+        for child in test.candidates(parent, meter):
+            if _match_sibling_set(child, nested, full, partial, meter):
                 partial.add(child)
                 selected = True
     return selected
@@ -257,7 +273,13 @@ def _match_sibling_set(
 # --------------------------------------------------------------------------
 
 
-def xpath_filter(data: _Element, select: str, namespaces: Mapping[str, str], keys_of: KeyLookup) -> _Element:
+def xpath_filter(
+    data: _Element,
+    select: str,
+    namespaces: Mapping[str, str],
+    keys_of: KeyLookup,
+    budget: FilterBudget | None = None,
+) -> _Element:
     """Apply the XPath 1.0 expression ``select`` to ``data`` (RFC 6241 §8.9).
 
     ``namespaces`` maps the prefixes usable in the expression (those in scope
@@ -267,17 +289,26 @@ def xpath_filter(data: _Element, select: str, namespaces: Mapping[str, str], key
     with their keys); a selected text or attribute node selects the element
     that carries it. Document order is kept and overlaps are merged.
 
+    Every location step is metered (agent/netconf/xpath_rewrite.py), so the
+    evaluation stops when ``budget`` is spent or its session closes.
+
     Raises:
         NetconfError: ``invalid-value`` (error-type ``protocol``) when the
             expression does not parse, uses a prefix missing from
             ``namespaces`` or an unbound variable, or evaluates to a boolean,
-            number or string instead of a node-set.
+            number or string instead of a node-set; ``operation-failed``
+            (error-type ``application``) when the budget is spent or the
+            session closed.
     """
     usable = {prefix: uri for prefix, uri in namespaces.items() if prefix}
-    expression = _anchor_absolute_paths(select, usable)
+    expression = rewrite(select, usable, _ROOT_VAR)
+    usable[METER_PREFIX] = METER_NS
+    meter = (budget or FilterBudget()).meter()
     variables: dict[str, Any] = {_ROOT_VAR: [data]}  # a node-set holding <data>
     try:
-        compiled = etree.XPath(expression, namespaces=usable)
+        compiled = etree.XPath(
+            expression, namespaces=usable, extensions={(METER_NS, METER_FUNCTION): meter.tick}
+        )
     except etree.XPathError as exc:
         raise _invalid(f"invalid XPath expression {select!r}: {exc}") from exc
     try:
@@ -346,79 +377,6 @@ def _owner_element(item: object) -> _Element | None:
     if not item.strip() and len(parent):
         return None  # indentation inside a container is no data node
     return parent
-
-
-# XPath 1.0 lexical structure (section 3.7), enough to tell a "/" that starts
-# an absolute location path from a "/" that separates steps.
-_NCNAME = r"[^\W\d][\w.\-]*"
-_TOKEN = re.compile(
-    rf"""
-    (?P<ws>\s+)
-  | (?P<literal>"[^"]*"|'[^']*')
-  | (?P<number>\d+(?:\.\d*)?|\.\d+)
-  | (?P<variable>\$(?:{_NCNAME}:)?{_NCNAME})
-  | (?P<name>{_NCNAME}(?::(?:{_NCNAME}|\*))?)
-  | (?P<punct>//|::|\.\.|!=|<=|>=|[/()\[\].@,|+\-=<>*])
-  | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_OPERATOR_NAMES = frozenset({"and", "or", "mod", "div"})
-_ENDS_OPERAND_PUNCT = frozenset({")", "]", ".", ".."})
-_STEP_START_PUNCT = frozenset({"*", "@", ".", ".."})
-
-
-def _anchor_absolute_paths(select: str, namespaces: Mapping[str, str]) -> str:
-    """Rewrite absolute location paths to start at ``$ca_agent_filter_root`` (the ``<data>``).
-
-    Also checks that every prefixed name uses a prefix in ``namespaces``.
-
-    Raises:
-        NetconfError: ``invalid-value`` for an unknown namespace prefix.
-    """
-    tokens = [(match.lastgroup or "other", match.group()) for match in _TOKEN.finditer(select)]
-    significant = [i for i, (kind, _) in enumerate(tokens) if kind != "ws"]
-    following = {a: b for a, b in zip(significant, significant[1:], strict=False)}
-    out: list[str] = []
-    # XPath 1.0 §3.7: after a token that ends an operand, "*" is the multiply
-    # operator, an NCName is an operator name and "/" separates steps.
-    ends_operand = False
-    for i, (kind, text) in enumerate(tokens):
-        if kind == "ws":
-            out.append(text)
-            continue
-        if kind == "punct" and text in ("/", "//") and not ends_operand:
-            if text == "//":
-                out.append(f"${_ROOT_VAR}//")
-            else:
-                nxt = following.get(i)
-                next_kind, next_text = tokens[nxt] if nxt is not None else ("end", "")
-                starts_step = next_kind == "name" or (next_kind == "punct" and next_text in _STEP_START_PUNCT)
-                # the space keeps a following "-" from joining the variable name
-                out.append(f"${_ROOT_VAR}/" if starts_step else f"${_ROOT_VAR} ")
-            ends_operand = False
-            continue
-        out.append(text)
-        if kind == "name":
-            if ends_operand and text in _OPERATOR_NAMES:
-                ends_operand = False
-                continue
-            prefix, colon, _ = text.partition(":")
-            if colon and prefix not in namespaces:
-                raise _invalid(
-                    f"unknown namespace prefix {prefix!r} in XPath expression {select!r}; "
-                    "declare it with xmlns:" + prefix + " on the <filter> element or the <rpc>"
-                )
-            ends_operand = True
-        elif kind in ("literal", "number", "variable"):
-            ends_operand = True
-        elif kind == "punct" and text == "*":
-            ends_operand = not ends_operand  # a name test ends an operand, multiply does not
-        elif kind == "punct":
-            ends_operand = text in _ENDS_OPERAND_PUNCT
-        else:
-            ends_operand = False
-    return "".join(out)
 
 
 # --------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import NetconfError
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import NetconfAgent, SessionEvent, SessionInfo, UnmodelledState
-from agent.netconf.filters import apply_filter
+from agent.netconf.filters import FilterBudget, apply_filter
 from agent.netconf.replaylog import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, LoggedNotification, ReplayLog
 from agent.netconf.rpcerror import NC_NS
 from agent.serial import SerialExecutor
@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_NOTIFICATION_FILTER_BUDGET = 0.5  # CPU seconds per notification and subscriber
 
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NETMOD_NOTIF_NS = "urn:ietf:params:xml:ns:netmod:notification"
@@ -190,13 +192,21 @@ class Notifications:
         self._dispatcher = SerialExecutor("netconf-notifications")
         self._deadlines = Deadlines("netconf-notification-stop")
 
-    def register(self) -> None:
-        """Serve create-subscription, the capabilities and /netconf/streams. Raises nothing."""
+    def register(self, streams_modelled: bool = False) -> None:
+        """Serve create-subscription, the capabilities and /netconf/streams. Raises nothing.
+
+        ``streams_modelled``: the schema holds RFC 5277's nc-notifications
+        (found installed, see agent/schema/model.py), so /netconf/streams is
+        ordinary state; otherwise it is served as unmodelled XML.
+        """
         self.agent.register(f"{{{NOTIF_NS}}}create-subscription", self.create_subscription)
         self.agent.extra_capabilities.extend((NOTIFICATION_CAPABILITY, INTERLEAVE_CAPABILITY))
-        self.agent.add_unmodelled_state(
-            UnmodelledState(self.streams_state, {f"{{{NETMOD_NOTIF_NS}}}stream": (f"{{{NETMOD_NOTIF_NS}}}name",)})
-        )
+        if streams_modelled:
+            self.agent.add_state_provider(self.streams_state)
+        else:
+            self.agent.add_unmodelled_state(
+                UnmodelledState(self.streams_state, {f"{{{NETMOD_NOTIF_NS}}}stream": (f"{{{NETMOD_NOTIF_NS}}}name",)})
+            )
         self.agent.add_session_listener(self._session_event)
 
     # -- publishing ------------------------------------------------------------
@@ -367,8 +377,10 @@ class Notifications:
             data = etree.Element("data")
             data.append(copy.deepcopy(event))
             try:
+                # One dispatcher serves every subscriber: a costly filter gets a short budget.
+                budget = FilterBudget(_NOTIFICATION_FILTER_BUDGET, session.cancellation)
                 selected = list(apply_filter(data, subscription.filter_el, self.agent.keys_of,
-                                             self.agent.schema.prefixes()))
+                                             self.agent.schema.prefixes(), budget))
             except NetconfError as error:
                 log.warning("session %d: notification filter failed: %s", session.session_id, error.message)
                 return

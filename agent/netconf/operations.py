@@ -15,6 +15,7 @@ from lxml import etree
 from agent.datastore.edit import ErrorOption, Operation, merge_trees, new_root
 from agent.datastore.store import DEFAULT_CONFIRM_TIMEOUT, CommitNote, Principal, Target, TestOption
 from agent.errors import DatastoreError, NetconfError
+from agent.netconf.budget import DEFAULT_XPATH_BUDGET, FilterBudget
 from agent.netconf.defaults import CAPABILITY as WD_CAPABILITY
 from agent.netconf.defaults import WD_NS, WithDefaults, apply_with_defaults, parse_with_defaults
 from agent.netconf.dispatch import NetconfAgent, RpcErrors, SessionInfo
@@ -168,10 +169,12 @@ def _enum(element: etree._Element | None, kind: type[enum.Enum], default: enum.E
 class BaseOperations:
     """Handlers for the base operations; the agent's operation table points here."""
 
-    def __init__(self, agent: NetconfAgent, model: SchemaModel) -> None:
+    def __init__(self, agent: NetconfAgent, model: SchemaModel, filter_budget: float = DEFAULT_XPATH_BUDGET) -> None:
+        """``filter_budget``: CPU seconds one filter may use (agent/netconf/budget.py)."""
         self.agent = agent
         self.model = model
         self.store = agent.datastores
+        self.filter_budget = filter_budget
         # Lists ((path of Clark tags, key tag)) whose entries a <get> filter naming their keys narrows
         # before state is merged in.
         self.scoped_lists: list[tuple[tuple[str, ...], str]] = []
@@ -215,7 +218,8 @@ class BaseOperations:
         """The <data> of a reply: defaults as asked, then what the user may read (RFC 8341), then the filter."""
         tree = apply_with_defaults(tree, with_defaults, self.model, include_state)
         tree = self.agent.access.read_view(session.username, tree)  # before the filter sees it
-        filtered = apply_filter(tree, filter_el, self.agent.keys_of, self.agent.schema.prefixes())
+        budget = FilterBudget(self.filter_budget, session.cancellation)
+        filtered = apply_filter(tree, filter_el, self.agent.keys_of, self.agent.schema.prefixes(), budget)
         data = etree.Element(data_tag, nsmap=default_ns(etree.QName(data_tag).namespace))
         data.extend(list(filtered))
         return [data]

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from lxml import etree
 
+from agent.netconf.budget import Cancellation
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import EndReason, NetconfAgent, SessionInfo
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, FramingError, encode_message
@@ -118,6 +119,9 @@ class NetconfSession:
         self._on_end = on_end
         self.session_id = agent.allocate_session_id()
         self.info: SessionInfo | None = None
+        # Cancelled as the session ends; the transport also cancels it when the
+        # client leaves while a request is being answered (agent/netconf/ssh.py).
+        self.cancellation = Cancellation()
         self._decoder = FrameDecoder(limits.max_message_size)
         self._chunked = False
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -193,6 +197,7 @@ class NetconfSession:
             base11=self._chunked,
             send=self.send,
             close_callback=lambda: self.abort("killed by <kill-session>", EndReason.KILLED),
+            cancellation=self.cancellation,
         )
         self.agent.open_session(self.info)
         self._arm_idle()
@@ -287,6 +292,7 @@ class NetconfSession:
     def abort(self, reason: str, kind: EndReason = EndReason.OTHER) -> None:
         """End the session from any thread: the reader wakes up and finishes; ``kind`` is why (RFC 6470)."""
         self._end(reason, kind)
+        self.cancellation.cancel()
         try:
             self.channel.close()
         except Exception:  # already dead: nothing more to close
@@ -302,6 +308,7 @@ class NetconfSession:
         if self._ended.is_set():
             return
         self._ended.set()
+        self.cancellation.cancel()
         if self._idle is not None:
             self._idle.cancel()
         # Let queued replies (e.g. the <ok/> of close-session) go out, then close.

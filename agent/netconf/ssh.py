@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import paramiko
 
 from agent.netconf.auth import Authenticator, LoginThrottle, SshAuthController
+from agent.netconf.channel_watch import on_close
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import EndReason, NetconfAgent
 from agent.netconf.session import NetconfSession, SessionLimits
@@ -58,6 +59,7 @@ class _Connection:
         self.channels: set[paramiko.Channel] = set()
         self._lock = threading.Lock()
         self._deadline: Deadline | None = None
+        self._closed = False  # the transport is gone (set once its channel queue ends)
         self.transport = paramiko.Transport(QuickAckSocket(sock))
         limits = server.limits
         # paramiko's own stage timeouts, under our overall deadline.
@@ -84,12 +86,19 @@ class _Connection:
                 self.channels.add(channel)
         with self._lock:
             self.channels.clear()
+            self._closed = True
+            if self._deadline is not None:  # closed by the client: nothing left to time out
+                self._deadline.cancel()
+                self._deadline = None
         self.server._connection_closed(self)
 
     def _arm_deadline(self) -> None:
         with self._lock:
             if self._deadline is not None:
                 self._deadline.cancel()
+                self._deadline = None
+            if self._closed:
+                return
             self._deadline = self.server.deadlines.after(self.server.limits.handshake_timeout, self._deadline_passed)
 
     def _deadline_passed(self) -> None:
@@ -119,6 +128,8 @@ class _Connection:
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
+        # A client that leaves while its request is being answered stops that work.
+        on_close(channel, session.cancellation.cancel)
         session.start()
         return True
 

@@ -86,6 +86,20 @@ IETF_IMPLEMENTED: Mapping[str, tuple[str, ...]] = {
 }
 """IETF modules the agent serves itself, always implemented."""
 
+RFC5277_MODULES: tuple[str, ...] = ("nc-notifications",)
+"""RFC 5277's /netconf/streams module. pyang ships none; Debian's libyuma-base
+(installed with netconfd/yangcli) does. When found in :data:`RFC5277_DIRS` it
+is implemented, so /netconf/streams is modelled data like the rest (modules
+are never copied into this project). Its import ``notifications`` stays
+import-only: yuma's conversion of it declares the <notification> envelope as
+a config-false container with a mandatory eventTime, which would make every
+operational datastore invalid."""
+
+RFC5277_DIRS: tuple[Path, ...] = (
+    Path("/usr/share/yuma/modules/ietf-derived"),
+    Path("/usr/share/yuma/modules/netconfcentral"),  # yuma-ncx, which their notifications module imports
+)
+
 
 class Conformance(StrEnum):
     """RFC 7895/8525 conformance of a module in the data model."""
@@ -429,6 +443,7 @@ class SchemaModel:
                 named.append(extra)
         dirs.extend(Path(d).resolve() for d in extra_dirs)
         dirs.extend(ietf_yang_dirs())
+        dirs.extend(d for d in RFC5277_DIRS if d.is_dir() and d not in dirs)  # last: pyang's copies win
         index = _ModuleIndex(dirs)
 
         implemented: dict[str, tuple[_Header, tuple[str, ...]]] = {}
@@ -449,6 +464,12 @@ class SchemaModel:
         for name, ietf_features in IETF_IMPLEMENTED.items():
             if name not in implemented:
                 implemented[name] = (index.find(name, None), ietf_features)
+        for name in RFC5277_MODULES:
+            if name not in implemented:
+                try:
+                    implemented[name] = (index.find(name, None), ())
+                except SchemaError:
+                    pass  # not installed: /netconf/streams is then served unmodelled
 
         imported: dict[tuple[str, str | None], _Header] = {}
         submodules: dict[str, list[_Header]] = {}

@@ -131,10 +131,10 @@ def test_replace_of_a_list_entry_drops_what_it_does_not_name(yang: YangSupport) 
 def test_default_operation_none_creates_only_below_an_explicit_create(yang: YangSupport) -> None:
     created = edit(yang, new_root(), tp("a", "<rsakeypair>k</rsakeypair>", op="create"), default_operation=Operation.NONE)
     assert created.findtext("c:crypto/c:ca/c:trustpoint/c:rsakeypair", namespaces=NS) == "k"
-    untouched = apply_edit(
-        new_root(), config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang, default_operation=Operation.NONE
-    )
-    assert not untouched.changed and untouched.root.find("c:crypto", NS) is None  # none: nothing created implicitly
+    with pytest.raises(DatastoreError) as missing:  # none: nothing created implicitly (RFC 6241 7.2)
+        apply_edit(new_root(), config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang,
+                   default_operation=Operation.NONE)
+    assert missing.value.error_tag == "data-missing"
 
 
 @pytest.mark.parametrize("op", ["delete", "remove"])
@@ -219,3 +219,21 @@ def test_locks(tmp_path: Path, yang: YangSupport) -> None:
     with pytest.raises(DatastoreError) as dirty:
         store.lock(Target.CANDIDATE, S3)
     assert dirty.value.info == {"session-id": "0"}
+
+
+def test_default_operation_none_on_a_missing_level_is_data_missing(yang: YangSupport) -> None:
+    """RFC 6241 7.2: with default-operation none, data for a level that does not exist is data-missing."""
+    root = new_root()
+    edit = config(tp("a", "<enrollment><url>http://x/scep</url></enrollment>"))
+    with pytest.raises(DatastoreError) as missing:
+        apply_edit(root, edit, yang, yang, Operation.NONE)
+    assert missing.value.error_tag == "data-missing" and missing.value.path == "/crypto:crypto"
+    # removing inside a missing level is a no-op, deleting is data-missing
+    remove = config(f'<crypto xmlns="{CRYPTO}"><ca><trustpoint xmlns:nc="{NC}" nc:operation="remove">'
+                    "<name>a</name></trustpoint></ca></crypto>")
+    assert not apply_edit(root, remove, yang, yang, Operation.NONE).changed
+    delete = config(f'<crypto xmlns="{CRYPTO}"><ca><trustpoint xmlns:nc="{NC}" nc:operation="delete">'
+                    "<name>a</name></trustpoint></ca></crypto>")
+    with pytest.raises(DatastoreError) as gone:
+        apply_edit(root, delete, yang, yang, Operation.NONE)
+    assert gone.value.error_tag == "data-missing"

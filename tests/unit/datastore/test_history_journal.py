@@ -32,6 +32,15 @@ def segments(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "commits").glob("journal-*.log"))
 
 
+def test_every_commit_takes_blocks_of_its_own(tmp_path: Path) -> None:
+    """Frames start at 4 KiB boundaries, so a full disk refuses every commit (no slack to squeeze into)."""
+    history = CommitHistory(tmp_path)
+    for n in (1, 2, 3):
+        history.append(record(n), snapshot(n))
+        assert segments(tmp_path)[0].stat().st_size == 4096 * n
+    history.close()
+
+
 def test_records_and_snapshots_survive_a_reopen(tmp_path: Path) -> None:
     history = CommitHistory(tmp_path)
     for n in (1, 2, 3):
@@ -70,7 +79,7 @@ def test_a_corrupted_frame_ends_the_readable_journal(tmp_path: Path) -> None:
     history.close()
     [segment] = segments(tmp_path)
     data = bytearray(segment.read_bytes())
-    data[-3] ^= 0xFF  # a bit flip in the last frame: its CRC fails
+    data[len(data) - 4096 + 20] ^= 0xFF  # a bit flip in the last frame (frames start every 4 KiB): its CRC fails
     segment.write_bytes(bytes(data))
     assert [r.commit_id for r in CommitHistory(tmp_path).records] == ["1000000001"]
 

@@ -1,0 +1,72 @@
+"""Parsing a received message: XML refusals and the limits on attribute and namespace floods."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.netconf.message_parser import (
+    MAX_ATTRIBUTES,
+    MAX_NAMESPACES_IN_SCOPE,
+    NotWellFormed,
+    TooComplex,
+    parse_message,
+)
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+
+def rpc(body: str = "<get/>", attributes: str = "") -> bytes:
+    return f'<rpc message-id="1" xmlns="{NC}"{attributes}>{body}</rpc>'.encode()
+
+
+def test_an_ordinary_message_parses_with_leading_whitespace() -> None:
+    root = parse_message(b"\n  " + rpc())
+    assert root.get("message-id") == "1"
+
+
+@pytest.mark.parametrize("prefix", [
+    '<!DOCTYPE rpc [<!ENTITY x "y">]>',
+    '<!DOCTYPE rpc SYSTEM "http://127.0.0.1:9/x.dtd">',
+])
+def test_a_document_type_declaration_is_refused(prefix: str) -> None:
+    with pytest.raises(NotWellFormed):
+        parse_message(prefix.encode() + rpc())
+
+
+def test_an_undeclared_entity_is_not_well_formed() -> None:
+    with pytest.raises(NotWellFormed):
+        parse_message(rpc("<get/>&x;"))
+
+
+@pytest.mark.parametrize("where", ["rpc", "nested"])
+def test_an_element_with_too_many_attributes_is_too_complex(where: str) -> None:
+    flood = "".join(f' a{i}="v"' for i in range(MAX_ATTRIBUTES + 1))
+    message = rpc(attributes=flood) if where == "rpc" else rpc(f"<get><filter{flood}/></get>")
+    with pytest.raises(TooComplex) as refused:
+        parse_message(message)
+    assert f"more than {MAX_ATTRIBUTES} attributes" in str(refused.value)
+
+
+def test_attributes_up_to_the_limit_on_every_element_are_fine() -> None:
+    attributes = "".join(f' a{i}="v"' for i in range(MAX_ATTRIBUTES - 1))
+    parse_message(rpc(f"<get{attributes}><filter{attributes}/></get>", attributes))
+
+
+def test_too_many_namespaces_in_scope_is_too_complex() -> None:
+    flood = "".join(f' xmlns:p{i}="urn:p{i}"' for i in range(MAX_NAMESPACES_IN_SCOPE))
+    with pytest.raises(TooComplex) as refused:
+        parse_message(rpc(attributes=flood))  # plus the default namespace: one too many
+    assert "namespace declarations in scope" in str(refused.value)
+
+
+def test_many_declarations_that_are_never_in_scope_together_are_fine() -> None:
+    siblings = "".join(f'<x{i} xmlns="urn:s{i}"/>' for i in range(3 * MAX_NAMESPACES_IN_SCOPE))
+    root = parse_message(rpc(f"<get><filter>{siblings}</filter></get>"))
+    assert len(root[0][0]) == 3 * MAX_NAMESPACES_IN_SCOPE
+
+
+def test_a_flood_of_100_000_attributes_is_refused() -> None:
+    """Answering it took 105 s: lxml hands attributes over in quadratic time; the check looks once."""
+    flood = "".join(f' a{i}="v"' for i in range(100_000))
+    with pytest.raises(TooComplex):
+        parse_message(rpc(attributes=flood))
