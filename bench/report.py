@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         loads = scale.get("load_s", {})
         for server in servers:
             if server in loads:
-                lines.append(f"| loading (bulk commits of 1,000), cumulative s | {server} | "
+                lines.append(f"| loading up to this size (bulk commits of 1,000), s | {server} | "
                              + " | ".join(str(loads[server].get(str(n), "-")) for n in sizes) + " | |")
         for server, why in (scale.get("failed") or {}).items():
             lines.append(f"\n{server} left the scale run: {why}")

@@ -234,7 +234,12 @@ class BaseOperations:
         params = _params(operation, ("source", "filter"), _WITH_DEFAULTS)
         source = _target(_required(params, "source", "get-config"))
         mode = parse_with_defaults(params.get("with-defaults"))
-        return self.reply_data(session, self.store.get(source), params.get("filter"), mode, include_state=False)
+        filter_el = params.get("filter")
+        tree = self.store.get(source)
+        scope = scope_of(filter_el)
+        if not scope.everything:  # only what the filter can select, as for <get> (agent/netconf/scope.py)
+            tree = pruned(tree, scope, self.scoped_lists)
+        return self.reply_data(session, tree, filter_el, mode, include_state=False)
 
     def edit_config(self, session: SessionInfo, operation: etree._Element) -> None:
         params = _params(operation, ("target", "default-operation", "test-option", "error-option", "config", "url"))
