@@ -21,8 +21,17 @@ from lxml import etree
 from agent.xmltree import keyed_children
 
 
+_BASE = "{urn:ietf:params:xml:ns:netconf:base:1.0}"
+
+
 def _namespaced(tag: object) -> bool:
-    return isinstance(tag, str) and tag.startswith("{") and not tag.startswith("{}")
+    """Whether a filter node names its module's namespace.
+
+    A node without one, or in the base namespace (``<filter><crypto/>`` under
+    a default ``xmlns`` of the base), matches any namespace, as the filter
+    itself treats it (agent/netconf/filters.py).
+    """
+    return isinstance(tag, str) and tag.startswith("{") and not tag.startswith(("{}", _BASE))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from agent.datastore.edit import ErrorOption, Operation, apply_edit, new_root
+from agent.datastore.edit import ChangeSet, ErrorOption, Operation, apply_edit, new_root
 from agent.datastore.store import Datastores, Target
 from agent.errors import AgentError
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
@@ -91,9 +91,11 @@ class CoreAgent:
         holder: dict[str, Datastores] = {}
         access = AccessControl(yang, lambda: holder["store"].get(Target.RUNNING))
 
-        def validate(tree: etree._Element, *, full: bool) -> bool:
+        def validate(
+            tree: etree._Element, *, full: bool, base: etree._Element | None = None, changes: ChangeSet = None
+        ) -> bool:  # as agent/app.py wires it: NACM's config checks, then incremental validation
             access.check_config(tree)
-            return yang.validate(tree, full=full)
+            return yang.validate(tree, full=full, base=base, changes=changes)
 
         store = Datastores(directory, yang, yang, validate, root)
         holder["store"] = store

@@ -35,6 +35,11 @@ def test_anything_else_selects_every_entry() -> None:
     ):
         assert scope_of(flt(body)).list_keys(TP, NAME) is None, body
     assert scope_of(flt('<crypto xmlns=""/>')).top_tags() is None
+    # <filter><crypto/></filter> under the rpc's default xmlns: the node is in the base namespace,
+    # which the filter treats as "any namespace" (ncclient and Ansible send it so)
+    assert scope_of(flt("<crypto/>")).top_tags() is None
+    assert scope_of(flt("<crypto><ca><trustpoint><name>a</name></trustpoint></ca></crypto>")).list_keys(
+        TP, NAME) is None
     assert scope_of(flt(f'<crypto xmlns="{C}"/>', kind="xpath")) is EVERYTHING
     assert scope_of(None).top_tags() is None
 
