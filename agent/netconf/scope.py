@@ -20,7 +20,6 @@ from lxml import etree
 
 from agent.xmltree import keyed_children
 
-
 _BASE = "{urn:ietf:params:xml:ns:netconf:base:1.0}"
 
 
