@@ -33,7 +33,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -144,16 +144,17 @@ class Scan:
     unreadable: frozenset[str] = frozenset()
 
 
-def trustpoint_certificates(pki: Pki, certstore: CertificateStore) -> Scan:
-    """Every CA, RA and router certificate in the trustpoints, with its alerting flag.
+def trustpoint_certificates(pki: Pki, certstore: CertificateStore, names: Collection[str] | None = None) -> Scan:
+    """Every CA, RA and router certificate in the trustpoints (or in ``names`` only), with its alerting flag.
 
     A router certificate alerts if it is the general-purpose one and its key
     pair is still there (status available); the CA certificate alerts if its
-    trustpoint has such a router certificate. Raises OSError.
+    trustpoint has such a router certificate. A name without certificates
+    (e.g. a removed trustpoint) gives nothing. Raises OSError.
     """
     found: list[WatchedCertificate] = []
     unreadable: set[str] = set()
-    for name in certstore.trustpoints():
+    for name in certstore.trustpoints() if names is None else sorted(names):
         try:
             state = pki.state(name)
             router = [
@@ -337,15 +338,16 @@ def _status(watched: WatchedCertificate, record: AlertRecord | None, now: dt.dat
 class ExpiryMonitor:
     """Runs the schedule of every watched certificate and emits the events.
 
-    ``source`` lists the certificates (normally
-    ``lambda: trustpoint_certificates(pki, certstore)``); ``emit`` receives
+    ``source(names)`` lists the certificates of the trustpoints ``names`` (None:
+    of all; normally ``lambda names: trustpoint_certificates(pki, certstore,
+    names)``); ``emit`` receives
     every event, in the monitor's thread, after the records are persisted
     and with no lock held (it should hand events on quickly).
     """
 
     def __init__(
         self,
-        source: Callable[[], Scan],
+        source: Callable[[Collection[str] | None], Scan],
         state_file: Path,
         emit: Callable[[PkiEvent], None],
         *,
@@ -366,6 +368,10 @@ class ExpiryMonitor:
         self._cond = threading.Condition(threading.Lock())
         self._changes = 0  # bumped by certificates_changed()
         self._snapshot: tuple[int, Scan] | None = None  # (changes seen when it was scanned, scan)
+        # Trustpoints changed since the last check (None: all, e.g. key pairs changed). One
+        # enrollment rescans its own trustpoint, not all of them: with thousands of trustpoints
+        # a full scan per installed certificate made enrolling them all quadratic.
+        self._dirty: set[str] | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -399,6 +405,10 @@ class ExpiryMonitor:
         """
         with self._cond:
             self._changes += 1
+            if trustpoint is None:
+                self._dirty = None
+            elif self._dirty is not None:
+                self._dirty.add(trustpoint)
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ one pass
@@ -412,7 +422,9 @@ class ExpiryMonitor:
         """
         with self._cond:
             changes = self._changes
-        scan = self._source()
+            dirty, self._dirty = self._dirty, set()
+            last = self._snapshot
+        scan = self._scan(dirty, last[1] if last is not None else None)
         now = self._clock.now()
         with self._cond:
             records = dict(self._records)
@@ -441,9 +453,30 @@ class ExpiryMonitor:
             changes = self._changes
             snapshot = self._snapshot
             records = dict(self._records)
-        scan = snapshot[1] if snapshot is not None and snapshot[0] == changes else self._source()
+        scan = snapshot[1] if snapshot is not None and snapshot[0] == changes else self._source(None)
         now = self._clock.now()
         return [_status(w, records.get(w.key), now) for w in scan.certificates if w.alerts]
+
+    def _scan(self, dirty: set[str] | None, last: Scan | None) -> Scan:
+        """The certificates now: the last scan with the ``dirty`` trustpoints read again.
+
+        A full scan when there is no last scan, when everything may have
+        changed (``dirty`` None) and on a timer wake-up (nothing dirty:
+        whatever changed without telling us is caught there).
+        """
+        if last is None or dirty is None or not dirty:
+            return self._source(None)
+        fresh = self._source(frozenset(dirty))
+        by_trustpoint: dict[str, list[WatchedCertificate]] = {}
+        for watched in last.certificates:
+            if watched.ref.trustpoint not in dirty:
+                by_trustpoint.setdefault(watched.ref.trustpoint, []).append(watched)
+        for watched in fresh.certificates:
+            by_trustpoint.setdefault(watched.ref.trustpoint, []).append(watched)
+        unreadable = (last.unreadable - dirty) | fresh.unreadable
+        # the order of a full scan: by trustpoint name, each trustpoint's certificates as read
+        ordered = tuple(w for name in sorted(by_trustpoint) for w in by_trustpoint[name])
+        return Scan(ordered, frozenset(unreadable))
 
     # ------------------------------------------------------------------ the thread
 

@@ -132,7 +132,10 @@ class AlertService:
         self.syslog = SyslogSender(hostname)
         self.traps = TrapSender()
         self.monitor = ExpiryMonitor(
-            lambda: trustpoint_certificates(pki, certstore), Path(data_dir) / STATE_FILE, self.bus.publish, clock=clock
+            lambda names: trustpoint_certificates(pki, certstore, names),
+            Path(data_dir) / STATE_FILE,
+            self.bus.publish,
+            clock=clock,
         )
         self._handler = RouterLogHandler(self._log_line)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from agent.pki.certstore import CertificateStore
 from agent.pki.enrollment import Pki
 from agent.pki.events import AlertMode, CertificateExpiring, CertificateInstalled, CertificateType, PkiEvent
-from agent.pki.expiry import STATE_FILE, ExpiryMonitor, ExpiryStatus, schedule, trustpoint_certificates
+from agent.pki.expiry import STATE_FILE, ExpiryMonitor, ExpiryStatus, Scan, schedule, trustpoint_certificates
 from agent.pki.keystore import KeyPairType, KeyStore, KeyUsage
 from agent.pki.trustpoint import TrustpointConfig
 
@@ -59,7 +59,7 @@ class Rig:
 
     def start_monitor(self) -> ExpiryMonitor:
         self.monitor = ExpiryMonitor(
-            lambda: trustpoint_certificates(self.pki, self.certstore),
+            lambda names: trustpoint_certificates(self.pki, self.certstore, names),
             self.root / STATE_FILE,
             self.events.append,
             clock=self.clock,
@@ -380,7 +380,7 @@ def test_thread_reports_a_change_at_once(rig: Rig) -> None:
             got.set()
 
     monitor = ExpiryMonitor(
-        lambda: trustpoint_certificates(rig.pki, rig.certstore), rig.root / STATE_FILE, emit, clock=rig.clock
+        lambda names: trustpoint_certificates(rig.pki, rig.certstore, names), rig.root / STATE_FILE, emit, clock=rig.clock
     )
     rig.monitor = monitor
     rig.certstore.add_listener(monitor.certificates_changed)
@@ -388,3 +388,39 @@ def test_thread_reports_a_change_at_once(rig: Rig) -> None:
     rig.install("check", rig.issue("check", days=5))
     assert got.wait(10), seen
     assert monitor.close(5)
+
+
+
+def test_a_change_rescans_only_its_trustpoint_and_agrees_with_a_full_scan(rig: Rig) -> None:
+    asked: list[frozenset[str] | None] = []
+
+    def source(names: Collection[str] | None) -> Scan:
+        asked.append(None if names is None else frozenset(names))
+        return trustpoint_certificates(rig.pki, rig.certstore, names)
+
+    monitor = ExpiryMonitor(source, rig.root / STATE_FILE, rig.events.append, clock=rig.clock)
+    rig.monitor = monitor
+    rig.certstore.add_listener(monitor.certificates_changed)
+    rig.install("check", rig.issue("check", days=200))
+    monitor.check()
+    assert asked == [None]  # the first check reads everything
+
+    rig.install("other", rig.issue("check", days=5, serial=0x2ED))
+    monitor.check()
+    assert asked[1:] == [frozenset({"other"})]
+    assert [(e.certificate.trustpoint, e.mode) for e in rig.expiring()] == [("other", AlertMode.ALERT)]
+    merged = monitor.status()
+    assert [s.trustpoint for s in merged if s.cert_type is CertificateType.ID] == ["check", "other"]
+
+    rig.certstore.remove_certificate("other", KeyUsage.GENERAL)
+    monitor.check()
+    assert asked[2:] == [frozenset({"other"})]
+    merged = monitor.status()
+    assert [s.trustpoint for s in rig.router_status()] == ["check"]
+
+    monitor.certificates_changed()  # e.g. key pairs changed: everything again
+    monitor.check()
+    assert asked[3:] == [None]
+    assert monitor.status() == merged  # the merged scan is what a full scan finds
+    monitor.check()  # a timer wake-up: a full scan catches what nobody announced
+    assert asked[4:] == [None]
