@@ -653,6 +653,18 @@ class Pki:
 
     # ------------------------------------------------------------------ state
 
+    def trustpoints_using(self, labels: Collection[str]) -> frozenset[str] | None:
+        """The configured trustpoints whose key pair is one of ``labels``.
+
+        None when that cannot be told from the configuration: the default
+        label is among them (a trustpoint without ``rsakeypair``, or one
+        whose directory outlived its configuration, uses it). Raises nothing.
+        """
+        if DEFAULT_LABEL in labels:
+            return None
+        with self._lock:
+            return frozenset(name for name, tp in self._configs.items() if tp.key_label in labels)
+
     def state(self, name: str) -> TrustpointState:
         """What the state tree shows under trustpoint ``name`` (empty if it has nothing yet).
 

@@ -446,14 +446,19 @@ class ExpiryMonitor:
     def status(self) -> list[ExpiryStatus]:
         """Next and last notification of every alerting certificate (for the state tree).
 
-        Uses the last scan unless certificates changed since, then scans
-        afresh (in the caller's thread, no lock held). Raises OSError.
+        Uses the last scan unless certificates changed since; then the
+        changed trustpoints are read again (in the caller's thread, no lock
+        held). Raises OSError.
         """
         with self._cond:
             changes = self._changes
             snapshot = self._snapshot
             records = dict(self._records)
-        scan = snapshot[1] if snapshot is not None and snapshot[0] == changes else self._source(None)
+            dirty = None if self._dirty is None else set(self._dirty)
+        if snapshot is not None and snapshot[0] == changes:
+            scan = snapshot[1]
+        else:  # (dirty is empty while check() is reading them: then everything, as _scan does)
+            scan = self._scan(dirty, snapshot[1] if snapshot is not None else None)
         now = self._clock.now()
         return [_status(w, records.get(w.key), now) for w in scan.certificates if w.alerts]
 

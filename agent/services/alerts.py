@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,9 +160,17 @@ class AlertService:
         self.syslog.close(timeout)
         self.traps.close(timeout)
 
-    def key_pairs_changed(self) -> None:
-        """A key pair was generated or zeroized: certificates may have lost their key. Raises nothing."""
-        self.monitor.certificates_changed()
+    def key_pairs_changed(self, labels: Collection[str]) -> None:
+        """Key pairs were generated or zeroized: the certificates of their trustpoints may have lost their key.
+
+        Only the trustpoints using those labels are looked at again. Raises nothing.
+        """
+        names = self._pki.trustpoints_using(labels)
+        if names is None:
+            self.monitor.certificates_changed()
+            return
+        for name in names:
+            self.monitor.certificates_changed(name)
 
     # ------------------------------------------------------------------ configuration
 

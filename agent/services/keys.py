@@ -9,7 +9,7 @@ trustpoints they belong to.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from lxml import etree
 
@@ -46,15 +46,15 @@ class KeyService:
         self.keystore = keystore
         self.fqdn = fqdn
         self.pki = pki
-        self._change_listeners: list[Callable[[], None]] = []
+        self._change_listeners: list[Callable[[frozenset[str]], None]] = []
 
-    def add_change_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after a key pair was generated or zeroized (it must only take note)."""
+    def add_change_listener(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener(labels)`` after key pairs were generated or zeroized (it must only take note)."""
         self._change_listeners.append(listener)
 
-    def _changed(self) -> None:
+    def _changed(self, labels: Collection[str]) -> None:
         for listener in self._change_listeners:
-            listener()
+            listener(frozenset(labels))
 
     def register(self, agent: NetconfAgent, model: SchemaModel) -> None:
         self.agent = agent
@@ -86,7 +86,7 @@ class KeyService:
                 )
         if label == DEFAULT_LABEL:
             log.warning("the default key pair %r was replaced: the SSH host key changes at the next start", label)
-        self._changed()
+        self._changed([label])
         out = [output_leaf("label", info.label), output_leaf("type", info.key_type.value), output_leaf("size", info.size)]
         out.extend(_key_pairs(info))
         return out
@@ -94,7 +94,7 @@ class KeyService:
     def zeroize(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
         before = {info.label: info for info in self.keystore.list_rsa()}
         removed = self.keystore.zeroize_rsa(params.text("label"))
-        self._changed()
+        self._changed(removed)
         log.warning("RSA key pairs zeroized by %s: %s", session.username, ", ".join(removed) or "none")
         public_keys = {der for label in removed if label in before for der in before[label].public_keys.values()}
         certificates = self.pki.certificates_of_keys(public_keys, remove=True)

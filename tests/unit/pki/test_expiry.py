@@ -23,7 +23,7 @@ from agent.pki.certstore import CertificateStore
 from agent.pki.enrollment import Pki
 from agent.pki.events import AlertMode, CertificateExpiring, CertificateInstalled, CertificateType, PkiEvent
 from agent.pki.expiry import STATE_FILE, ExpiryMonitor, ExpiryStatus, Scan, schedule, trustpoint_certificates
-from agent.pki.keystore import KeyPairType, KeyStore, KeyUsage
+from agent.pki.keystore import DEFAULT_LABEL, KeyPairType, KeyStore, KeyUsage
 from agent.pki.trustpoint import TrustpointConfig
 
 DAY = dt.timedelta(days=1)
@@ -424,3 +424,10 @@ def test_a_change_rescans_only_its_trustpoint_and_agrees_with_a_full_scan(rig: R
     assert monitor.status() == merged  # the merged scan is what a full scan finds
     monitor.check()  # a timer wake-up: a full scan catches what nobody announced
     assert asked[4:] == [None]
+
+
+def test_a_key_pair_change_names_the_trustpoints_using_it(rig: Rig) -> None:
+    assert rig.pki.trustpoints_using({"check"}) == {"check", "other"}
+    assert rig.pki.trustpoints_using({"uk", "nobody"}) == {"usage"}
+    assert rig.pki.trustpoints_using({"nobody"}) == frozenset()
+    assert rig.pki.trustpoints_using({DEFAULT_LABEL}) is None  # unconfigured trustpoints use it: all of them
