@@ -133,14 +133,29 @@ def _top_level_edits(changes: Sequence[Change]) -> list[Change]:
     (for ``show configuration commit changes``); a notification names the node.
     """
     edits: list[Change] = []
-    whole: list[str] = []
+    whole: set[str] = set()
     for change in changes:
-        if any(change.path.startswith(prefix + "/") for prefix in whole):
+        if _under_any(change.path, whole):
             continue
         if change.kind is not ChangeKind.REPLACE:
-            whole.append(change.path)
+            whole.add(change.path)
         edits.append(change)
     return edits
+
+
+def _under_any(path: str, ancestors: set[str]) -> bool:
+    """Whether ``path`` lies below one of ``ancestors``: each of its "/" boundaries looked up once.
+
+    (A "/" inside a key's literal gives a prefix that ends inside a quote,
+    which no real path equals.) Linear in the path, whatever the number of
+    ancestors: a bulk create of 1,000 entries lists 7,000 changes.
+    """
+    cut = path.find("/", 1)
+    while cut != -1:
+        if path[:cut] in ancestors:
+            return True
+        cut = path.find("/", cut + 1)
+    return False
 
 
 def confirmed_commit(step: ConfirmEvent) -> etree._Element:

@@ -1,0 +1,53 @@
+"""netconf-config-change (RFC 6470) names the node each edit applied to, not every leaf inside it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from lxml import etree
+
+from agent.datastore.diff import Change, ChangeKind
+from agent.datastore.history import CommitRecord
+from agent.datastore.store import CommitEvent, Principal
+from agent.netconf.base_notifications import config_change
+
+NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+PREFIXES = {"c": "urn:ca-agent:yang:crypto", "s": "urn:ca-agent:yang:system"}
+TP = "/c:crypto/c:ca/c:trustpoint"
+
+
+def edits(changes: list[Change]) -> list[tuple[str, str]]:
+    record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit", changes=tuple(changes))
+    root = etree.Element("root")
+    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), PREFIXES)
+    return [
+        (edit.findtext(f"{{{NCN}}}target") or "", edit.findtext(f"{{{NCN}}}operation") or "")
+        for edit in event.iter(f"{{{NCN}}}edit")
+    ]
+
+
+def test_a_created_entry_is_one_edit_and_a_replaced_leaf_another() -> None:
+    changes = [
+        Change("/s:hostname", ChangeKind.REPLACE, "a", "b"),
+        Change(f"{TP}[c:name='a/b']", ChangeKind.CREATE),  # a "/" inside the key's literal
+        Change(f"{TP}[c:name='a/b']/c:enrollment", ChangeKind.CREATE),
+        Change(f"{TP}[c:name='a/b']/c:enrollment/c:url", ChangeKind.CREATE, new_value="http://x/y"),
+        Change(f"{TP}[c:name='a']/c:subject-name", ChangeKind.CREATE, new_value="CN=a"),  # not below 'a/b'
+        Change(f"{TP}[c:name='old']", ChangeKind.DELETE),
+        Change(f"{TP}[c:name='old']/c:rsakeypair", ChangeKind.DELETE, old_value="k"),
+    ]
+    assert edits(changes) == [
+        ("/s:hostname", "replace"),
+        (f"{TP}[c:name='a/b']", "create"),
+        (f"{TP}[c:name='a']/c:subject-name", "create"),
+        (f"{TP}[c:name='old']", "delete"),
+    ]
+
+
+def test_a_bulk_create_of_many_entries_names_each_entry_once() -> None:
+    changes: list[Change] = []
+    for i in range(900):
+        entry = f"{TP}[c:name='tp{i}']"
+        changes.append(Change(entry, ChangeKind.CREATE))
+        changes += [Change(f"{entry}/c:{leaf}", ChangeKind.CREATE, new_value="v") for leaf in ("a", "b", "c", "d", "e", "f")]
+    assert edits(changes) == [(f"{TP}[c:name='tp{i}']", "create") for i in range(900)]
