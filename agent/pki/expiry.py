@@ -30,9 +30,11 @@ lock is held across disk I/O or while events are emitted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,6 +78,10 @@ _DAY = dt.timedelta(days=1)
 STATE_FILE = "expiry-alerts.json"
 _FORMAT = "ca-agent-expiry/1"
 _RETRY_AFTER_FAILURE = 60.0  # seconds before a failed check (e.g. a full disk) is tried again
+# After a change, changes that follow within this time (real seconds) are taken in the same check:
+# hundreds of certificates installed by the pollers make a few checks, not one each (every check
+# plans all watched certificates and rewrites the records), and an alert is still sent at once.
+_GATHER_SECONDS = 0.1
 
 
 # --------------------------------------------------------------------------- the schedule (pure)
@@ -89,6 +95,7 @@ class ScheduledNotification:
     mode: AlertMode
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function, asked for every watched certificate at every check
 def schedule(not_after: dt.datetime) -> tuple[ScheduledNotification, ...]:
     """Every notification time of a certificate expiring at ``not_after``, in order.
 
@@ -500,6 +507,10 @@ class ExpiryMonitor:
                     self._cond.wait(min(remaining, self._max_sleep))
                 if self._closed:
                     return
+                if self._changes != seen:
+                    gather_until = time.monotonic() + _GATHER_SECONDS
+                    while not self._closed and (left := gather_until - time.monotonic()) > 0:
+                        self._cond.wait(left)
                 seen = self._changes
             try:
                 next_due = self.check()
