@@ -124,15 +124,10 @@ def _diff_touched(
         elif before is not None:
             gone.append((old.index(before), before, info))
     for _, child, before, info, sub in sorted(present, key=lambda item: item[0]):
-        if _secret(info):
-            if before is None or _serialized(before) != _serialized(child):
-                out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+        path = _present(before, child, info, parent_path, schema, namer, out)
+        if path is None:
             continue
-        path = f"{parent_path}/{_step(child, info, namer)}"
-        if before is None:
-            out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
-            _expand(child, info, path, ChangeKind.CREATE, schema, namer, out)
-            continue
+        assert before is not None
         if info is None or info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST, NodeKind.ANYDATA) or len(child) == 0:
             if _serialized(before) != _serialized(child):
                 out.append(Change(path, ChangeKind.REPLACE, _leaf_value(before, info), _leaf_value(child, info)))
@@ -141,12 +136,7 @@ def _diff_touched(
         elif _serialized(before) != _serialized(child):
             _diff_children(before, child, info, path, schema, namer, out)
     for _, child, info in sorted(gone, key=lambda item: item[0]):
-        if _secret(info):
-            out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
-            continue
-        path = f"{parent_path}/{_step(child, info, namer)}"
-        out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
-        _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
+        _gone(child, info, parent_path, schema, namer, out)
 
 
 def _serialized(element: etree._Element) -> bytes:
@@ -218,15 +208,10 @@ def _diff_children(
         identity = _identity(child, info)
         seen.add(identity)
         before = old_children.get(identity)
-        if _secret(info):
-            if before is None or _serialized(before) != _serialized(child):
-                out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+        path = _present(before, child, info, parent_path, schema, namer, out)
+        if path is None:
             continue
-        path = f"{parent_path}/{_step(child, info, namer)}"
-        if before is None:
-            out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
-            _expand(child, info, path, ChangeKind.CREATE, schema, namer, out)
-            continue
+        assert before is not None
         if _serialized(before) == _serialized(child):
             continue
         if info is None or info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST, NodeKind.ANYDATA) or len(child) == 0:
@@ -235,13 +220,46 @@ def _diff_children(
         _diff_children(before, child, info, path, schema, namer, out)
     for identity, child in old_children.items():
         if identity not in seen:
-            info = info_of(child)
-            if _secret(info):
-                out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
-                continue
-            path = f"{parent_path}/{_step(child, info, namer)}"
-            out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
-            _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
+            _gone(child, info_of(child), parent_path, schema, namer, out)
+
+
+def _present(
+    before: etree._Element | None,
+    child: etree._Element,
+    info: NodeInfo | None,
+    parent_path: str,
+    schema: SchemaLookup,
+    namer: PathNamer,
+    out: list[Change],
+) -> str | None:
+    """Record ``child`` of the new tree if it is a secret or new; else its path, to compare with ``before``."""
+    if _secret(info):
+        if before is None or _serialized(before) != _serialized(child):
+            out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+        return None
+    path = f"{parent_path}/{_step(child, info, namer)}"
+    if before is None:
+        out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
+        _expand(child, info, path, ChangeKind.CREATE, schema, namer, out)
+        return None
+    return path
+
+
+def _gone(
+    child: etree._Element,
+    info: NodeInfo | None,
+    parent_path: str,
+    schema: SchemaLookup,
+    namer: PathNamer,
+    out: list[Change],
+) -> None:
+    """Record ``child`` of the old tree, which the new tree no longer has (a secret only as its parent)."""
+    if _secret(info):
+        out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
+        return
+    path = f"{parent_path}/{_step(child, info, namer)}"
+    out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
+    _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
 
 
 def _expand(

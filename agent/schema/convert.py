@@ -218,7 +218,6 @@ class Converter:
         path: PathSeg | None,
         config: bool,
     ) -> None:
-        node = info.schema_node
         if info.kind is NodeKind.LIST and info.keys:
             members = [self._key_member(info, k) for k in info.keys]
             seen: set[tuple[Any, ...]] = set()
@@ -245,18 +244,7 @@ class Converter:
                         info={"bad-element": info.name},
                     )
                 seen_values.add(value)
-        if isinstance(node, SequenceNode):
-            count = len(values)
-            if count < node.min_elements or (node.max_elements is not None and count > node.max_elements):
-                too_few = count < node.min_elements
-                limit = node.min_elements if too_few else node.max_elements
-                raise SchemaError(
-                    f"{info.name} has {count} entries, {'fewer' if too_few else 'more'} than the "
-                    f"{'min' if too_few else 'max'}-elements {limit}",
-                    error_tag="operation-failed",
-                    error_app_tag="too-few-elements" if too_few else "too-many-elements",
-                    path=render_path(PathSeg(path, info.qualified_name)),
-                )
+        check_element_count(info, len(values), path)
 
     def _key_member(self, info: NodeInfo, key_tag: str) -> str:
         assert info.ref is not None
@@ -488,3 +476,23 @@ def _anydata_value(el: etree._Element, ts: datetime) -> ObjectValue:
             name = etree.QName(child).localname
             members[name] = _anydata_value(child, ts) if len(child) else (child.text or "")
     return ObjectValue(members, ts)
+
+
+def check_element_count(info: NodeInfo, count: int, path: PathSeg | None) -> None:
+    """min-elements / max-elements of a list or leaf-list with ``count`` entries (RFC 7950 7.7.5, 7.7.6).
+
+    Raises SchemaError operation-failed with the too-few/too-many-elements app tag.
+    """
+    node = info.schema_node
+    if isinstance(node, SequenceNode) and (
+        count < node.min_elements or (node.max_elements is not None and count > node.max_elements)
+    ):
+        too_few = count < node.min_elements
+        limit = node.min_elements if too_few else node.max_elements
+        raise SchemaError(
+            f"{info.name} has {count} entries, {'fewer' if too_few else 'more'} than the "
+            f"{'min' if too_few else 'max'}-elements {limit}",
+            error_tag="operation-failed",
+            error_app_tag="too-few-elements" if too_few else "too-many-elements",
+            path=render_path(PathSeg(path, info.qualified_name)),
+        )

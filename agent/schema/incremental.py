@@ -71,7 +71,7 @@ from yangson.xpathast import (
 )
 
 from agent.errors import SchemaError
-from agent.schema.convert import Converter, PathSeg, render_path
+from agent.schema.convert import Converter, PathSeg, check_element_count
 from agent.schema.model import NodeInfo, NodeKind, SchemaModel, SchemaNodeRef
 from agent.schema.translate import not_unique, translate
 from agent.schema.validate import _LOCK, _Lazy, _plan, _Walker, cooked_config
@@ -516,7 +516,7 @@ class _Incremental:
         entries = list(base) if base is not None else []
         if len(steps) != 1 or not self._patch_one(entries, parent, info, steps[0], path):
             entries = self._rebuild(list(base) if base is not None else [], parent, info, steps, path)
-        self._check_count(info, len(entries), path)
+        check_element_count(info, len(entries), path)
         return ArrayValue(entries, self.conv.timestamp)
 
     def _patch_one(
@@ -587,21 +587,6 @@ class _Incremental:
                 seg = self.conv._entry_seg(info, element, path)
                 rebuilt.append(self._patch_object(by_key[keys], element, info.ref, sub, seg))
         return rebuilt
-
-    def _check_count(self, info: NodeInfo, count: int, path: PathSeg | None) -> None:
-        node = info.schema_node
-        if isinstance(node, SequenceNode) and (
-            count < node.min_elements or (node.max_elements is not None and count > node.max_elements)
-        ):
-            too_few = count < node.min_elements
-            limit = node.min_elements if too_few else node.max_elements
-            raise SchemaError(
-                f"{info.name} has {count} entries, {'fewer' if too_few else 'more'} than the "
-                f"{'min' if too_few else 'max'}-elements {limit}",
-                error_tag="operation-failed",
-                error_app_tag="too-few-elements" if too_few else "too-many-elements",
-                path=render_path(PathSeg(path, info.qualified_name)),
-            )
 
     def _cooked_keys(self, info: NodeInfo, texts: tuple[str, ...]) -> tuple[Any, ...]:
         assert info.ref is not None
