@@ -9,11 +9,12 @@ import datetime as dt
 
 from lxml import etree
 
+from agent.cli.dates import MONTHS, parse_date_time
+
 __all__ = ["alert_config_blocks", "render_logging", "expiry_alert_line", "ALERT_CONFIG_TAGS"]
 
 SYS_NS = "urn:ca-agent:yang:system"  # the same namespaces as agent.cli.render (which imports this module)
 CRYPTO_NS = "urn:ca-agent:yang:crypto"
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _WINDOW = dt.timedelta(days=60)  # expiry notifications start 60 days before the end of validity
 _LINE_PREFIX = "RP/0/RP0/CPU0:"
 
@@ -28,16 +29,6 @@ def _c(name: str) -> str:
 
 ALERT_CONFIG_TAGS = frozenset({_s("logging"), _s("snmp-server")})
 """Top-level configuration rendered by :func:`alert_config_blocks`."""
-
-
-def _time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def _relative(delta: dt.timedelta) -> str:
@@ -56,10 +47,10 @@ def expiry_alert_line(element: etree._Element, now: dt.datetime) -> str | None:
     ``ca-certificate``) with its ``valid-to`` and ``expiry-alert``. Raises nothing.
     """
     alert = element.find(_c("expiry-alert"))
-    valid_to = _time(element.findtext(_c("valid-to")))
+    valid_to = parse_date_time(element.findtext(_c("valid-to")))
     if alert is None or valid_to is None or valid_to - now > _WINDOW:
         return None
-    next_time = _time(alert.findtext(_c("next-notification")))
+    next_time = parse_date_time(alert.findtext(_c("next-notification")))
     next_mode = alert.findtext(_c("next-mode"))
     if next_time is not None and next_mode:
         when = "due now" if next_time <= now else f"next in {_relative(next_time - now)}"
@@ -71,11 +62,10 @@ def expiry_alert_line(element: etree._Element, now: dt.datetime) -> str | None:
 
 
 def _log_time(value: str | None) -> str:
-    when = _time(value)
-    if when is None:
+    utc = parse_date_time(value)
+    if utc is None:
         return value or ""
-    utc = when.astimezone(dt.UTC)
-    return f"{_MONTHS[utc.month - 1]} {utc.day:>2} {utc:%H:%M:%S}.{utc.microsecond // 1000:03d} UTC"
+    return f"{MONTHS[utc.month - 1]} {utc.day:>2} {utc:%H:%M:%S}.{utc.microsecond // 1000:03d} UTC"
 
 
 def render_logging(data: etree._Element) -> list[str]:

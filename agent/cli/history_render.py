@@ -14,11 +14,12 @@ since the record holds no detail below it.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lxml import etree
+
+from agent.cli.dates import DAYS, MONTHS, parse_date_time
 
 __all__ = [
     "ChangeView",
@@ -36,8 +37,6 @@ __all__ = [
 ]
 
 SYS_NS = "urn:ca-agent:yang:system"
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # What made a commit (the YANG 'kind'), in the list's Client column.
 _CLIENT = {
@@ -122,14 +121,10 @@ def list_time(value: str) -> str:
 
     Returns the value unchanged if it is not a date-and-time. Raises nothing.
     """
-    try:
-        when = dt.datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
+    utc = parse_date_time(value)
+    if utc is None:
         return value
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    utc = when.astimezone(dt.UTC)
-    return f"{_DAYS[utc.weekday()]} {_MONTHS[utc.month - 1]} {utc.day:>2} {utc:%H:%M:%S} {utc.year:04d}"
+    return f"{DAYS[utc.weekday()]} {MONTHS[utc.month - 1]} {utc.day:>2} {utc:%H:%M:%S} {utc.year:04d}"
 
 
 # --------------------------------------------------------------------------- the list

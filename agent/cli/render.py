@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from agent.cli.alert_render import ALERT_CONFIG_TAGS, alert_config_blocks, expiry_alert_line
+from agent.cli.dates import DAYS, MONTHS, parse_date_time
 
 __all__ = [
     "SYS_NS",
@@ -39,8 +40,6 @@ __all__ = [
 SYS_NS = "urn:ca-agent:yang:system"
 CRYPTO_NS = "urn:ca-agent:yang:crypto"
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _c(name: str) -> str:
@@ -68,14 +67,10 @@ def router_date(value: str | None) -> str:
     """
     if not value:
         return ""
-    try:
-        when = dt.datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
+    utc = parse_date_time(value)
+    if utc is None:
         return value
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    utc = when.astimezone(dt.UTC)
-    return f"{utc:%H:%M:%S} UTC {_DAYS[utc.weekday()]} {_MONTHS[utc.month - 1]} {utc.day} {utc.year:04d}"
+    return f"{utc:%H:%M:%S} UTC {DAYS[utc.weekday()]} {MONTHS[utc.month - 1]} {utc.day} {utc.year:04d}"
 
 
 def hex_data_lines(hex_data: str, indent: str = "  ") -> list[str]:
