@@ -1,4 +1,4 @@
-"""Shared fixtures: a real ca-agent subprocess per test (or per module)."""
+"""Shared fixtures: real ca-agent subprocesses per test, and lab CAs (`ca-agent lab-ca`) beside them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from agentproc import AgentProcess  # noqa: E402
+from labcaproc import LabCaProcess  # noqa: E402
 
 
 @pytest.fixture
@@ -32,3 +33,18 @@ def agent_factory(tmp_path: Path) -> Iterator[callable]:
 def agent(agent_factory: callable) -> AgentProcess:
     """A started agent with a fresh data dir."""
     return agent_factory().start()
+
+
+@pytest.fixture
+def lab_cas(tmp_path: Path) -> Iterator[callable]:
+    """Start `ca-agent lab-ca` processes; all stopped at teardown."""
+    started: list[LabCaProcess] = []
+
+    def start(name: str, *options: str) -> LabCaProcess:
+        proc = LabCaProcess(tmp_path / name, *options).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

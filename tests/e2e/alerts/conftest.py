@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import socket
@@ -131,14 +132,7 @@ def snmptrapd(tmp_path: Path) -> Iterator[TrapDaemon]:
 
 
 @pytest.fixture
-def lab_ca_process(tmp_path: Path) -> Iterator[Callable[..., LabCaProcess]]:
-    made: list[LabCaProcess] = []
-
-    def start(*options: str) -> LabCaProcess:
-        proc = LabCaProcess(tmp_path / f"lab-ca-{len(made)}", *options).start()
-        made.append(proc)
-        return proc
-
-    yield start
-    for proc in made:
-        proc.stop()
+def lab_ca_process(lab_cas: Callable[..., LabCaProcess]) -> Callable[..., LabCaProcess]:
+    """Lab CAs named in start order (the shared ``lab_cas`` starts and stops them)."""
+    count = itertools.count()
+    return lambda *options: lab_cas(f"lab-ca-{next(count)}", *options)

@@ -14,7 +14,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trust_e2e_helpers import Slapd  # noqa: E402
 
 from agentproc import AgentProcess  # noqa: E402
-from labcaproc import LabCaProcess  # noqa: E402
 
 
 @pytest.fixture
@@ -25,20 +24,6 @@ def slapd(tmp_path: Path) -> Iterator[Slapd]:
     yield instance
     instance.stop()
 
-
-@pytest.fixture
-def lab_cas(tmp_path: Path) -> Iterator[callable]:
-    """Start `ca-agent lab-ca` processes; all stopped at teardown."""
-    started: list[LabCaProcess] = []
-
-    def start(name: str, *options: str) -> LabCaProcess:
-        proc = LabCaProcess(tmp_path / name, *options).start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 @pytest.fixture
