@@ -79,14 +79,6 @@ def text(element: etree._Element, path: str) -> str | None:
     return element.findtext(path, namespaces=NS)
 
 
-def error_of(call: Callable[[], object]) -> RPCError:
-    try:
-        call()
-    except RPCError as error:
-        return error
-    raise AssertionError("the operation was expected to fail")
-
-
 def bad_element(error: RPCError) -> str | None:
     return error.xml.findtext(f"{{{NC}}}error-info/{{{NC}}}bad-element")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from nacm_e2e_helpers import add_users
+from nacm_e2e_helpers import add_users, error_of
 from notif_helpers import (
     NC,
     NCM,
@@ -27,7 +27,6 @@ from notif_helpers import (
     Receiver,
     bad_element,
     commit_hostname,
-    error_of,
     event_of,
     name_of,
     text,

@@ -12,21 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fakeclock import SetClock
 
 from agent.netconf.replaylog import CREATED_FILE, CURRENT_FILE, OLD_FILE, ReplayLog
 
 T0 = dt.datetime(2026, 11, 6, 7, 8, 9, tzinfo=dt.UTC)
-
-
-class FixedClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self._now = now
-
-    def now(self) -> dt.datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 def xml(n: int) -> bytes:
@@ -46,10 +36,10 @@ def lines_on_disk(directory: Path) -> int:
 
 
 def test_reopened_log_holds_the_same_notifications_and_creation_time(tmp_path: Path) -> None:
-    log = ReplayLog(tmp_path, clock=FixedClock(T0))
+    log = ReplayLog(tmp_path, clock=SetClock(T0))
     fill(log, 1, 5)
     log.close()
-    again = ReplayLog(tmp_path, clock=FixedClock(T0 + dt.timedelta(days=3)))
+    again = ReplayLog(tmp_path, clock=SetClock(T0 + dt.timedelta(days=3)))
     assert [(e.sequence, e.event_time, e.xml) for e in again.entries()] == [
         (n, T0 + dt.timedelta(seconds=n), xml(n)) for n in range(1, 6)
     ]
@@ -59,7 +49,7 @@ def test_reopened_log_holds_the_same_notifications_and_creation_time(tmp_path: P
 
 
 def test_bound_by_count_in_memory_on_disk_and_after_reopening(tmp_path: Path) -> None:
-    log = ReplayLog(tmp_path, max_entries=6, clock=FixedClock(T0))
+    log = ReplayLog(tmp_path, max_entries=6, clock=SetClock(T0))
     fill(log, 1, 20)
     kept = [e.sequence for e in log.entries()]
     assert len(kept) <= 6 and kept[-1] == 20 and kept == sorted(kept)
@@ -69,7 +59,7 @@ def test_bound_by_count_in_memory_on_disk_and_after_reopening(tmp_path: Path) ->
 
 
 def test_bound_by_size(tmp_path: Path) -> None:
-    log = ReplayLog(tmp_path, max_entries=1000, max_bytes=2000, clock=FixedClock(T0))
+    log = ReplayLog(tmp_path, max_entries=1000, max_bytes=2000, clock=SetClock(T0))
     fill(log, 1, 100)
     size = sum((tmp_path / n).stat().st_size for n in (OLD_FILE, CURRENT_FILE))
     line = len((tmp_path / CURRENT_FILE).read_bytes().splitlines()[0]) + 1
@@ -79,7 +69,7 @@ def test_bound_by_size(tmp_path: Path) -> None:
 
 
 def test_torn_last_line_is_cut_and_the_log_goes_on(tmp_path: Path) -> None:
-    log = ReplayLog(tmp_path, clock=FixedClock(T0))
+    log = ReplayLog(tmp_path, clock=SetClock(T0))
     fill(log, 1, 3)
     log.close()
     with open(tmp_path / CURRENT_FILE, "ab") as handle:
@@ -92,7 +82,7 @@ def test_torn_last_line_is_cut_and_the_log_goes_on(tmp_path: Path) -> None:
 
 
 def test_unreadable_line_is_skipped(tmp_path: Path) -> None:
-    log = ReplayLog(tmp_path, clock=FixedClock(T0))
+    log = ReplayLog(tmp_path, clock=SetClock(T0))
     fill(log, 1, 2)
     log.close()
     with open(tmp_path / CURRENT_FILE, "ab") as handle:
@@ -102,12 +92,12 @@ def test_unreadable_line_is_skipped(tmp_path: Path) -> None:
 
 
 def test_log_without_creation_time_starts_afresh(tmp_path: Path) -> None:
-    log = ReplayLog(tmp_path, clock=FixedClock(T0))
+    log = ReplayLog(tmp_path, clock=SetClock(T0))
     fill(log, 1, 2)
     log.close()
     (tmp_path / CREATED_FILE).unlink()
     later = T0 + dt.timedelta(hours=1)
-    again = ReplayLog(tmp_path, clock=FixedClock(later))
+    again = ReplayLog(tmp_path, clock=SetClock(later))
     assert again.entries() == [] and again.created == later
 
 

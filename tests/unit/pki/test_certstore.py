@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fakeclock import SetClock
 
 from agent.pki.certificate import CertificateInfo, InvalidCertificateError, format_router_date, load_certificate
 from agent.pki.certstore import (
@@ -29,17 +30,6 @@ from agent.pki.csr import build_csr, csr_to_pem
 from agent.pki.keystore import KeyNotFoundError, KeyPairType, KeyStore, KeyUsage
 
 SEED_CA_SUBJ = "/C=US/ST=CA/L=San Jose/O=Cisco Systems/OU=HFR/CN=Root coax-u10 Certificate Manager"
-
-
-class FakeClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.current = now
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 def openssl(*args: str) -> str:
@@ -101,9 +91,9 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
+def clock() -> SetClock:
     # an hour ahead: certificates openssl issues during the test are already valid
-    return FakeClock(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    return SetClock(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
 
 
 @pytest.fixture
@@ -112,7 +102,7 @@ def keystore(data: Path) -> KeyStore:
 
 
 @pytest.fixture
-def store(data: Path, clock: FakeClock) -> CertificateStore:
+def store(data: Path, clock: SetClock) -> CertificateStore:
     return CertificateStore(data / "trustpoints", clock)
 
 
@@ -213,7 +203,7 @@ def test_remove_trustpoint(store: CertificateStore, data: Path, cas: dict[str, O
     store.remove_trustpoint("gone")  # absent: no error
 
 
-def test_leftover_removed_directory_is_cleaned(data: Path, clock: FakeClock) -> None:
+def test_leftover_removed_directory_is_cleaned(data: Path, clock: SetClock) -> None:
     CertificateStore(data / "trustpoints", clock)
     leftover = data / "trustpoints" / ".removed-x-0011aabb"
     leftover.mkdir()
@@ -264,7 +254,7 @@ def test_corrupt_file(store: CertificateStore, data: Path) -> None:
 
 
 def test_restart_sees_everything(
-    store: CertificateStore, keystore: KeyStore, data: Path, clock: FakeClock, cas: dict[str, OpensslCa]
+    store: CertificateStore, keystore: KeyStore, data: Path, clock: SetClock, cas: dict[str, OpensslCa]
 ) -> None:
     keystore.generate_rsa("mykey", KeyPairType.GENERAL_PURPOSE, 1024)
     store.set_ca("myca", cas["myca"].cert, [cas["ra"].cert])
@@ -419,7 +409,7 @@ def test_refuse_unknown_key_label(store: CertificateStore, keystore: KeyStore, c
 
 
 def test_refuse_expired_and_not_yet_valid(
-    store: CertificateStore, keystore: KeyStore, clock: FakeClock, cas: dict[str, OpensslCa]
+    store: CertificateStore, keystore: KeyStore, clock: SetClock, cas: dict[str, OpensslCa]
 ) -> None:
     keystore.generate_rsa("mykey", KeyPairType.GENERAL_PURPOSE, 1024)
     store.set_ca("myca", cas["myca"].cert)

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from fakeclock import SetClock
 
 from agent.pki.certstore import CertificateStore
 from agent.pki.enrollment import Pki
@@ -30,25 +31,12 @@ DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2026, 3, 1, 9, 30, 0, tzinfo=dt.UTC)
 
 
-class FakeClock:
-    """The injectable clock, set by the test."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.current = now
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return (self.current - T0).total_seconds()
-
-
 @dataclass
 class Rig:
     """A data directory with keys, a CA, trustpoints, a Pki and the monitor over them."""
 
     root: Path
-    clock: FakeClock
+    clock: SetClock
     keystore: KeyStore
     certstore: CertificateStore
     pki: Pki
@@ -126,7 +114,7 @@ def ca_material() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
 
 @pytest.fixture
 def rig(tmp_path: Path, ca_material: tuple[rsa.RSAPrivateKey, x509.Certificate]) -> Iterator[Rig]:
-    clock = FakeClock(T0)
+    clock = SetClock(T0)
     keystore = KeyStore(tmp_path / "keys")
     keystore.generate_rsa("check", modulus=1024)
     keystore.generate_rsa("uk", KeyPairType.USAGE_KEYS, modulus=1024)

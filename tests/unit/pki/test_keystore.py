@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from fakeclock import SetClock
 
 from agent.errors import PkiError
 from agent.pki.keystore import (
@@ -41,20 +42,9 @@ from agent.pki.keystore import (
 T0 = dt.datetime(2003, 9, 18, 17, 33, 23, tzinfo=dt.UTC)
 
 
-class FakeClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.current = now
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return 0.0
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
+def clock() -> SetClock:
+    return SetClock(T0)
 
 
 @pytest.fixture
@@ -63,7 +53,7 @@ def keydir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(keydir: Path, clock: FakeClock) -> KeyStore:
+def store(keydir: Path, clock: SetClock) -> KeyStore:
     return KeyStore(keydir, clock)
 
 
@@ -252,7 +242,7 @@ def test_existing_label_without_replace(store: KeyStore, keydir: Path) -> None:
 
 
 def test_replace_is_one_atomic_rename_and_scrubs_old(
-    store: KeyStore, keydir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    store: KeyStore, keydir: Path, clock: SetClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.generate_rsa("mykey", KeyPairType.GENERAL_PURPOSE, 1024)
     path = keydir / "mykey.rsa.json"
@@ -410,7 +400,7 @@ def test_corrupt_file(store: KeyStore, keydir: Path) -> None:
         store.private_key("bad", KeyUsage.GENERAL)
 
 
-def test_stale_temp_files_are_securely_removed_on_open(keydir: Path, clock: FakeClock) -> None:
+def test_stale_temp_files_are_securely_removed_on_open(keydir: Path, clock: SetClock) -> None:
     KeyStore(keydir, clock)
     stale = keydir / ".mykey.rsa.json.0123456789ab.tmp"
     stale.write_bytes(b"-----BEGIN RSA PRIVATE KEY-----\nhalf written")
@@ -463,7 +453,7 @@ def test_ssh_host_key_after_zeroize_and_with_usage_keys(store: KeyStore) -> None
 # --------------------------------------------------------------------------- persistence
 
 
-def test_restart_sees_everything(keydir: Path, clock: FakeClock) -> None:
+def test_restart_sees_everything(keydir: Path, clock: SetClock) -> None:
     first = KeyStore(keydir, clock)
     gen = first.generate_rsa("gen", KeyPairType.GENERAL_PURPOSE, 1024)
     use = first.generate_rsa("use", KeyPairType.USAGE_KEYS, 1024)
@@ -569,7 +559,7 @@ def test_import_openssl_pubout(store: KeyStore, tmp_path: Path) -> None:
     assert store.import_authentication_rsa("o", pub, "admin").public_key == der
 
 
-def test_import_replaces_same_label(store: KeyStore, clock: FakeClock) -> None:
+def test_import_replaces_same_label(store: KeyStore, clock: SetClock) -> None:
     first = rsa.generate_private_key(65537, 1024)
     second = rsa.generate_private_key(65537, 1024)
     store.import_authentication_rsa("k", spki(first), "alice")

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from fakeclock import SetClock
 
 from agent.pki.events import AlertMode, CertificateExpiring, CertificateRef, CertificateType, format_time_left
 from agent.pki.keystore import KeyUsage
@@ -36,17 +37,6 @@ SEED_ALERT = (
     "Subject name= CN=cisco.com, Time Left= 1 days, 23 hours, 59 minutes, 41 seconds"
 )
 NOW = dt.datetime(2026, 11, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
-
-
-class FixedClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.current = now
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 def seed_certificate() -> x509.Certificate:
@@ -114,7 +104,7 @@ def test_parse_router_line() -> None:
 
 
 def test_buffer_keeps_the_newest_and_counts_all() -> None:
-    buffer = LogBuffer(3, FixedClock(NOW))
+    buffer = LogBuffer(3, SetClock(NOW))
     for n in range(5):
         buffer.append(Severity.INFORMATIONAL, f"line {n}")
     assert [line.message for line in buffer.lines()] == ["line 2", "line 3", "line 4"]

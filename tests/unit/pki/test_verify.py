@@ -27,17 +27,6 @@ from agent.pki.verify import (  # noqa: E402
 )
 
 
-class FixedClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.current = now
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return 0.0
-
-
 @pytest.fixture(scope="module")
 def ca_a() -> MiniCa:
     return MiniCa.root("Domain A CA")
