@@ -532,9 +532,8 @@ class _Incremental:
             if not sub.own or now != count - 1:
                 return False
             keys = self._cooked_keys(info, step[1:])
-            names = self._key_names(info)
             for index, entry in enumerate(entries):
-                if tuple(entry.get(n) for n in names) == keys:
+                if self._entry_keys(info, entry) == keys:
                     del entries[index]
                     return True
             return False
@@ -601,12 +600,7 @@ class _Incremental:
         return tuple(out)
 
     def _key_names(self, info: NodeInfo) -> list[str]:
-        assert info.ref is not None
-        names = []
-        for key in info.keys:
-            key_info = self.model.node_info(info.ref, key)
-            names.append(key_info.json_name if key_info is not None else key)
-        return names
+        return [self.conv._key_member(info, key) for key in info.keys]
 
     def _string_keys(self, info: NodeInfo) -> bool:
         """Keys whose cooked value is their (stripped) text: equal texts are equal keys."""
