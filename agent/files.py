@@ -51,6 +51,17 @@ def overwrite_file(path: str | os.PathLike[str], data: bytes, mode: int = 0o600)
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd``: one write(2) on a regular file, looping only if the kernel writes less.
+
+    Raises OSError.
+    """
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Make a rename or unlink in ``directory`` durable."""
     dfd = os.open(directory, os.O_RDONLY)

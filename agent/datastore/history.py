@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.datastore.diff import Change, ChangeKind
-from agent.files import ensure_private_dir, fsync_dir
+from agent.files import ensure_private_dir, fsync_dir, write_all
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +234,7 @@ class CommitHistory:
         fd = self._writable()
         offset = os.lseek(fd, 0, os.SEEK_END)
         try:
-            written = 0
-            while written < len(frame):
-                written += os.write(fd, frame[written:])
+            write_all(fd, frame)
             os.fdatasync(fd)
         except OSError:
             try:  # leave no partial frame behind (the next start would cut it off anyway)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.files import atomic_write, ensure_private_dir, fsync_dir
+from agent.files import atomic_write, ensure_private_dir, fsync_dir, write_all
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "LoggedNotification", "ReplayLog"]
 
@@ -126,7 +126,7 @@ class ReplayLog:
             if self._current_entries >= self._segment_entries or self._current_bytes + len(line) > self._segment_bytes:
                 if self._current_entries:
                     self._rotate()
-            _write_all(self._fd, line)
+            write_all(self._fd, line)
             if self._current_first is None:
                 self._current_first = sequence
             self._current_entries += 1
@@ -214,11 +214,3 @@ class ReplayLog:
             handle.flush()
             os.fsync(handle.fileno())
         log.warning("replay log %s: a torn last line (%d bytes) was removed", path.name, size - keep)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """One write(2) for the whole line on a regular file; loop only if the kernel writes less."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
