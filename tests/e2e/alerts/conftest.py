@@ -15,20 +15,13 @@ from pathlib import Path
 import pytest
 
 from labcaproc import LabCaProcess
+from rawnetconf import wait_until
 
 
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -101,7 +94,7 @@ class TrapDaemon:
             found[:] = [t for t in self.traps() if text in t]
             return len(found) >= count
 
-        wait_for(enough, timeout, f"{count} trap(s) with {text!r} in {self.log}")
+        wait_until(enough, timeout, f"{count} trap(s) with {text!r} in {self.log}")
         return found
 
 
@@ -123,7 +116,7 @@ def snmptrapd(tmp_path: Path) -> Iterator[TrapDaemon]:
         stderr=subprocess.STDOUT,
     )
     # snmptrapd writes its version banner to the log once it has bound the port.
-    wait_for(lambda: log.exists() and "NET-SNMP version" in log.read_text() or proc.poll() is not None, 10,
+    wait_until(lambda: log.exists() and "NET-SNMP version" in log.read_text() or proc.poll() is not None, 10,
              "snmptrapd to start")
     assert proc.poll() is None, log.read_text() if log.exists() else "snmptrapd exited"
     yield TrapDaemon(port, log)

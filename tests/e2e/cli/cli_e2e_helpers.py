@@ -6,8 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -97,11 +95,3 @@ def run_cli(agent: AgentProcess, tmp_path: Path, *args: str, stdin: str = "", cw
         [sys.executable, "-m", "agent.cli", "--port", str(agent.port), *args],
         input=stdin, capture_output=True, text=True, timeout=120, cwd=str(cwd), env=environment,
     )
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cli_e2e_helpers import CHALLENGE, FAST, run_cli, wait_for
+from cli_e2e_helpers import CHALLENGE, FAST, run_cli
 from cli_seed_text import SEED_CERTIFICATES, skeleton
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -15,6 +15,7 @@ from agent.labca import LabCa
 
 from agentproc import AgentProcess
 from labcaproc import LabCaProcess
+from rawnetconf import wait_until
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"
@@ -133,7 +134,7 @@ def test_pending_enrollment_is_polled_by_the_agent(agent_factory, tmp_path: Path
         assert shown[-3:] == ["Router certificate", "Key usage      :General Purpose", "Status        :Pending"]
 
         lab.command("approve", pending.group(1))
-        wait_for(lambda: ca_state(agent, "myca").findtext("c:certificate/c:status", namespaces=NS) == "available",
+        wait_until(lambda: ca_state(agent, "myca").findtext("c:certificate/c:status", namespaces=NS) == "available",
                  60, "the agent to fetch the approved certificate")
         shown = run_cli(agent, tmp_path, "-c", "show crypto ca certificates myca").stdout.splitlines()
         assert "Status        :Available" in shown

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cli_e2e_helpers import CHALLENGE, Cli, run_cli, wait_for
+from cli_e2e_helpers import CHALLENGE, Cli, run_cli
 from lxml import etree
 
 from agentproc import AgentProcess
 from labcaproc import LabCaProcess
+from rawnetconf import wait_until
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 NS = {"c": CRYPTO}
@@ -103,10 +104,10 @@ def test_rejected_and_timed_out_enrollments_stay_visible(agent_factory, tmp_path
         txid = re.search(r"pending \(transaction ID (\S+)\)\.", done.stdout)
         assert done.returncode == 0 and txid, done.stdout + done.stderr
         lab.command("reject", txid.group(1))
-        wait_for(lambda: request_state(agent, "rejected") == "rejected", 60, "the agent to see the rejection")
+        wait_until(lambda: request_state(agent, "rejected") == "rejected", 60, "the agent to see the rejection")
         done = run_cli(agent, tmp_path, stdin=script("crypto ca enroll slow", "", ""))
         assert done.returncode == 0
-        wait_for(lambda: request_state(agent, "slow") == "timed-out", 60, "the retry count to run out")
+        wait_until(lambda: request_state(agent, "slow") == "timed-out", 60, "the retry count to run out")
 
         cli: Cli = cli_factory(agent)
         out = cli.run("show crypto ca certificates rejected | begin Router")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from ncclient.operations import RPCError
 
 from agentproc import AgentProcess
 from labcaproc import LabCaProcess
+from rawnetconf import wait_until
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"
@@ -47,14 +47,6 @@ def trustpoint(name: str, url: str, extra: str = "", label: str = "mykey") -> st
 def tp_state(m, name: str) -> etree._Element:
     data = m.get(filter=("xpath", f"/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='{name}']")).data_ele
     return data.find("c:crypto/c:ca/c:trustpoint", NS)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def cert_status(m, name: str, usage: str = "general-purpose") -> str | None:
@@ -175,7 +167,7 @@ def test_lab_ca_pending_approve_poll_available(lab_ca_process, agent_factory, tm
     assert txid in lab.command("list")
     lab.command("approve", txid)
     with agent.connect() as m:
-        wait_for(lambda: cert_status(m, "myca") == "available", 30, "the background poll to install the certificate")
+        wait_until(lambda: cert_status(m, "myca") == "available", 30, "the background poll to install the certificate")
         req = request_state(m, "myca")
         assert req.findtext("c:state", namespaces=NS) == "issued"
         assert int(req.findtext("c:attempts", namespaces=NS)) >= 2
@@ -219,7 +211,7 @@ def test_lab_ca_restart_then_background_poll(lab_ca_process, agent_factory) -> N
     lab.command("approve", txid)
     agent.start()
     with agent.connect() as m:
-        wait_for(lambda: cert_status(m, "myca") == "available", 30, "polling resumed after the restart")
+        wait_until(lambda: cert_status(m, "myca") == "available", 30, "polling resumed after the restart")
 
 
 def test_lab_ca_retry_count_exhausted_times_out(lab_ca_process, agent_factory) -> None:
@@ -235,7 +227,7 @@ def test_lab_ca_retry_count_exhausted_times_out(lab_ca_process, agent_factory) -
             req = request_state(m, "myca")
             return req is not None and req.findtext("c:state", namespaces=NS) == "timed-out"
 
-        wait_for(timed_out, 30, "the timeout state")
+        wait_until(timed_out, 30, "the timeout state")
         req = request_state(m, "myca")
         assert int(req.findtext("c:attempts", namespaces=NS)) == 4  # the request and 3 polls
         assert "3 polls" in req.findtext("c:last-error", namespaces=NS)

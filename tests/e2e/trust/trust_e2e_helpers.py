@@ -15,7 +15,6 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
 
-
 CRYPTO = "urn:ca-agent:yang:crypto"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NS = {"c": CRYPTO}
@@ -46,14 +45,6 @@ def text(element: etree._Element, path: str) -> str | None:
 def tp_state(m, name: str) -> etree._Element:
     data = m.get(filter=("xpath", f"/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='{name}']")).data_ele
     return data.find("c:crypto/c:ca/c:trustpoint", NS)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def enroll(m, tp: str, url: str, cn: str, extra: str = "") -> etree._Element:
@@ -141,5 +132,3 @@ class Slapd:
         (folder / "ca.der").write_bytes(ca_der or b"")
         (folder / "crl.der").write_bytes(crl_der)
         return folder / "ca.der", folder / "crl.der"
-
-
