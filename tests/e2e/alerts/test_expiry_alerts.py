@@ -16,8 +16,12 @@ from lxml import etree
 
 from agent.schema.model import ietf_yang_dirs
 
-from agentproc import ADMIN_PASSWORD, AgentProcess
+from agentproc import AgentProcess
 from labcaproc import LabCaProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+
+from cli_e2e_helpers import run_cli  # noqa: E402
 
 CRYPTO = "urn:ca-agent:yang:crypto"
 SYS = "urn:ca-agent:yang:system"
@@ -207,13 +211,8 @@ def test_thirty_day_certificate_warning_rfc3164_and_traps_only_when_enabled(
 
 
 def cli(agent: AgentProcess, tmp_path: Path, *commands: str) -> subprocess.CompletedProcess[str]:
-    args: list[str] = []
-    for command in commands:
-        args += ["-c", command]
-    env = {"CA_AGENT_PASSWORD": ADMIN_PASSWORD, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
-           "CA_CLI_HISTORY": str(tmp_path / "history")}
-    return subprocess.run([sys.executable, "-m", "agent.cli", "--port", str(agent.port), *args],
-                          capture_output=True, text=True, timeout=120, cwd=str(REPO), env=env)
+    """ca-cli one-shot with ``-c`` per command."""
+    return run_cli(agent, tmp_path, *(arg for command in commands for arg in ("-c", command)))
 
 
 def test_cli_configures_and_shows(
