@@ -3,13 +3,45 @@
 A crash at any instant leaves either the old or the new content, never a mix:
 write a temporary file in the same directory, fsync it, rename it over the
 target, then fsync the directory so the rename itself is durable.
+
+A single-writer step that changes several files of one directory (a
+certificate and its enrollment record) runs inside
+:func:`deferred_directory_syncs`: each directory is then synced once, when
+the step ends, instead of after every rename.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_directory_syncs() -> Iterator[None]:
+    """Within this thread's block, :func:`fsync_dir` only notes the directory; each is synced once at the end.
+
+    Everything renamed or unlinked inside the block is durable when the
+    block is left (also when it is left by an exception: what was renamed
+    stays renamed, so it is made durable too). Nested blocks sync at the
+    outermost one's end. Raises OSError from the syncs.
+    """
+    if getattr(_deferred, "dirs", None) is not None:
+        yield
+        return
+    pending: dict[str, None] = {}
+    _deferred.dirs = pending
+    try:
+        yield
+    finally:
+        _deferred.dirs = None
+        for directory in pending:
+            _sync_dir(directory)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
@@ -63,7 +95,15 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
+    """Make a rename or unlink in ``directory`` durable (at the end of a deferred block, if in one)."""
+    pending: dict[str, None] | None = getattr(_deferred, "dirs", None)
+    if pending is not None:
+        pending[os.fspath(directory)] = None
+        return
+    _sync_dir(directory)
+
+
+def _sync_dir(directory: str | os.PathLike[str]) -> None:
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -9,6 +9,7 @@ a lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -24,7 +25,9 @@ _T = TypeVar("_T")
 class SerialExecutor:
     """Runs callables on one daemon thread, FIFO."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, around: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext) -> None:
+        """``around`` makes the context every job runs in (its exit is part of the job)."""
+        self._around = around
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -70,7 +73,8 @@ class SerialExecutor:
                 return
             job, future = item
             try:
-                result = job()
+                with self._around():
+                    result = job()
             except BaseException as error:  # handed to the waiting caller
                 future.set_exception(error)
                 continue

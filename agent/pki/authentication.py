@@ -24,6 +24,7 @@ from agent.pki.certificate import (
 )
 from agent.pki.certstore import CertificateStore, CertificateStoreCorruptError
 from agent.pki.scep import CaCertificates, ScepClient, ScepError
+from agent.pki.scep.capabilities import CapabilitiesCache
 from agent.pki.trustpoint import (
     CaUnreachableError,
     RaCertificate,
@@ -44,15 +45,21 @@ __all__ = [
 ]
 
 
-def fetch_ca_certificates(tp: TrustpointConfig, *, timeout: float, clock: Clock) -> CaCertificates:
+def fetch_ca_certificates(
+    tp: TrustpointConfig, *, timeout: float, clock: Clock, caps_cache: CapabilitiesCache | None = None
+) -> CaCertificates:
     """GetCACaps then GetCACert from ``tp``'s enrollment URL, both within ``timeout`` seconds.
+
+    The GetCACaps answer refreshes ``caps_cache``, for the enrollment that usually follows.
 
     Raises ScepUrlError (not an http(s) URL) and CaUnreachableError naming
     the URL (unreachable, too slow, redirected elsewhere, HTTP error, or an
     answer without a usable CA).
     """
     assert tp.enrollment_url is not None
-    client = ScepClient(tp.enrollment_url, timeout=timeout, clock=clock, deadline=clock.monotonic() + timeout)
+    client = ScepClient(
+        tp.enrollment_url, timeout=timeout, clock=clock, deadline=clock.monotonic() + timeout, caps_cache=caps_cache
+    )
     try:
         client.get_ca_caps()
         return client.get_ca_certificates()

@@ -42,6 +42,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agent.clock import SYSTEM_CLOCK, Clock
+from agent.files import deferred_directory_syncs
 from agent.pki.authentication import (
     check_ca_certificate,
     fetch_ca_certificates,
@@ -77,6 +78,7 @@ from agent.pki.polling import (
     sha256_hex,
 )
 from agent.pki.scep import CaCertificates, ScepError
+from agent.pki.scep.capabilities import CapabilitiesCache
 from agent.pki.trustpoint import (
     AuthenticationResult,
     CaAlreadyAuthenticatedError,
@@ -175,8 +177,11 @@ class Pki:
         # exchange that was overtaken records nothing.
         self._busy: set[PollKey] = set()
         self._generation: dict[str, int] = {}
-        self._writer = SerialExecutor("pki-state")
+        # Each state step's renames are made durable once, at its end (a certificate and its
+        # request record: one directory sync instead of two).
+        self._writer = SerialExecutor("pki-state", around=deferred_directory_syncs)
         self._events = SerialExecutor("pki-events")
+        self._caps = CapabilitiesCache(clock=clock)
         # At most a quarter of the pollers per CA: a CA that never answers holds only those
         # (each poll until the HTTP timeout) while the other CAs' requests are polled.
         self._scheduler: PollScheduler[PollKey] = PollScheduler(
@@ -192,6 +197,7 @@ class Pki:
             clock=clock,
             retry_unit_seconds=self._unit,
             http_timeout=self._http_timeout,
+            caps_cache=self._caps,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -345,7 +351,9 @@ class Pki:
                     f"trustpoint {name} gets its CA certificate from {tp.enrollment_url}: "
                     "ca-certificate is only for enrollment terminal"
                 )
-            ca_certs = fetch_ca_certificates(tp, timeout=self._http_timeout, clock=self._clock)
+            ca_certs = fetch_ca_certificates(
+                tp, timeout=self._http_timeout, clock=self._clock, caps_cache=self._caps
+            )
         ca = ca_certs.ca
         info = CertificateInfo.from_x509(ca)
         ras = ra_certificates(ca_certs)

@@ -43,6 +43,7 @@ from agent.pki.certstore import CertificateStore
 from agent.pki.csr import csr_to_der
 from agent.pki.keystore import KeyPairInfo, KeyStore, KeyStoreError, KeyUsage
 from agent.pki.scep import CaCertificates, PkiStatus, ScepClient
+from agent.pki.scep.capabilities import CapabilitiesCache
 from agent.pki.scep.client import EnrollmentResponse
 from agent.pki.trustpoint import EnrollmentRequest, RequestOutcome, RequestState, TrustpointConfig, request_outcome
 
@@ -386,6 +387,7 @@ class RequestEngine:
         clock: Clock,
         retry_unit_seconds: float,
         http_timeout: float,
+        caps_cache: CapabilitiesCache | None = None,
     ) -> None:
         self._keystore = keystore
         self._certstore = certstore
@@ -395,10 +397,11 @@ class RequestEngine:
         self._clock = clock
         self._unit = retry_unit_seconds
         self._http_timeout = http_timeout
+        self._caps_cache = caps_cache
 
     def client(self, url: str) -> ScepClient:
-        """A SCEP client for ``url``. Raises ScepUrlError."""
-        return ScepClient(url, timeout=self._http_timeout, clock=self._clock)
+        """A SCEP client for ``url`` (reusing the CA's recent GetCACaps answer). Raises ScepUrlError."""
+        return ScepClient(url, timeout=self._http_timeout, clock=self._clock, caps_cache=self._caps_cache)
 
     def exchange_send(
         self,

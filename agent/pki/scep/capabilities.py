@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass
 
+from agent.clock import SYSTEM_CLOCK, Clock
 from agent.pki.cms import ContentEncryption, DigestAlgorithm
 
-__all__ = ["CaCaps", "Capability"]
+__all__ = ["CaCaps", "Capability", "CapabilitiesCache"]
+
+CAPS_TTL_SECONDS = 60.0
+"""How long a CA's GetCACaps answer is reused for its later requests (see CapabilitiesCache)."""
 
 
 class Capability(enum.Enum):
@@ -122,3 +127,36 @@ class CaCaps:
     def content_encryption(self) -> ContentEncryption:
         """AES-128-CBC if advertised, else Triple-DES (the legacy default)."""
         return ContentEncryption.AES128_CBC if self.aes else ContentEncryption.DES3_CBC
+
+
+class CapabilitiesCache:
+    """The GetCACaps answers of the CAs we talk to, by SCEP URL, each reused for ``ttl`` seconds.
+
+    ``crypto ca authenticate`` always asks (and refreshes the entry); an
+    enrollment or poll right after it uses the answer instead of asking again
+    before every PKIOperation, as scepclient and the router do within one
+    exchange. A CA changing its capabilities is seen within ``ttl``, and at
+    once after any failed exchange (the client forgets the entry).
+    """
+
+    def __init__(self, ttl: float = CAPS_TTL_SECONDS, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, CaCaps]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> CaCaps | None:
+        """The capabilities ``url`` answered less than ``ttl`` seconds ago, or None."""
+        with self._lock:
+            entry = self._entries.get(url)
+        if entry is None or self._clock.monotonic() - entry[0] >= self._ttl:
+            return None
+        return entry[1]
+
+    def put(self, url: str, caps: CaCaps) -> None:
+        with self._lock:
+            self._entries[url] = (self._clock.monotonic(), caps)
+
+    def forget(self, url: str) -> None:
+        with self._lock:
+            self._entries.pop(url, None)

@@ -23,8 +23,8 @@ from cryptography.x509.oid import NameOID
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.pki import cms
 from agent.pki.scep.cacerts import CaCertificates
-from agent.pki.scep.capabilities import CaCaps
-from agent.pki.scep.errors import ScepHttpError, ScepProtocolError, ScepVerificationError
+from agent.pki.scep.capabilities import CaCaps, CapabilitiesCache
+from agent.pki.scep.errors import ScepError, ScepHttpError, ScepProtocolError, ScepVerificationError
 from agent.pki.scep.http import ScepTransport
 from agent.pki.scep.messages import (
     CertRep,
@@ -97,9 +97,12 @@ class ScepClient:
         clock: Clock = SYSTEM_CLOCK,
         caps: CaCaps | None = None,
         deadline: float | None = None,
+        caps_cache: CapabilitiesCache | None = None,
     ) -> None:
         """``timeout`` bounds each call; ``deadline`` (the clock's monotonic time) all of them.
 
+        ``caps_cache``, when given, supplies capabilities a recent GetCACaps
+        to the same URL answered, and receives this client's answers.
         Raises ScepUrlError for a non-HTTP URL, ValueError for a non-positive timeout.
         """
         self._transport = ScepTransport(url, timeout=timeout, clock=clock)
@@ -107,6 +110,8 @@ class ScepClient:
         self._caps = caps
         self._timeout = timeout
         self._deadline = deadline
+        self._cache = caps_cache
+        self._caps_from_cache = False
 
     @property
     def url(self) -> str:
@@ -136,6 +141,9 @@ class ScepClient:
         except ScepHttpError:
             caps = CaCaps()
         self._caps = caps
+        self._caps_from_cache = False
+        if self._cache is not None:
+            self._cache.put(self.url, caps)
         return caps
 
     def get_ca_certificates(self, ca_identifier: str | None = None) -> CaCertificates:
@@ -149,6 +157,9 @@ class ScepClient:
         return CaCertificates.from_http(reply.content_type, reply.body)
 
     def _capabilities(self, deadline: float) -> CaCaps:
+        if self._caps is None and self._cache is not None:
+            self._caps = self._cache.get(self.url)
+            self._caps_from_cache = self._caps is not None
         return self._caps if self._caps is not None else self._get_ca_caps(deadline)
 
     # ------------------------------------------------------------------ enrollment
@@ -247,13 +258,18 @@ class ScepClient:
             encryption=caps.content_encryption(),
             signing_time=self._clock.now(),
         )
-        if caps.post:
-            reply = self._transport.post("PKIOperation", der, deadline=deadline)
-        else:
-            reply = self._transport.get("PKIOperation", der, deadline=deadline)
-        message = PkiMessage.from_der(reply.body)
-        # Signature first (inside from_message): nothing in an unverified message is worth reporting.
-        rep = CertRep.from_message(message, signers=ca_certs.signers, key=private_key, certificate=signer_cert)
+        try:
+            if caps.post:
+                reply = self._transport.post("PKIOperation", der, deadline=deadline)
+            else:
+                reply = self._transport.get("PKIOperation", der, deadline=deadline)
+            message = PkiMessage.from_der(reply.body)
+            # Signature first (inside from_message): nothing in an unverified message is worth reporting.
+            rep = CertRep.from_message(message, signers=ca_certs.signers, key=private_key, certificate=signer_cert)
+        except ScepError:
+            if self._caps_from_cache and self._cache is not None:
+                self._cache.forget(self.url)  # the CA may have changed: ask again next time
+            raise
         if rep.transaction_id != transaction_id:
             raise ScepVerificationError(
                 f"the CertRep's transactionID {rep.transaction_id!r} is not ours ({transaction_id!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import logging
 import socket
@@ -16,12 +17,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
+from fakeclock import SetClock
 
 from agent.labca import LabCa, LabCaServer
 from agent.labca import RequestState as LabState
 from agent.pki.certstore import CaNotAuthenticatedError, CertificateStore
+from agent.pki.csr import build_csr
 from agent.pki.enrollment import Pki
 from agent.pki.keystore import DEFAULT_LABEL, KeyPairType, KeyStore, KeyUsage
+from agent.pki.scep import ScepClient, ScepError
+from agent.pki.scep.capabilities import CaCaps, CapabilitiesCache, Capability
 from agent.pki.trustpoint import (
     CaAlreadyAuthenticatedError,
     CaUnreachableError,
@@ -558,3 +563,62 @@ def test_log_lines_look_like_the_router(env: Env, lab, caplog: pytest.LogCapture
     assert f"%SECURITY-CEPKI-6-INFO: certificate enrollment for trustpoint myca: issued, serial {serial}" in messages
     assert any(m.startswith("%SECURITY-CEPKI-6-INFO: CA certificate of trustpoint myca installed, serial ") for m in messages)
     assert any("Fingerprint: " in m for m in messages)
+
+
+# --------------------------------------------------------------------------- GetCACaps reuse
+
+
+def _operations(caplog: pytest.LogCaptureFixture, operation: str) -> int:
+    """How many HTTP requests for ``operation`` the lab CA logged (its access log, at DEBUG)."""
+    return sum(f"operation={operation}" in r.getMessage() for r in caplog.records if r.name == "agent.labca.http")
+
+
+def test_getcacaps_asked_at_authenticate_and_reused_by_enroll_and_polls(
+    env: Env, lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent.labca.http")
+    ca, server = lab["manual"]
+    tp = authenticated(env, server, retry_count=100)
+    assert _operations(caplog, "GetCACaps") == 1
+    outcome = env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
+    assert outcome.status is EnrollmentStatus.PENDING, outcome.message
+    ca.approve(outcome.transaction_id)
+    assert env.finished.wait()[0].state is RequestState.ISSUED
+    assert _operations(caplog, "PKIOperation") >= 2  # the request and at least one poll
+    assert _operations(caplog, "GetCACaps") == 1  # authenticate asked; enroll and polls reused its answer
+    env.pki.authenticate(tp, accept=True)  # authenticate always asks again
+    assert _operations(caplog, "GetCACaps") == 2
+
+
+def test_a_failed_exchange_forgets_the_cas_capabilities(lab, tmp_path: Path) -> None:
+
+    _, server = lab["auto"]
+    cache = CapabilitiesCache()
+    client = ScepClient(server.url, timeout=5.0, caps_cache=cache)
+    ca_certs = client.get_ca_certificates()
+    caps = client.get_ca_caps()
+    assert cache.get(client.url) == caps
+    with socket.socket() as sock:  # a port where nothing listens: the same URL's CA "went away"
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/scep"
+    cache.put(dead, caps)
+    keystore = KeyStore(tmp_path / "keys")
+    keystore.generate_rsa("k", KeyPairType.GENERAL_PURPOSE, modulus=1024)
+    key = keystore.private_key("k", KeyUsage.GENERAL)
+    csr = build_csr(key, fqdn=FQDN, challenge_password=CHALLENGE)
+    with pytest.raises(ScepError):
+        ScepClient(dead, timeout=5.0, caps_cache=cache).enroll(csr, key, ca_certs)
+    assert cache.get(dead) is None  # the next exchange asks GetCACaps again
+    assert cache.get(client.url) == caps  # other CAs keep theirs
+
+
+def test_capabilities_are_reused_for_a_minute_only() -> None:
+
+    clock = SetClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    cache = CapabilitiesCache(ttl=60.0, clock=clock)
+    caps = CaCaps.of(Capability.SCEP_STANDARD)
+    cache.put("http://ca/scep", caps)
+    clock.current += dt.timedelta(seconds=59)
+    assert cache.get("http://ca/scep") == caps
+    clock.current += dt.timedelta(seconds=1)
+    assert cache.get("http://ca/scep") is None
