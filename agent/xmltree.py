@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from typing import cast
+import functools
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from lxml import etree
+
+_T = TypeVar("_T")
 
 
 def default_ns(namespace: str | None) -> Mapping[str, str]:
@@ -61,7 +66,15 @@ def _keyed_xpaths(tag: str, keys: tuple[str, ...]) -> tuple[etree.XPath, etree.X
 
 
 def keyed_children(parent: etree._Element, tag: str, keys: tuple[str, ...], values: tuple[str, ...]) -> list[etree._Element]:
-    """The children ``tag`` of ``parent`` whose key leaves ``keys`` have the texts ``values`` (C speed)."""
+    """The children ``tag`` of ``parent`` whose key leaves ``keys`` have the texts ``values``.
+
+    In a published tree (see :func:`publish`) a list looked up more than once
+    is indexed, and later lookups are one dict lookup; elsewhere one XPath
+    scan of the list at C speed (about 0.4 µs per entry).
+    """
+    index = _published_index(parent, tag, keys)
+    if index is not None:
+        return list(index.get(values, ()))
     hits = _keyed_xpaths(tag, keys)[0](parent, **{f"k{i}": v for i, v in enumerate(values)})
     assert isinstance(hits, list)
     return [hit for hit in hits if isinstance(hit, etree._Element)]
@@ -91,3 +104,116 @@ def keyed_index(parent: etree._Element, tag: str, keys: tuple[str, ...]) -> dict
 
 MANY_LOOKUPS = 8
 """More lookups than this in one list: index it once (:func:`keyed_index`) instead of one XPath each."""
+
+
+# -- key indexes of published trees --------------------------------------------------------------
+#
+# The datastore hands out its running and candidate trees to readers and never changes them
+# again (an edit changes a copy, which replaces them). Such a tree is "published": the lists in
+# it can be indexed by key once, and every later lookup (a filtered get naming one trustpoint
+# among 10,000, a listener finding the entries a commit touched) is a dict lookup instead of
+# a scan. Trees that are still being edited are never published, so they are always scanned.
+
+PUBLISHED_KEEP = 4
+"""How many published trees keep their indexes (the newest running and candidate, and the ones before)."""
+
+_INDEX_AFTER = 1
+"""A list is indexed at its second lookup in a published tree: building the index costs about
+two scans, and a list looked up twice is usually looked up many times (a read-heavy tree)."""
+
+
+@dataclass
+class _Published:
+    root: etree._Element
+    lookups: dict[tuple[object, ...], int] = field(default_factory=dict)
+    memo: dict[tuple[object, ...], tuple[etree._Element, object]] = field(default_factory=dict)
+
+
+_published: dict[int, _Published] = {}
+_published_lock = threading.Lock()
+
+
+def publish(root: etree._Element) -> None:
+    """Declare that the tree of ``root`` will never be changed again, so its lists may be indexed.
+
+    Only the :data:`PUBLISHED_KEEP` newest published trees keep their indexes.
+    """
+    with _published_lock:
+        known = _published.get(id(root))
+        if known is not None and known.root is root:
+            return
+        _published[id(root)] = _Published(root)
+        while len(_published) > PUBLISHED_KEEP:
+            del _published[next(iter(_published))]
+
+
+def _published_memo(parent: etree._Element, what: tuple[object, ...], compute: Callable[[], _T]) -> _T | None:
+    """``compute()`` for ``what`` of ``parent``, kept from its second request on if ``parent`` is in
+    a published tree; None when the caller should compute it itself (unpublished, or first request)."""
+    if not _published:
+        return None
+    root = parent.getroottree().getroot()
+    with _published_lock:
+        tree = _published.get(id(root))
+        if tree is None or tree.root is not root:
+            return None
+        slot = (id(parent), *what)
+        kept = tree.memo.get(slot)
+        if kept is not None and kept[0] is parent:
+            return cast("_T", kept[1])
+        seen = tree.lookups.get(slot, 0)
+        tree.lookups[slot] = seen + 1
+    if seen < _INDEX_AFTER:
+        return None
+    value = compute()
+    with _published_lock:
+        tree.memo[slot] = (parent, value)  # the parent is kept, so its id is not reused meanwhile
+    return value
+
+
+def _published_index(
+    parent: etree._Element, tag: str, keys: tuple[str, ...]
+) -> dict[tuple[str, ...], list[etree._Element]] | None:
+    """The key index of list ``tag`` under ``parent`` if ``parent`` is in a published tree and the
+    list has been looked up before; None when it must be scanned."""
+
+    def build() -> dict[tuple[str, ...], list[etree._Element]]:
+        index: dict[tuple[str, ...], list[etree._Element]] = {}
+        for child in parent.iterchildren(tag):
+            index.setdefault(tuple(child.findtext(key) or "" for key in keys), []).append(child)
+        return index
+
+    return _published_memo(parent, ("index", tag, keys), build)
+
+
+def children_except(parent: etree._Element, tags: frozenset[str]) -> list[etree._Element]:
+    """The child elements of ``parent`` whose tag is not in ``tags``, in document order.
+
+    At C speed, and kept for a published tree (the few containers and leaves
+    beside a list of 10,000 entries, without visiting the entries again).
+    """
+    if not tags:
+        return [child for child in parent if isinstance(child.tag, str)]
+
+    def select() -> list[etree._Element]:
+        found = _except_xpath(tags)(parent)
+        assert isinstance(found, list)
+        return [child for child in found if isinstance(child, etree._Element)]
+
+    kept = _published_memo(parent, ("except", tags), select)
+    return list(kept) if kept is not None else select()
+
+
+@functools.lru_cache(maxsize=64)
+def _except_xpath(tags: frozenset[str]) -> etree.XPath:
+    prefixes: dict[str, str] = {}
+    tests = []
+    for tag in sorted(tags):
+        qname = etree.QName(tag)
+        if qname.namespace:
+            prefix = f"n{len(prefixes)}"
+            prefixes[prefix] = qname.namespace
+            tests.append(f"self::{prefix}:{qname.localname}")
+        else:
+            tests.append(f"self::{qname.localname}")
+    return etree.XPath(f"*[not({' or '.join(tests)})]", namespaces=prefixes)

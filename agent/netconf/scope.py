@@ -18,7 +18,7 @@ from typing import cast
 
 from lxml import etree
 
-from agent.xmltree import keyed_children
+from agent.xmltree import children_except, keyed_children
 
 _BASE = "{urn:ietf:params:xml:ns:netconf:base:1.0}"
 
@@ -129,9 +129,9 @@ def _copy(element: etree._Element, path: tuple[str, ...],
     shell.text = element.text
     narrowed = {p[-1]: rule for p, rule in keep.items() if len(p) == len(path) + 1 and p[:-1] == path
                 and rule[1] is not None}
-    for child in element:
-        if not isinstance(child.tag, str) or child.tag in narrowed:
-            continue  # the entries of a narrowed list are added below, found by key
+    # The entries of a narrowed list are added below, found by key; the other children are
+    # selected at C speed (a Python loop here would visit every one of 10,000 entries).
+    for child in children_except(element, frozenset(narrowed)):
         shell.append(_copy(child, (*path, str(child.tag)), keep))
     for tag, (key, values) in narrowed.items():
         assert values is not None
@@ -139,3 +139,4 @@ def _copy(element: etree._Element, path: tuple[str, ...],
             for entry in keyed_children(element, tag, (key,), (value,)):
                 shell.append(copy.deepcopy(entry))
     return shell
+
