@@ -1,4 +1,5 @@
-"""The one adapter to a paramiko internal: hear at once that an SSH channel closed.
+"""The one adapter to paramiko internals: hear at once that an SSH channel closed, and how
+much it can send without waiting.
 
 A session's reader thread is busy while it answers a request, so it cannot
 notice that its client left; yet work done for a client that is gone (a
@@ -9,6 +10,10 @@ which sets ``closed`` and then the channel's public ``status_event``. That
 event is replaced here by one that also calls back. The behaviour relied on
 is tested in tests/unit/netconf/test_channel_watch.py against the installed
 paramiko; the version is checked at import.
+
+:func:`send_window` reads ``Channel.out_window_size`` (public in the code,
+absent from the documentation and the type stubs): the bytes the peer's SSH
+window still takes, so a reply that fits is sent without blocking.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ _SUPPORTED_MAJOR = 3
 if paramiko.__version_info__[0] != _SUPPORTED_MAJOR:  # pragma: no cover - guarded by setup.cfg's pin
     raise ImportError(
         f"agent.netconf.channel_watch relies on paramiko {_SUPPORTED_MAJOR}.x internals "
-        f"(Channel._set_closed sets status_event); found {paramiko.__version__}"
+        f"(Channel._set_closed sets status_event, Channel.out_window_size); found {paramiko.__version__}"
     )
 
 
@@ -64,3 +69,11 @@ def _call(callback: Callable[[], None]) -> None:
         callback()
     except Exception:  # paramiko's transport thread must survive a bad callback
         log.exception("channel close callback failed")
+
+
+def send_window(channel: paramiko.Channel) -> int:
+    """How many bytes ``channel`` can send now without waiting for the peer's window (0 if closed)."""
+    if channel.closed:
+        return 0
+    window: int = getattr(channel, "out_window_size")  # noqa: B009 - not in the type stubs
+    return window

@@ -25,6 +25,7 @@ from typing import Protocol
 from lxml import etree
 
 from agent.netconf.budget import Cancellation
+from agent.netconf.channel_watch import send_window
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import EndReason, NetconfAgent, SessionInfo
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, FramingError, encode_message
@@ -127,6 +128,7 @@ class NetconfSession:
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._pending = 0  # bytes queued and not yet sent
         self._pending_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # one sender at a time: the writer thread, or a reply sent inline
         self._ended = threading.Event()
         self._end_reason = ""
         self._end_kind = EndReason.OTHER  # RFC 6470 termination-reason, set with _end_reason
@@ -141,30 +143,54 @@ class NetconfSession:
 
     # -- output ----------------------------------------------------------------
     def send(self, message: bytes) -> None:
-        """Queue one message (framed now, with the framing in force). Never blocks."""
+        """Send or queue one message (framed now, with the framing in force). Never blocks on the client.
+
+        A reply (sent by the session's own thread) when nothing else is queued
+        or being sent, and which the client's SSH window can take at once, is
+        sent right here: handing it to the writer thread would cost a thread
+        switch per RPC. Everything else goes through the writer thread, so
+        a client that stops reading never holds up the thread that sends.
+        """
         if self._ended.is_set():
             return
         framed = encode_message(message, self._chunked)
+        inline = False
         with self._pending_lock:
+            if self._pending == 0 and threading.current_thread() is self._reader:
+                inline = self._send_lock.acquire(blocking=False)
             self._pending += len(framed)
             backlog = self._pending
+        if inline:
+            try:
+                if send_window(self.channel) >= len(framed):
+                    self._transmit(framed)
+                    return
+            finally:
+                self._send_lock.release()
         if backlog > self.limits.max_pending_output:
             self.abort(f"the client does not read its replies ({backlog} bytes unsent)", EndReason.OTHER)
             return
         self._outbox.put(framed)
+
+    def _transmit(self, data: bytes) -> bool:
+        """Send ``data`` (the send lock held); False when the channel is dead (the session is aborted)."""
+        try:
+            self.channel.sendall(data)
+        except Exception as error:  # paramiko raises SSHException/OSError/EOFError on a dead channel
+            self.abort(f"send failed: {error}", EndReason.DROPPED)
+            return False
+        with self._pending_lock:  # before the send lock is released: "nothing pending" means nothing in flight
+            self._pending -= len(data)
+        return True
 
     def _write_loop(self) -> None:
         while True:
             data = self._outbox.get()
             if data is None:
                 return
-            try:
-                self.channel.sendall(data)
-            except Exception as error:  # paramiko raises SSHException/OSError/EOFError on a dead channel
-                self.abort(f"send failed: {error}", EndReason.DROPPED)
-                return
-            with self._pending_lock:
-                self._pending -= len(data)
+            with self._send_lock:
+                if not self._transmit(data):
+                    return
 
     # -- input -----------------------------------------------------------------
     def _run(self) -> None:

@@ -3,7 +3,10 @@
 A real paramiko server and client over a socket pair: the close callback
 fires when the client closes the channel, when the TCP connection dies
 under SSH, and when the server closes the channel itself; an exit-status
-request from the client does not fire it.
+request from the client does not fire it. send_window is what a send of
+that many bytes can take without blocking: it shrinks as the server sends
+while the client does not read, grows back when the client reads, and is 0
+once the channel is closed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 import paramiko
 import pytest
 
-from agent.netconf.channel_watch import on_close
+from agent.netconf.channel_watch import on_close, send_window
 
 HOST_KEY = paramiko.RSAKey.generate(1024)
 
@@ -96,3 +99,31 @@ def test_a_channel_closed_before_the_watch_calls_back_at_once() -> None:
         assert late.is_set()
     finally:
         made.close()
+
+
+def test_send_window_is_what_can_be_sent_without_blocking(pair: Pair) -> None:
+    window = send_window(pair.channel)
+    assert window > 0
+    pair.channel.settimeout(0.0)  # a send that would wait for the window raises instead
+    pair.channel.sendall(b"x" * 1000)
+    assert send_window(pair.channel) == window - 1000
+    rest = send_window(pair.channel)
+    pair.channel.sendall(b"y" * rest)  # exactly the window: no wait
+    assert send_window(pair.channel) == 0
+    with pytest.raises(socket.timeout):
+        pair.channel.sendall(b"z")
+    received = 0
+    while received < window:  # the client reads: its window adjustments reopen ours
+        received += len(pair.client_channel.recv(65536))
+    deadline = threading.Event()
+    for _ in range(100):
+        if send_window(pair.channel) > 0:
+            break
+        deadline.wait(0.05)
+    assert send_window(pair.channel) > 0
+
+
+def test_send_window_of_a_closed_channel_is_zero(pair: Pair) -> None:
+    pair.client_channel.close()
+    assert pair.closed.wait(10)
+    assert send_window(pair.channel) == 0
