@@ -16,7 +16,7 @@ same, in the same order.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -32,13 +32,14 @@ class ChangeKind(enum.Enum):
     REPLACE = "replace"
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One changed node: ``path`` (prefixed instance-identifier), kind, and leaf values.
 
     ``hidden``: something inside a secret node (``nacm:default-deny-all``:
     a password hash, ``/nacm``) changed; ``path`` is then the secret's
-    parent ("" at the top level), never the secret itself.
+    parent ("" at the top level), never the secret itself. (A named tuple:
+    a bulk create records thousands, and a frozen dataclass costs twice as
+    much to make.)
     """
 
     path: str
@@ -278,19 +279,48 @@ def _expand(
     """
     if info is None or info.ref is None:
         return
+    create = kind is ChangeKind.CREATE
     for child in element:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if not isinstance(tag, str):
             continue
-        child_info = schema.node_info(info, str(child.tag))
-        if child_info is not None and info.kind is NodeKind.LIST and child_info.tag in info.keys:
-            continue  # the key is in the entry's own path already
-        if _secret(child_info):
-            continue  # its parent's creation or deletion is recorded; the secret is not
-        child_path = f"{path}/{_step(child, child_info, namer)}"
-        value = _leaf_value(child, child_info)
-        out.append(Change(child_path, kind, new_value=value if kind is ChangeKind.CREATE else None,
-                          old_value=value if kind is ChangeKind.DELETE else None))
-        _expand(child, child_info, child_path, kind, schema, namer, out)
+        plan = _expansion_plan(schema, namer, info, tag)
+        if plan is None:
+            continue  # a key (already in the entry's own path) or a secret (its parent's change is recorded)
+        child_info, name, keyed, leaf = plan
+        child_path = f"{path}/{_step(child, child_info, namer)}" if keyed else f"{path}/{name}"
+        value = (child.text or "").strip() if leaf else None
+        out.append(Change(child_path, kind, None if create else value, value if create else None))
+        if child_info is not None and child_info.ref is not None:
+            _expand(child, child_info, child_path, kind, schema, namer, out)
+
+
+_Plan = tuple["NodeInfo | None", str, bool, bool]
+_PLANS: dict[tuple[int, int, int, str], tuple[object, object, object, _Plan | None]] = {}
+
+
+def _expansion_plan(schema: SchemaLookup, namer: PathNamer, info: NodeInfo, tag: str) -> _Plan | None:
+    """How :func:`_expand` records child ``tag`` of ``info``: (its info, its qualified name, whether its
+    step has predicates, whether it has a value), or None when it is not recorded. Cached: the same
+    few plans serve every entry of a bulk create."""
+    slot = (id(schema), id(namer), id(info), tag)
+    kept = _PLANS.get(slot)
+    if kept is not None and kept[0] is schema and kept[1] is namer and kept[2] is info:
+        return kept[3]
+    child_info = schema.node_info(info, tag)
+    plan: _Plan | None
+    if child_info is not None and info.kind is NodeKind.LIST and child_info.tag in info.keys:
+        plan = None
+    elif _secret(child_info):
+        plan = None
+    else:
+        keyed = child_info is not None and child_info.kind in (NodeKind.LIST, NodeKind.LEAF_LIST)
+        leaf = child_info is not None and child_info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST)
+        plan = (child_info, _qualified(tag, namer), keyed, leaf)
+    if len(_PLANS) > 4096:
+        _PLANS.clear()
+    _PLANS[slot] = (schema, namer, info, plan)  # kept alive with their plan: their ids stay theirs
+    return plan
 
 
 def _secret(info: NodeInfo | None) -> bool:

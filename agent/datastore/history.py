@@ -75,9 +75,9 @@ class CommitRecord:
             "kind": self.kind,
             "label": self.label,
             "comment": self.comment,
-            "changes": [
-                {"path": c.path, "kind": c.kind.value, "old": c.old_value, "new": c.new_value} for c in self.changes
-            ],
+            # [path, kind, old, new] per change (journals written before this format hold
+            # {"path", "kind", "old", "new"} objects: from_json reads both)
+            "changes": [[c.path, c.kind.value, c.old_value, c.new_value] for c in self.changes],
         }
 
     @classmethod
@@ -92,10 +92,19 @@ class CommitRecord:
             kind=str(data["kind"]),
             label=str(data["label"]) if data.get("label") is not None else None,
             comment=str(data["comment"]) if data.get("comment") is not None else None,
-            changes=tuple(
-                Change(str(c["path"]), ChangeKind(c["kind"]), c.get("old"), c.get("new")) for c in changes
-            ),
+            changes=tuple(_change_from_json(c) for c in changes),
         )
+
+
+_KINDS = {kind.value: kind for kind in ChangeKind}
+
+
+def _change_from_json(item: object) -> Change:
+    if isinstance(item, list):
+        path, kind, old, new = item
+        return Change(str(path), _KINDS[kind], old, new)
+    assert isinstance(item, dict)
+    return Change(str(item["path"]), ChangeKind(item["kind"]), item.get("old"), item.get("new"))
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from agent.datastore.diff import Change, ChangeKind
 from agent.datastore.history import CommitHistory, CommitRecord
 from agent.datastore.store import RUNNING_FILE, Datastores, Principal, Target
 from agent.netconf.yang import YangSupport
@@ -109,6 +110,24 @@ def test_per_commit_files_of_the_earlier_format_move_into_the_journal(tmp_path: 
     assert [r.commit_id for r in history.records] == ["1000000001", "1000000002"]
     assert history.latest_snapshot() == snapshot(2)
     assert not list(commits.glob("*.json.gz")) and len(segments(tmp_path)) == 1
+
+
+def test_changes_of_both_record_formats_are_read(tmp_path: Path) -> None:
+    """Records keep their changes as [path, kind, old, new]; journals from before hold objects."""
+    changes = (
+        Change("/sys:hostname", ChangeKind.REPLACE, "a", "b"),
+        Change("/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='t']", ChangeKind.CREATE),
+        Change("/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='t']/crypto:rsakeypair", ChangeKind.DELETE, "k"),
+    )
+    current = CommitRecord(**{**record(1).__dict__, "changes": changes})
+    history = CommitHistory(tmp_path)
+    history.append(current, snapshot(1))
+    assert CommitHistory(tmp_path).records[0].changes == changes  # through the journal
+    stored = current.to_json()
+    assert stored["changes"][0] == ["/sys:hostname", "replace", "a", "b"]  # type: ignore[index]
+    earlier = {**stored, "changes": [{"path": c.path, "kind": c.kind.value, "old": c.old_value, "new": c.new_value}
+                                     for c in changes]}
+    assert CommitRecord.from_json(earlier).changes == changes
 
 
 @pytest.fixture(scope="module")
