@@ -280,11 +280,14 @@ def _expand(
     if info is None or info.ref is None:
         return
     create = kind is ChangeKind.CREATE
+    plans = _expansion_plans(schema, namer, info)
     for child in element:
         tag = child.tag
         if not isinstance(tag, str):
             continue
-        plan = _expansion_plan(schema, namer, info, tag)
+        plan = plans.get(tag, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = plans[tag] = _expansion_plan(schema, namer, info, tag)
         if plan is None:
             continue  # a key (already in the entry's own path) or a secret (its parent's change is recorded)
         child_info, name, keyed, leaf = plan
@@ -296,31 +299,35 @@ def _expand(
 
 
 _Plan = tuple["NodeInfo | None", str, bool, bool]
-_PLANS: dict[tuple[int, int, int, str], tuple[object, object, object, _Plan | None]] = {}
+_UNPLANNED: _Plan = (None, "", False, False)
+_PLANS: dict[tuple[int, int, int], tuple[object, object, object, dict[str, _Plan | None]]] = {}
+
+
+def _expansion_plans(schema: SchemaLookup, namer: PathNamer, info: NodeInfo) -> dict[str, _Plan | None]:
+    """The plans of ``info``'s children by tag (filled as tags are met): the same few serve every
+    entry of a bulk create."""
+    slot = (id(schema), id(namer), id(info))
+    kept = _PLANS.get(slot)
+    if kept is not None and kept[0] is schema and kept[1] is namer and kept[2] is info:
+        return kept[3]
+    if len(_PLANS) > 1024:
+        _PLANS.clear()
+    plans: dict[str, _Plan | None] = {}
+    _PLANS[slot] = (schema, namer, info, plans)  # kept alive with their plans: their ids stay theirs
+    return plans
 
 
 def _expansion_plan(schema: SchemaLookup, namer: PathNamer, info: NodeInfo, tag: str) -> _Plan | None:
     """How :func:`_expand` records child ``tag`` of ``info``: (its info, its qualified name, whether its
-    step has predicates, whether it has a value), or None when it is not recorded. Cached: the same
-    few plans serve every entry of a bulk create."""
-    slot = (id(schema), id(namer), id(info), tag)
-    kept = _PLANS.get(slot)
-    if kept is not None and kept[0] is schema and kept[1] is namer and kept[2] is info:
-        return kept[3]
+    step has predicates, whether it has a value), or None when it is not recorded."""
     child_info = schema.node_info(info, tag)
-    plan: _Plan | None
     if child_info is not None and info.kind is NodeKind.LIST and child_info.tag in info.keys:
-        plan = None
-    elif _secret(child_info):
-        plan = None
-    else:
-        keyed = child_info is not None and child_info.kind in (NodeKind.LIST, NodeKind.LEAF_LIST)
-        leaf = child_info is not None and child_info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST)
-        plan = (child_info, _qualified(tag, namer), keyed, leaf)
-    if len(_PLANS) > 4096:
-        _PLANS.clear()
-    _PLANS[slot] = (schema, namer, info, plan)  # kept alive with their plan: their ids stay theirs
-    return plan
+        return None
+    if _secret(child_info):
+        return None
+    keyed = child_info is not None and child_info.kind in (NodeKind.LIST, NodeKind.LEAF_LIST)
+    leaf = child_info is not None and child_info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST)
+    return (child_info, _qualified(tag, namer), keyed, leaf)
 
 
 def _secret(info: NodeInfo | None) -> bool:

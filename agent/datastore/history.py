@@ -77,7 +77,7 @@ class CommitRecord:
             "comment": self.comment,
             # [path, kind, old, new] per change (journals written before this format hold
             # {"path", "kind", "old", "new"} objects: from_json reads both)
-            "changes": [[c.path, c.kind.value, c.old_value, c.new_value] for c in self.changes],
+            "changes": [[c.path, _KIND_VALUES[c.kind], c.old_value, c.new_value] for c in self.changes],
         }
 
     @classmethod
@@ -97,6 +97,7 @@ class CommitRecord:
 
 
 _KINDS = {kind.value: kind for kind in ChangeKind}
+_KIND_VALUES = {kind: kind.value for kind in ChangeKind}  # Enum.value is a descriptor call: 7,000 per bulk commit
 
 
 def _change_from_json(item: object) -> Change:
