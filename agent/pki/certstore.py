@@ -19,6 +19,7 @@ directory (e.g. pending enrollment state) are left alone, except by
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -48,6 +49,11 @@ _RA_FILE = re.compile(r"ra-[0-9a-f]{16}\.pem")
 _RA_LINE = re.compile(r"# ra: ([0-9a-f]{16})")
 _REMOVED_PREFIX = ".removed-"
 
+
+
+# Stored certificates are parsed once per content: authenticating a CA reads every other
+# trustpoint's CA certificate (is the new CA issued by one of them?), and `show` reads them all.
+_load_stored = functools.lru_cache(maxsize=2048)(load_certificate)
 
 class CertificateStoreError(PkiError):
     """Root of the certificate store's errors."""
@@ -434,7 +440,7 @@ class CertificateStore:
     @staticmethod
     def _parse(path: Path, data: bytes) -> x509.Certificate:
         try:
-            return load_certificate(data)
+            return _load_stored(data)
         except InvalidCertificateError:
             raise CertificateStoreCorruptError(f"Certificate file {path} is unreadable") from None
 
