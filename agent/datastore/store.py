@@ -58,7 +58,6 @@ from agent.datastore.history import CommitHistory, CommitRecord
 from agent.errors import DatastoreError
 from agent.files import atomic_write, fsync_dir, overwrite_file, remove_stale_temporaries
 from agent.serial import SerialExecutor
-from agent.xmltree import publish
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +276,12 @@ class Datastores:
 
     # -- reading -----------------------------------------------------------
     def get(self, target: Target) -> etree._Element:
-        """The current tree of ``target`` (never mutate it: its lists get key indexes, see xmltree.publish)."""
+        """The current tree of ``target``: never mutate it (it is replaced, never changed, so readers may
+        index it: see xmltree.publish)."""
         with self._mutex:
-            tree = self._candidate if target is Target.CANDIDATE and self._candidate is not None else self._running
-        publish(tree)
-        return tree
+            if target is Target.CANDIDATE and self._candidate is not None:
+                return self._candidate
+            return self._running
 
     @property
     def candidate_modified(self) -> bool:

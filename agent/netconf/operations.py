@@ -24,7 +24,7 @@ from agent.netconf.rpcerror import NC_NS
 from agent.netconf.scope import EVERYTHING, StateScope, pruned, scope_of
 from agent.schema.model import SchemaModel
 from agent.schema.validate import validate_rpc_input
-from agent.xmltree import default_ns
+from agent.xmltree import default_ns, publish
 
 _DATA = f"{{{NC_NS}}}data"
 
@@ -194,11 +194,15 @@ class BaseOperations:
         modules the schema does not hold (``agent.unmodelled_state``) is
         appended as built, after the schema-checked merge.
         """
+        running = self.store.get(Target.RUNNING)
+        if not scope.everything:
+            # A filtered read looks entries up by key (here and in the state providers): let the
+            # (never changed) running tree keep key indexes for the next reads.
+            publish(running)
         state = new_root()
         for source in self.agent.state_sources:
             for node in source.nodes(scope):
                 state.append(node)
-        running = self.store.get(Target.RUNNING)
         if not scope.everything:
             running = pruned(running, scope, self.scoped_lists)
         merged = merge_trees(running, state, self.store.schema, self.store.namer)
@@ -238,6 +242,7 @@ class BaseOperations:
         tree = self.store.get(source)
         scope = scope_of(filter_el)
         if not scope.everything:  # only what the filter can select, as for <get> (agent/netconf/scope.py)
+            publish(tree)
             tree = pruned(tree, scope, self.scoped_lists)
         return self.reply_data(session, tree, filter_el, mode, include_state=False)
 
