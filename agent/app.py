@@ -24,6 +24,7 @@ from agent.netconf.dispatch import NetconfAgent
 from agent.netconf.history import CommitHistoryService
 from agent.netconf.monitoring import Monitoring
 from agent.netconf.nacm import AccessControl
+from agent.netconf.nacm_rules import NACM_NS
 from agent.netconf.nmda import NmdaOperations
 from agent.netconf.notifications import Notifications
 from agent.netconf.operations import BaseOperations
@@ -93,7 +94,7 @@ class Application:
         self.identity = SystemIdentity(lambda: self.datastores.get(Target.RUNNING))
         self.agent = NetconfAgent(self.datastores, self.yang)
         self.agent.access = self.access
-        self.agent.add_state_provider(self.access.state)
+        self.agent.add_state_provider(self.access.state, produces=[f"{{{NACM_NS}}}nacm"])
         self.agent.add_input_converter(PASSWORD_HASH_TAG, password_input)
         base = BaseOperations(self.agent, self.schema, config.filter_budget)
         base.scoped_lists.append((TRUSTPOINT_TAGS, f"{{{CRYPTO_NS}}}name"))  # a <get> of one trustpoint

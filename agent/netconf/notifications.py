@@ -202,7 +202,7 @@ class Notifications:
         self.agent.register(f"{{{NOTIF_NS}}}create-subscription", self.create_subscription)
         self.agent.extra_capabilities.extend((NOTIFICATION_CAPABILITY, INTERLEAVE_CAPABILITY))
         if streams_modelled:
-            self.agent.add_state_provider(self.streams_state)
+            self.agent.add_state_provider(self.streams_state, produces=[f"{{{NETMOD_NOTIF_NS}}}netconf"])
         else:
             self.agent.add_unmodelled_state(
                 UnmodelledState(self.streams_state, {f"{{{NETMOD_NOTIF_NS}}}stream": (f"{{{NETMOD_NOTIF_NS}}}name",)})

@@ -61,6 +61,30 @@ class StateScope:
         selected = self.top_tags()
         return selected is None or not selected.isdisjoint(tags)
 
+    def can_select(self, path: tuple[str, ...]) -> bool:
+        """Whether the filter may select anything at or below the node at ``path`` (Clark tags from
+        the top). Conservative: True whenever it cannot tell (a selection node on the way, a filter
+        node without namespace, or a sibling set of content match nodes only, which selects its
+        whole sibling set: RFC 6241 6.2.5)."""
+        if self.filter_el is None:
+            return True
+        level = [self.filter_el]
+        for tag in path:
+            below: list[etree._Element] = []
+            for node in level:
+                children = [c for c in node if isinstance(c.tag, str)]
+                if not children or all(_content_match(c) for c in children):
+                    return True
+                for child in children:
+                    if not _namespaced(child.tag):
+                        return True
+                    if child.tag == tag:
+                        below.append(child)
+            if not below:
+                return False
+            level = below
+        return True
+
     def list_keys(self, list_tags: tuple[str, ...], key_tag: str) -> set[str] | None:
         """The key values of the entries of the list at ``list_tags`` the filter can select.
 
@@ -89,6 +113,10 @@ class StateScope:
                 return None
             keys.add((key.text or "").strip())
         return keys
+
+
+def _content_match(node: etree._Element) -> bool:
+    return len(node) == 0 and bool((node.text or "").strip())
 
 
 EVERYTHING = StateScope()

@@ -141,7 +141,7 @@ class AlertService:
 
     def register(self, agent: NetconfAgent) -> None:
         """Apply the running configuration, start listening and the monitor. Raises nothing."""
-        agent.add_state_provider(self.logging_state)
+        agent.add_state_provider(self.logging_state, produces=[_s("logging")])
         agent.add_state_provider(self.expiry_state, produces=[tag("crypto")], scoped=True)
         agent.datastores.add_commit_listener(self.committed)
         self.apply(alert_config(self._running()))

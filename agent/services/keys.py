@@ -17,6 +17,7 @@ from agent.datastore.store import Target
 from agent.netconf.dispatch import NetconfAgent, SessionInfo
 from agent.netconf.operations import principal
 from agent.netconf.rpcerror import NC_NS
+from agent.netconf.scope import EVERYTHING, StateScope
 from agent.pki.enrollment import Pki
 from agent.pki.keystore import (
     DEFAULT_LABEL,
@@ -64,7 +65,7 @@ class KeyService:
             ("key-import-authentication-rsa", self.import_authentication),
         ):
             agent.register(tag(name), yang_rpc(model, tag(name), handler))
-        agent.add_state_provider(self.state, produces=[tag("crypto")])
+        agent.add_state_provider(self.state, produces=[tag("crypto")], scoped=True)
 
     # -- RPCs ------------------------------------------------------------------
     def generate(self, session: SessionInfo, params: RpcInput) -> list[etree._Element]:
@@ -143,7 +144,10 @@ class KeyService:
         )
 
     # -- state -----------------------------------------------------------------
-    def state(self) -> list[etree._Element]:
+    def state(self, scope: StateScope = EVERYTHING) -> list[etree._Element]:
+        """/crypto/key: the key pairs (read from the key store), unless the <get> filter cannot select them."""
+        if not scope.can_select((tag("crypto"), tag("key"))):
+            return []
         crypto = container("crypto")
         key = etree.SubElement(crypto, tag("key"))
         for info in self.keystore.list_rsa():

@@ -55,3 +55,27 @@ def test_pruned_keeps_only_what_can_be_selected() -> None:
     assert [e.findtext(NAME) for e in out.iter(TP[2])] == ["b"]
     assert out.find(f"{{{C}}}crypto/{{{C}}}ca/{{{C}}}trustpool") is not None  # not a list the scope narrows
     assert len(root.findall(f".//{TP[2]}")) == 2  # the original is untouched
+
+
+KEY = (TP[0], f"{{{C}}}key")
+
+
+def test_can_select_follows_the_filters_containment_nodes() -> None:
+    one_tp = scope_of(flt(f'<crypto xmlns="{C}"><ca><trustpoint><name>tp5</name></trustpoint></ca></crypto>'))
+    assert one_tp.can_select(TP) and one_tp.can_select(TP[:2])
+    assert not one_tp.can_select(KEY)  # /crypto/key: the key pairs' state is not even made
+    assert not one_tp.can_select((f"{{{S}}}hostname",))
+    keys = scope_of(flt(f'<crypto xmlns="{C}"><key/></crypto>'))
+    assert keys.can_select(KEY) and keys.can_select((*KEY, f"{{{C}}}rsa")) and not keys.can_select(TP)
+
+
+def test_can_select_is_true_whenever_it_cannot_tell() -> None:
+    for body in (
+        f'<crypto xmlns="{C}"/>',  # selection node: everything below
+        '<crypto xmlns=""><ca/></crypto>',  # no namespace: any namespace
+        f'<crypto xmlns="{C}"><ca/><key/></crypto>',
+        f'<crypto xmlns="{C}"><flag>x</flag></crypto>',  # only content match nodes: the whole sibling set
+    ):
+        assert scope_of(flt(body)).can_select(KEY), body
+    assert EVERYTHING.can_select(KEY)
+    assert scope_of(flt("<x/>", kind="xpath")).can_select(KEY)
