@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from lxml import etree
@@ -38,6 +38,8 @@ class StateScope:
     """The part of the datastore a filter can select (from a subtree filter; None: everything)."""
 
     filter_el: etree._Element | None = None
+    # Answers already worked out: every state provider and the pruning ask about the same lists.
+    _keys: dict[tuple[tuple[str, ...], str], set[str] | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def everything(self) -> bool:
@@ -93,6 +95,14 @@ class StateScope:
         """
         if self.filter_el is None:
             return None
+        slot = (list_tags, key_tag)
+        if slot not in self._keys:
+            self._keys[slot] = self._list_keys(list_tags, key_tag)
+        known = self._keys[slot]
+        return None if known is None else set(known)
+
+    def _list_keys(self, list_tags: tuple[str, ...], key_tag: str) -> set[str] | None:
+        assert self.filter_el is not None
         level = [self.filter_el]
         for tag in list_tags:
             below: list[etree._Element] = []
