@@ -113,8 +113,9 @@ MANY_LOOKUPS = 8
 # among 10,000, a listener finding the entries a commit touched) is a dict lookup instead of
 # a scan. Trees that are still being edited are never published, so they are always scanned.
 
-PUBLISHED_KEEP = 4
-"""How many published trees keep their indexes (the newest running and candidate, and the ones before)."""
+PUBLISHED_KEEP = 2
+"""How many published trees keep their indexes: the newest running and candidate. Each one kept also
+keeps its whole tree in memory (a superseded running of 10,000 trustpoints is ~10 MiB)."""
 
 _INDEX_AFTER = MANY_LOOKUPS
 """A list is indexed at its ninth lookup in one published tree. Building the index costs a few
