@@ -126,7 +126,9 @@ listeners) stay scans, while a tree that is read again and again (filtered gets)
 @dataclass
 class _Published:
     root: etree._Element
-    lookups: dict[tuple[object, ...], int] = field(default_factory=dict)
+    # Both keep the parent element: an lxml element's Python object (and so its id) lives only as
+    # long as something refers to it, and each request would otherwise count under a new id.
+    lookups: dict[tuple[object, ...], tuple[etree._Element, int]] = field(default_factory=dict)
     memo: dict[tuple[object, ...], tuple[etree._Element, object]] = field(default_factory=dict)
 
 
@@ -162,8 +164,9 @@ def _published_memo(parent: etree._Element, what: tuple[object, ...], compute: C
     kept = tree.memo.get(slot)
     if kept is not None and kept[0] is parent:
         return cast("_T", kept[1])
-    seen = tree.lookups.get(slot, 0)
-    tree.lookups[slot] = seen + 1
+    counted = tree.lookups.get(slot)
+    seen = counted[1] if counted is not None and counted[0] is parent else 0
+    tree.lookups[slot] = (parent, seen + 1)
     if seen < _INDEX_AFTER:
         return None
     value = compute()

@@ -5,7 +5,7 @@
     python bench/profile_agent.py WORKLOAD [--seconds S] [--top N] [--keep]
 
 WORKLOAD: setup, get_empty, get_1000, edit_commit, edit_commit_1000, bulk,
-bulk_running, edit_running, edit_running_1000, concurrent_empty,
+bulk_running, edit_running, edit_running_1000, get_one_1000, get_config_one_1000, concurrent_empty,
 concurrent_1000, or rss (no profiler: VmRSS/VmHWM after each step of the
 candidate workload). ``--entries N`` makes the "1000" workloads (and bulk)
 use N trustpoints instead.
@@ -37,7 +37,7 @@ from peers import AgentPeer, cpu_seconds, make_ssh_key  # noqa: E402
 
 WORKLOADS = (
     "setup", "get_empty", "get_1000", "edit_commit", "edit_commit_1000", "bulk", "bulk_running", "edit_running",
-    "edit_running_1000", "get_one_1000", "concurrent_empty", "concurrent_1000", "rss",
+    "edit_running_1000", "get_one_1000", "get_config_one_1000", "concurrent_empty", "concurrent_1000", "rss",
 )
 
 
@@ -139,7 +139,8 @@ def main() -> int:
             conc.run(3.0, 1000, agent.server_pids())
             print("after 20 concurrent get-config for 3 s:", vm(pid))
             return 0
-        if w in ("get_1000", "edit_commit_1000", "concurrent_1000", "edit_running_1000", "get_one_1000"):
+        if w in ("get_1000", "edit_commit_1000", "concurrent_1000", "edit_running_1000", "get_one_1000",
+                 "get_config_one_1000"):
             mgr.edit_config(target="candidate", config=bulk_config(args.entries))
             mgr.commit()
         if w.startswith("concurrent"):
@@ -166,6 +167,10 @@ def main() -> int:
             elif w == "get_one_1000":
                 mgr.get(filter=("subtree", f'<crypto xmlns="{figures.CRYPTO_NS}"><ca><trustpoint>'
                                           f"<name>tp{ops % args.entries:04d}</name></trustpoint></ca></crypto>"))
+            elif w == "get_config_one_1000":
+                mgr.get_config(source="running", filter=(
+                    "subtree", f'<crypto xmlns="{figures.CRYPTO_NS}"><ca><trustpoint>'
+                               f"<name>tp{ops % args.entries:04d}</name></trustpoint></ca></crypto>"))
             elif w in ("edit_commit", "edit_commit_1000"):
                 mgr.edit_config(target="candidate", config=figures.config([figures.trustpoint(f"x{ops}", ops)]))
                 mgr.commit()

@@ -84,3 +84,17 @@ def test_children_except_a_list_agree_with_a_loop_and_are_kept_for_published_tre
     for _ in range(xmltree._INDEX_AFTER + 2):
         assert xmltree.children_except(root, frozenset({ENTRY})) == expected
     assert xmltree.children_except(root, frozenset()) == [c for c in root if isinstance(c.tag, str)]
+
+
+def test_lookups_count_for_the_element_not_for_its_python_object() -> None:
+    """Each request finds the list's parent anew: lxml may give it a new Python object (and id) each time."""
+    outer = etree.Element(f"{{{NS}}}top", nsmap={None: NS})  # type: ignore[dict-item]
+    outer.append(tree([(f"tp{i}", "x") for i in range(30)]))
+    xmltree.publish(outer)
+    published = xmltree._published[id(outer)]
+    for n in range(xmltree._INDEX_AFTER + 1):
+        parent = outer.find(f"{{{NS}}}root")  # a fresh lookup, as a new request would make
+        assert parent is not None
+        assert len(xmltree.keyed_children(parent, ENTRY, (NAME,), (f"tp{n}",))) == 1
+        del parent
+    assert len(published.memo) == 1
