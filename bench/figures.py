@@ -57,7 +57,7 @@ class Settings:
             setup_count=6, setup_seconds=8, rate_count=5000, rate_seconds=2.0, edit_count=30, edit_count_1000=10,
             edit_seconds=10.0,
             bulk_entries=1000, bulk_rounds=3, concurrent_sessions=20, concurrent_processes=2, concurrent_seconds=2.0,
-            keygen_count=3, keygen_seconds=20, scep_count=2,
+            keygen_count=3, keygen_seconds=20, scep_count=5,
         )
 
     @staticmethod
@@ -66,7 +66,7 @@ class Settings:
             setup_count=20, setup_seconds=30, rate_count=20000, rate_seconds=6.0, edit_count=100, edit_count_1000=30,
             edit_seconds=20.0,
             bulk_entries=1000, bulk_rounds=3, concurrent_sessions=20, concurrent_processes=2, concurrent_seconds=4.0,
-            keygen_count=10, keygen_seconds=60, scep_count=5,
+            keygen_count=10, keygen_seconds=60, scep_count=25,
         )
 
 
