@@ -16,7 +16,7 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _deferred = threading.local()
@@ -28,20 +28,36 @@ def deferred_directory_syncs() -> Iterator[None]:
 
     Everything renamed or unlinked inside the block is durable when the
     block is left (also when it is left by an exception: what was renamed
-    stays renamed, so it is made durable too). Nested blocks sync at the
-    outermost one's end. Raises OSError from the syncs.
+    stays renamed, so it is made durable too); then the block's
+    :func:`when_durable` callbacks run. Nested blocks sync at the outermost
+    one's end. Raises OSError from the syncs (the callbacks do not run then).
     """
     if getattr(_deferred, "dirs", None) is not None:
         yield
         return
     pending: dict[str, None] = {}
+    callbacks: list[Callable[[], None]] = []
     _deferred.dirs = pending
+    _deferred.callbacks = callbacks
     try:
         yield
     finally:
         _deferred.dirs = None
+        _deferred.callbacks = None
         for directory in pending:
             _sync_dir(directory)
+        for callback in callbacks:
+            callback()
+
+
+def when_durable(callback: Callable[[], None]) -> None:
+    """Call ``callback`` once what this thread wrote so far is durable: at once, or at the end of
+    its deferred block (so nothing is announced before it would survive a crash)."""
+    callbacks: list[Callable[[], None]] | None = getattr(_deferred, "callbacks", None)
+    if callbacks is None:
+        callback()
+    else:
+        callbacks.append(callback)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.files import deferred_directory_syncs
+from agent.files import deferred_directory_syncs, when_durable
 from agent.pki.authentication import (
     check_ca_certificate,
     fetch_ca_certificates,
@@ -884,7 +884,8 @@ class Pki:
                 except Exception:  # noqa: BLE001 - a listener must not break enrollment
                     _log.exception("enrollment listener failed")
 
-        self._events.submit(deliver)
+        # Announced once the request's record and certificate are durable (the writer step's end).
+        when_durable(lambda: self._events.submit(deliver))
 
     def _require_ca(self, name: str) -> CaCertificates:
         ca_certs = installed_ca_certificates(self._certstore, name)

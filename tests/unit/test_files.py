@@ -76,3 +76,14 @@ def test_serial_executor_job_is_durable_when_run_returns(tmp_path: Path, synced:
         assert synced == [str(tmp_path)]  # once, before run() returned
     finally:
         writer.close()
+
+
+def test_when_durable_runs_after_the_blocks_syncs(tmp_path: Path, synced: list[str]) -> None:
+    seen: list[object] = []
+    files.when_durable(lambda: seen.append("outside: at once"))
+    assert seen == ["outside: at once"]
+    with files.deferred_directory_syncs():
+        files.atomic_write(tmp_path / "cert.pem", b"cert")
+        files.when_durable(lambda: seen.append(list(synced)))
+        assert len(seen) == 1  # not yet: the rename is not durable
+    assert seen[1] == [str(tmp_path)]  # called after the directory was synced
