@@ -65,27 +65,11 @@ class StateScope:
 
     def can_select(self, path: tuple[str, ...]) -> bool:
         """Whether the filter may select anything at or below the node at ``path`` (Clark tags from
-        the top). Conservative: True whenever it cannot tell (a selection node on the way, a filter
-        node without namespace, or a sibling set of content match nodes only, which selects its
-        whole sibling set: RFC 6241 6.2.5)."""
+        the top). Conservative: True whenever it cannot tell (see :meth:`_filter_nodes`)."""
         if self.filter_el is None:
             return True
-        level = [self.filter_el]
-        for tag in path:
-            below: list[etree._Element] = []
-            for node in level:
-                children = [c for c in node if isinstance(c.tag, str)]
-                if not children or all(_content_match(c) for c in children):
-                    return True
-                for child in children:
-                    if not _namespaced(child.tag):
-                        return True
-                    if child.tag == tag:
-                        below.append(child)
-            if not below:
-                return False
-            level = below
-        return True
+        nodes = self._filter_nodes(path)
+        return nodes is None or bool(nodes)
 
     def list_keys(self, list_tags: tuple[str, ...], key_tag: str) -> set[str] | None:
         """The key values of the entries of the list at ``list_tags`` the filter can select.
@@ -102,27 +86,37 @@ class StateScope:
         return None if known is None else set(known)
 
     def _list_keys(self, list_tags: tuple[str, ...], key_tag: str) -> set[str] | None:
+        nodes = self._filter_nodes(list_tags)
+        if nodes is None:
+            return None
+        keys: set[str] = set()
+        for node in nodes:
+            key = node.find(key_tag)
+            if key is None or len(key) or not (key.text or "").strip() or node.attrib:
+                return None
+            keys.add((key.text or "").strip())
+        return keys
+
+    def _filter_nodes(self, path: tuple[str, ...]) -> list[etree._Element] | None:
+        """The filter nodes standing for the node at ``path`` (none: the filter selects nothing
+        there); None when the filter may select anything there: a selection node on the way, a
+        filter node without namespace, or a sibling set of content match nodes only, which
+        selects its whole sibling set (RFC 6241 6.2.5)."""
         assert self.filter_el is not None
         level = [self.filter_el]
-        for tag in list_tags:
+        for tag in path:
             below: list[etree._Element] = []
             for node in level:
                 children = [c for c in node if isinstance(c.tag, str)]
-                if not children:
-                    return None  # a selection node: everything below it
+                if not children or all(_content_match(c) for c in children):
+                    return None
                 for child in children:
                     if not _namespaced(child.tag):
                         return None
                     if child.tag == tag:
                         below.append(child)
             level = below
-        keys: set[str] = set()
-        for node in level:
-            key = node.find(key_tag)
-            if key is None or len(key) or not (key.text or "").strip() or node.attrib:
-                return None
-            keys.add((key.text or "").strip())
-        return keys
+        return level
 
 
 def _content_match(node: etree._Element) -> bool:
@@ -177,4 +171,3 @@ def _copy(element: etree._Element, path: tuple[str, ...],
             for entry in keyed_children(element, tag, (key,), (value,)):
                 shell.append(copy.deepcopy(entry))
     return shell
-
