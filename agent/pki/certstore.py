@@ -49,11 +49,10 @@ _RA_FILE = re.compile(r"ra-[0-9a-f]{16}\.pem")
 _RA_LINE = re.compile(r"# ra: ([0-9a-f]{16})")
 _REMOVED_PREFIX = ".removed-"
 
-
-
 # Stored certificates are parsed once per content: authenticating a CA reads every other
 # trustpoint's CA certificate (is the new CA issued by one of them?), and `show` reads them all.
 _load_stored = functools.lru_cache(maxsize=2048)(load_certificate)
+
 
 class CertificateStoreError(PkiError):
     """Root of the certificate store's errors."""
