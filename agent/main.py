@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         from agent.recovery import main as recover_admin_main
 
         return recover_admin_main(arguments[1:])
+    from agent.malloc_arenas import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts: see the module
     return _serve(arguments)
 
 

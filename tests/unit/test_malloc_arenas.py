@@ -1,0 +1,65 @@
+"""The agent caps glibc's malloc arenas (agent.malloc_arenas): checked in a fresh interpreter.
+
+glibc's ``malloc_info`` lists one ``<heap>`` per arena; eight threads that
+each allocate get an arena of their own unless the cap holds.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+
+REPO = Path(__file__).resolve().parents[2]
+
+COUNT_ARENAS = r"""
+import ctypes, ctypes.util, sys, threading
+from agent.malloc_arenas import limit_malloc_arenas
+took = limit_malloc_arenas() if sys.argv[1] == "cap" else None
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+gate = threading.Barrier(8)
+keep = []
+def allocate():
+    gate.wait()
+    keep.append([bytearray(200_000) for _ in range(4)])  # above pymalloc's limit: glibc malloc
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+sys.stdout.flush()
+libc.malloc_info(0, ctypes.c_void_p.in_dll(libc, "stdout"))
+libc.fflush(None)
+print("took", took)
+"""
+
+
+def _arenas(mode: str, **env: str) -> tuple[int, str]:
+    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    environment.update(env, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", COUNT_ARENAS, mode], capture_output=True, text=True,
+                         check=True, env=environment).stdout
+    return len(re.findall(r'<heap nr="\d+">', out)), out.strip().splitlines()[-1]
+
+
+def test_without_the_cap_each_thread_gets_an_arena() -> None:
+    heaps, _ = _arenas("none")
+    assert heaps >= 5
+
+
+def test_the_cap_keeps_two_arenas() -> None:
+    heaps, took = _arenas("cap")
+    assert took == "took True"
+    assert heaps <= 2
+
+
+def test_the_environment_setting_wins() -> None:
+    heaps, took = _arenas("cap", MALLOC_ARENA_MAX="3")
+    assert took == "took False"
+    assert heaps == 3
