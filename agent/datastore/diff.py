@@ -26,7 +26,9 @@ from agent.schema.model import AccessDefault, NodeInfo, NodeKind
 from agent.xmltree import MANY_LOOKUPS, keyed_children, keyed_index
 
 
-class ChangeKind(enum.Enum):
+class ChangeKind(enum.StrEnum):
+    """A str as well, so that JSON writes a change (a named tuple) as it is: ``[path, "create", old, new]``."""
+
     CREATE = "create"
     DELETE = "delete"
     REPLACE = "replace"

@@ -130,6 +130,23 @@ def test_changes_of_both_record_formats_are_read(tmp_path: Path) -> None:
     assert CommitRecord.from_json(earlier).changes == changes
 
 
+def test_kept_records_hold_their_changes_packed_not_as_objects(tmp_path: Path) -> None:
+    """A bulk commit's thousands of changes are not kept as objects the garbage collector walks."""
+    import gc
+
+    many = tuple(Change(f"/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='t{i}']", ChangeKind.CREATE)
+                 for i in range(2000))
+    history = CommitHistory(tmp_path)
+    history.append(CommitRecord(**{**record(1).__dict__, "changes": many}), snapshot(1))
+    history.append(record(2), snapshot(2))
+    referenced = gc.get_referents(*gc.get_referents(*history._stored))  # the kept records and what they hold
+    assert not any(isinstance(item, Change) or (isinstance(item, tuple) and item and isinstance(item[0], Change))
+                   for item in referenced)
+    assert history.records[0].changes == many  # unpacked when read
+    assert history.records[1].changes == ()
+    assert CommitHistory(tmp_path).records[0].changes == many  # and the same through the journal
+
+
 @pytest.fixture(scope="module")
 def yang() -> YangSupport:
     return YangSupport(SchemaModel.load())
