@@ -136,6 +136,9 @@ def _serve(argv: list[str]) -> int:
             )
             app.stop()
             return 1
+    from agent.memory_tuning import settle_garbage_collector
+
+    settle_garbage_collector()  # what start-up made stays: see the module
     logging.getLogger("ca-agent").info("ready: NETCONF over SSH on %s port %d", args.host, app.port)
     received = stop_signals.wait()
     logging.getLogger("ca-agent").info("shutting down (%s)", received)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         from agent.recovery import main as recover_admin_main
 
         return recover_admin_main(arguments[1:])
-    from agent.malloc_arenas import limit_malloc_arenas
+    from agent.memory_tuning import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts: see the module
     return _serve(arguments)

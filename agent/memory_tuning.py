@@ -1,6 +1,6 @@
-"""Cap the number of glibc malloc arenas the agent's threads share.
+"""How the agent process uses memory: glibc's malloc arenas and Python's garbage collector.
 
-glibc gives a thread that allocates while another holds an arena a new arena,
+**Malloc arenas.** glibc gives a thread that allocates while another holds an arena a new arena,
 up to eight per CPU; each one keeps the memory it once held. The agent runs a
 few threads per NETCONF session (paramiko's transport, the session, the
 writer), and lxml parses and serialises with the C allocator on those
@@ -13,12 +13,22 @@ arenas cost no measurable throughput.
 run before the agent starts any thread; ``MALLOC_ARENA_MAX`` in the
 environment (glibc's own knob) wins if set. Elsewhere than glibc it does
 nothing.
+
+**Garbage collector.** Python's full collections walk every container object
+alive; once the agent has loaded its YANG schema and started, ~85,000 of them
+are there for good. Freezing them when start-up is done keeps them out of every
+later walk, and a first generation of 10,000 instead of 700 objects makes the
+full walks rarer: a bulk edit of 1,000 trustpoints allocates millions of
+objects. Measured (``bench/profile_agent.py bulk_running``, collector time by
+``gc.callbacks``): 17–20 → 7–11 ms of collection per bulk create+delete.
+Reference cycles are still collected, only less often.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import platform
 
@@ -39,3 +49,14 @@ def limit_malloc_arenas(count: int = DEFAULT_ARENAS) -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_ARENA_MAX, count))
+
+
+FIRST_GENERATION = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """Call once start-up is done: collect, freeze what is left, and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(FIRST_GENERATION, second, third)

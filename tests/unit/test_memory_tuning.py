@@ -1,4 +1,4 @@
-"""The agent caps glibc's malloc arenas (agent.malloc_arenas): checked in a fresh interpreter.
+"""The agent's memory settings (agent.memory_tuning), each checked in a fresh interpreter.
 
 glibc's ``malloc_info`` lists one ``<heap>`` per arena; eight threads that
 each allocate get an arena of their own unless the cap holds.
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 
 REPO = Path(__file__).resolve().parents[2]
 
 COUNT_ARENAS = r"""
 import ctypes, ctypes.util, sys, threading
-from agent.malloc_arenas import limit_malloc_arenas
+from agent.memory_tuning import limit_malloc_arenas
 took = limit_malloc_arenas() if sys.argv[1] == "cap" else None
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 gate = threading.Barrier(8)
@@ -48,18 +48,42 @@ def _arenas(mode: str, **env: str) -> tuple[int, str]:
     return len(re.findall(r'<heap nr="\d+">', out)), out.strip().splitlines()[-1]
 
 
+@glibc_only
 def test_without_the_cap_each_thread_gets_an_arena() -> None:
     heaps, _ = _arenas("none")
     assert heaps >= 5
 
 
+@glibc_only
 def test_the_cap_keeps_two_arenas() -> None:
     heaps, took = _arenas("cap")
     assert took == "took True"
     assert heaps <= 2
 
 
+@glibc_only
 def test_the_environment_setting_wins() -> None:
     heaps, took = _arenas("cap", MALLOC_ARENA_MAX="3")
     assert took == "took False"
     assert heaps == 3
+
+
+SETTLE = r"""
+import gc
+from agent.memory_tuning import FIRST_GENERATION, settle_garbage_collector
+class Node:
+    pass
+kept = [Node() for _ in range(1000)]
+cycle = Node(); cycle.me = cycle; del cycle  # start-up garbage: collected, not frozen
+settle_garbage_collector()
+print(gc.get_freeze_count() >= 1000, gc.get_threshold()[0] == FIRST_GENERATION,
+      sum(type(o).__name__ == "Node" for o in gc.get_objects()))
+later = Node(); later.me = later; del later  # a cycle made after start-up is still collected
+print(gc.collect() >= 1)
+"""
+
+
+def test_start_up_objects_are_frozen_and_later_cycles_still_collected() -> None:
+    out = subprocess.run([sys.executable, "-c", SETTLE], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.split()
+    assert out == ["True", "True", "0", "True"]
