@@ -9,7 +9,7 @@ view (:class:`CaCertificates`) of what a trustpoint has installed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from cryptography import x509
 
@@ -153,7 +153,7 @@ def fingerprint_of_same_kind(info: CertificateInfo, given: str) -> tuple[str, st
 def check_ca_certificate(
     trustpoint: str,
     ca: x509.Certificate,
-    trusted: Mapping[str, x509.Certificate],
+    trusted: Callable[[], Mapping[str, x509.Certificate]],
     now: dt.datetime,
 ) -> str | None:
     """Whether ``ca`` may become ``trustpoint``'s CA certificate.
@@ -161,7 +161,8 @@ def check_ca_certificate(
     A CA certificate that is self-signed and valid now is acceptable (its
     fingerprint is what the operator checks). One that is not self-signed, or
     not valid now, is acceptable only if it was issued by a CA already trusted
-    by another trustpoint (``trusted``: trustpoint name -> CA certificate).
+    by another trustpoint (``trusted()``: trustpoint name -> CA certificate;
+    only called then, as it reads every trustpoint's CA certificate).
     Returns the name of that trustpoint, or None for a valid self-signed CA.
     Raises UntrustedCaError saying why otherwise (also for a certificate that
     is not a CA certificate at all).
@@ -176,7 +177,7 @@ def check_ca_certificate(
     valid_now = info.valid_from <= now <= info.valid_to
     if info.is_self_signed and valid_now:
         return None
-    for name, other in sorted(trusted.items()):
+    for name, other in sorted(trusted().items()):
         if name != trustpoint and verify_issued_by(ca, other):
             return name
     if not valid_now:

@@ -364,7 +364,9 @@ class Pki:
         def install() -> str | None:
             """On the state writer: check and install; the issuing trustpoint if not self-signed."""
             self._remember(tp)
-            issuer = check_ca_certificate(name, ca, trusted_cas(self._certstore, name), self._clock.now())
+            issuer = check_ca_certificate(
+                name, ca, lambda: trusted_cas(self._certstore, name), self._clock.now()
+            )
             if fingerprint is not None and not fingerprint_matches(ca, fingerprint):
                 algorithm, actual = fingerprint_of_same_kind(info, fingerprint)
                 raise FingerprintMismatchError(

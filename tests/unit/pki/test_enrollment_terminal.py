@@ -147,6 +147,15 @@ def test_subordinate_ca_needs_its_issuer_trusted_by_another_trustpoint(setup, ca
     assert pki.authenticate(terminal("issuing"), ca_pem=bundle, accept=True).ca.subject == "cn=Issuing CA,o=Cisco Systems"
 
 
+def test_a_self_signed_ca_is_taken_without_reading_the_other_trustpoints(setup, cas) -> None:
+    """Other trustpoints' CA certificates are only read for a CA that needs an issuer among them."""
+    root, _, pki = setup
+    (root / "trustpoints" / "damaged" / "ca.pem").mkdir(parents=True)  # unreadable as a file
+    assert pki.authenticate(terminal("root"), ca_pem=cas["root"].text, accept=True).installed
+    with pytest.raises(OSError):  # a subordinate CA does read them (and the damaged one stops it)
+        pki.authenticate(terminal("issuing"), ca_pem=cas["sub"].text, accept=True)
+
+
 def _self_signed(*, ca: bool, days: tuple[int, int]) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old CA" if ca else "Not a CA")])
