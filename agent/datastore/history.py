@@ -174,6 +174,11 @@ class CommitHistory:
         """Oldest first."""
         return [s.record for s in self._stored]
 
+    @property
+    def commit_ids(self) -> list[str]:
+        """Oldest first (without unpacking the records' changes)."""
+        return [s.header.commit_id for s in self._stored]
+
     def next_id(self) -> str:
         return str(int(self._stored[-1].header.commit_id) + 1 if self._stored else FIRST_ID)
 

@@ -575,23 +575,23 @@ class Datastores:
                     raise DatastoreError(
                         "a confirmed commit is pending: confirm or cancel it first", error_tag="in-use"
                     )
-            records = self._history.records
+            ids = self._history.commit_ids
             if to is not None:
                 wanted = to
-                if not any(r.commit_id == to for r in records):
+                if to not in ids:
                     raise DatastoreError(
-                        f"commit {to} is not in the commit database (the last {len(records)} commits are kept)",
+                        f"commit {to} is not in the commit database (the last {len(ids)} commits are kept)",
                         error_tag="invalid-value",
                     )
             else:
                 count = last or 1
-                if count >= len(records):
+                if count >= len(ids):
                     raise DatastoreError(
                         f"cannot roll back {count} commit{'s'[: count != 1]}: "
-                        f"only {len(records) - 1} can be undone with the commits kept",
+                        f"only {len(ids) - 1} can be undone with the commits kept",
                         error_tag="invalid-value",
                     )
-                wanted = records[-count - 1].commit_id
+                wanted = ids[-count - 1]
             target = _parse(self._history.snapshot(wanted))
             if guard is not None:
                 guard.check_replace(self._running, target)

@@ -49,6 +49,7 @@ def test_records_and_snapshots_survive_a_reopen(tmp_path: Path) -> None:
     history.close()
     again = CommitHistory(tmp_path)
     assert [r.commit_id for r in again.records] == ["1000000001", "1000000002", "1000000003"]
+    assert again.commit_ids == ["1000000001", "1000000002", "1000000003"]
     assert again.records[1].label == "l2"
     assert again.snapshot("1000000002") == snapshot(2)
     assert again.latest_snapshot() == snapshot(3)
