@@ -67,11 +67,14 @@ class CommitRecord:
     changes: tuple[Change, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, object]:
-        return json.loads(self._json(_changes_json(self.changes)))
+        return {**self._head(), "changes": [list(change[:4]) for change in self.changes]}
 
     def _json(self, changes_json: str) -> str:
         """The record as JSON text, with its changes already encoded (they are most of it)."""
-        head = json.dumps({
+        return f'{json.dumps(self._head())[:-1]}, "changes": {changes_json}}}'
+
+    def _head(self) -> dict[str, object]:
+        return {
             "id": self.commit_id,
             "user": self.user,
             "session-id": self.session_id,
@@ -79,8 +82,7 @@ class CommitRecord:
             "kind": self.kind,
             "label": self.label,
             "comment": self.comment,
-        })
-        return f'{head[:-1]}, "changes": {changes_json}}}'
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> CommitRecord:
