@@ -20,7 +20,7 @@ are there for good. Freezing them when start-up is done keeps them out of every
 later walk, and a first generation of 10,000 instead of 700 objects makes the
 full walks rarer: a bulk edit of 1,000 trustpoints allocates millions of
 objects. Measured (``bench/profile_agent.py bulk_running``, collector time by
-``gc.callbacks``): 17–20 → 7–11 ms of collection per bulk create+delete.
+``gc.callbacks``): 17–20 → 3–4 ms of collection per bulk create+delete.
 Reference cycles are still collected, only less often.
 """
 
