@@ -390,8 +390,8 @@ class CertificateStore:
                 self._remove_stale_ras(folder, set())
         self._changed(names)
 
-    def remove_trustpoint(self, tp: str) -> None:
-        """Delete trustpoint ``tp``'s directory and everything in it (no error if absent).
+    def remove_trustpoint(self, tp: str) -> bool:
+        """Delete trustpoint ``tp``'s directory and everything in it; False if there was none (no error).
 
         One rename makes it disappear; the renamed directory is then deleted.
         Raises InvalidTrustpointNameError, OSError.
@@ -399,12 +399,13 @@ class CertificateStore:
         with self._lock:
             folder = self._dir / validate_trustpoint_name(tp)
             if not folder.is_dir():
-                return
+                return False
             doomed = self._dir / f"{_REMOVED_PREFIX}{tp}-{secrets.token_hex(4)}"
             os.rename(folder, doomed)
             fsync_dir(self._dir)
             shutil.rmtree(doomed)
         self._changed([tp])
+        return True
 
     # ------------------------------------------------------------ internals
 

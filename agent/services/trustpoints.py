@@ -27,6 +27,8 @@ from agent.xmltree import MANY_LOOKUPS, keyed_children
 
 log = logging.getLogger(__name__)
 
+_NAMES_LOGGED = 10  # a bulk delete names this many trustpoints in its log line, then counts the rest
+
 _TP = f"{{{CRYPTO_NS}}}crypto/{{{CRYPTO_NS}}}ca/{{{CRYPTO_NS}}}trustpoint"
 
 
@@ -134,9 +136,12 @@ class TrustpointService:
                 else:
                     after[name] = trustpoint_config(entry)
                     changed.append(after[name])
-        for name in removed:
-            log.info("trustpoint %s deleted: its polling stops and its certificates are removed", name)
-            self.pki.trustpoint_removed(name)
+        if removed:
+            shown = ", ".join(removed[:_NAMES_LOGGED]) + (f" and {len(removed) - _NAMES_LOGGED} more"
+                                                          if len(removed) > _NAMES_LOGGED else "")
+            log.info("trustpoint%s %s deleted: polling stops and certificates are removed", "s"[: len(removed) != 1],
+                     shown)
+            self.pki.trustpoints_removed(removed)
         self._configs = after
         self.pki.reconfigure(changed, removed)
 

@@ -297,12 +297,18 @@ def test_deleting_trustpoint_removes_its_certificates(lab_ca_process, agent: Age
         rpc(m, "ca-enroll", "<trustpoint>myca</trustpoint><challenge-password>pw8</challenge-password>")
         assert cert_status(m, "myca") == "available"
         assert any((agent.data_dir / "trustpoints" / "myca").iterdir())
+        configure(m, trustpoint("other", lab.url))
+        rpc(m, "ca-authenticate", "<trustpoint>other</trustpoint><accept/>")
+        configure(m, trustpoint("bare", lab.url))  # never authenticated: no files
+        gone = "".join(f'<trustpoint nc:operation="delete"><name>{name}</name></trustpoint>'
+                       for name in ("myca", "other", "bare"))
         m.edit_config(
             target="candidate",
-            config=f'<config xmlns="{NC}" xmlns:nc="{NC}"><crypto xmlns="{CRYPTO}"><ca><trustpoint nc:operation="delete"><name>myca</name></trustpoint></ca></crypto></config>',
+            config=f'<config xmlns="{NC}" xmlns:nc="{NC}"><crypto xmlns="{CRYPTO}"><ca>{gone}</ca></crypto></config>',
         )
         m.commit()
-        assert not (agent.data_dir / "trustpoints" / "myca").exists()
+        for name in ("myca", "other", "bare"):
+            assert not (agent.data_dir / "trustpoints" / name).exists()
         configure(m, trustpoint("myca", lab.url))
         state = tp_state(m, "myca")
         assert state.find("c:ca-certificate", NS) is None and state.find("c:certificate", NS) is None

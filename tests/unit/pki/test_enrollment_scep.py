@@ -431,6 +431,24 @@ def test_trustpoint_removed_stops_polling_and_removes_files(env: Env, lab) -> No
     assert state.ca is None and state.requests == {} and state.certificates == {}
 
 
+def test_trustpoints_removed_in_one_step_removes_each_ones_files(env: Env, lab) -> None:
+    """A commit deleting many trustpoints: every one with files loses them, one without files is no error."""
+    _, server = lab["manual"]
+    env.keystore.generate_rsa("mykey", KeyPairType.GENERAL_PURPOSE, modulus=1024)
+    tps = [tp_for(server, name=name, rsakeypair="mykey", retry_count=100) for name in ("ca1", "ca2", "bare")]
+    env.pki.configure(tps)
+    for tp in tps[:2]:
+        assert env.pki.authenticate(tp, accept=True).installed
+        env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
+    assert set(env.pki.scheduled_polls()) == {("ca1", KeyUsage.GENERAL), ("ca2", KeyUsage.GENERAL)}
+    env.pki.trustpoints_removed(["ca1", "bare", "ca2"])
+    for name in ("ca1", "ca2", "bare"):
+        assert not (env.root / "trustpoints" / name).exists()
+        state = env.pki.state(name)
+        assert state.ca is None and state.requests == {} and state.certificates == {}
+    assert env.pki.scheduled_polls() == {}
+
+
 def test_configure_applies_new_retry_settings_and_forgets_removed(make_env: EnvFactory, lab) -> None:
     _, server = lab["manual"]
     env = make_env(unit=600.0)
