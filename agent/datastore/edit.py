@@ -443,14 +443,25 @@ class _Editor:
             self.touched.add(parent_spot)  # the parent's children changed
         return True
 
-    def build(self, item: etree._Element, info: NodeInfo, path: str | Callable[[], str]) -> etree._Element | None:
-        """A copy of ``item`` without operation attributes or deleted children.
+    def build(
+        self, item: etree._Element, info: NodeInfo, path: str | Callable[[], str], parent: etree._Element | None = None
+    ) -> etree._Element | None:
+        """A copy of ``item`` without operation attributes or deleted children (made last child of ``parent``).
 
         Unknown descendants are refused: the datastore never stores what the
         schema does not describe. ``path`` (or a function making it: paths
-        are only needed for errors) names ``item`` in error paths.
+        are only needed for errors) names ``item`` in error paths. On error
+        (None), ``parent`` may hold a partial copy: the caller drops it.
         """
-        fresh = etree.Element(item.tag, nsmap=_leaf_nsmap(item) if info.kind in _LEAVES else _own_nsmap(item))
+        nsmap = _leaf_nsmap(item) if info.kind in _LEAVES else _own_nsmap(item)
+        if parent is None:
+            fresh = etree.Element(item.tag, nsmap=nsmap)
+        elif nsmap is _nsmap_of_tag(str(parent.tag)):
+            # The parent's own namespace, declared there: nothing to declare again (an element made
+            # apart and appended would carry its declaration until lxml stripped it, per element).
+            fresh = etree.SubElement(parent, item.tag)
+        else:
+            fresh = etree.SubElement(parent, item.tag, nsmap=nsmap)
         if info.kind in _LEAVES:
             fresh.text = (item.text or "").strip() if len(item) == 0 else item.text
             for child in item:  # identityref / instance-identifier never nest, but keep it faithful
@@ -472,10 +483,8 @@ class _Editor:
             child_op = child.get(OPERATION_ATTR)
             if child_op in ("delete", "remove"):
                 continue
-            built = self.build(child, child_info, child_path)
-            if built is None:
+            if self.build(child, child_info, child_path, fresh) is None:
                 return None
-            fresh.append(built)
         if info.kind is NodeKind.LIST:
             for key in info.keys:
                 if fresh.find(key) is None:
@@ -536,14 +545,22 @@ def _has_creating_operation(item: etree._Element) -> bool:
     return False
 
 
-_NSMAPS: dict[str, Mapping[str, str]] = {}
+_NSMAPS: dict[str, Mapping[str, str]] = {}  # by tag; elements of one namespace share one map (compared by identity)
+_NSMAP_OF_NAMESPACE: dict[str | None, Mapping[str, str]] = {}
 
 
 def _own_nsmap(item: etree._Element) -> Mapping[str, str]:
-    tag = str(item.tag)
+    return _nsmap_of_tag(str(item.tag))
+
+
+def _nsmap_of_tag(tag: str) -> Mapping[str, str]:
     nsmap = _NSMAPS.get(tag)
     if nsmap is None:
-        nsmap = _NSMAPS[tag] = default_ns(etree.QName(tag).namespace)
+        namespace = etree.QName(tag).namespace
+        nsmap = _NSMAP_OF_NAMESPACE.get(namespace)
+        if nsmap is None:
+            nsmap = _NSMAP_OF_NAMESPACE[namespace] = default_ns(namespace)
+        _NSMAPS[tag] = nsmap
     return nsmap
 
 

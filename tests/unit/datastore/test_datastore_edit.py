@@ -237,3 +237,30 @@ def test_default_operation_none_on_a_missing_level_is_data_missing(yang: YangSup
     with pytest.raises(DatastoreError) as gone:
         apply_edit(root, delete, yang, yang, Operation.NONE)
     assert gone.value.error_tag == "data-missing"
+
+
+def test_stored_tree_declares_each_namespace_once_and_keeps_only_prefixes_a_value_uses(yang: YangSupport) -> None:
+    """What an edit builds serialises like a hand-written document: a namespace is declared where it starts.
+
+    A leaf whose value uses a prefix (a NACM rule's instance-identifier path)
+    keeps that prefix; the other prefixes of the request are not stored.
+    """
+    nacm = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+    root = edit(
+        yang,
+        new_root(),
+        tp("a", "<enrollment><url>http://ca/</url><retry><period>5</period></retry></enrollment>"
+                "<rsakeypair>k</rsakeypair>")
+        + f'<nacm xmlns="{nacm}" xmlns:c="{CRYPTO}" xmlns:unused="urn:x"><rule-list><name>r</name>'
+          f"<rule><name>x</name><path>/c:crypto/c:ca</path><action>permit</action></rule>"
+          "</rule-list></nacm>",
+    )
+    text = etree.tostring(root, encoding="unicode")
+    assert text.count("xmlns=") == 3  # <data>, <crypto>, <nacm>
+    assert text.count(f'xmlns="{CRYPTO}"') == 1
+    assert text.count(f'xmlns="{nacm}"') == 1
+    assert f'<path xmlns:c="{CRYPTO}">/c:crypto/c:ca</path>' in text
+    assert "urn:x" not in text
+    # and the tree reads back the same
+    again = etree.fromstring(text)
+    assert etree.tostring(again, method="c14n") == etree.tostring(root, method="c14n")
