@@ -105,6 +105,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (raw py-spy output)")
     parser.add_argument("--no-profile", action="store_true", help="run the workload only (throughput)")
     parser.add_argument("--entries", type=int, default=1000, help="trustpoints of the *_1000 and bulk workloads")
+    parser.add_argument("--cycle", type=int, default=0,
+                        help="edit_commit / edit_running: remove the trustpoints added every N edits (as the "
+                             "benchmark's 100 edits on a small datastore; 0: the datastore grows)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ca-agent-profile-"))
     key = work / "client_key"
@@ -171,11 +174,16 @@ def main() -> int:
                 mgr.get_config(source="running", filter=(
                     "subtree", f'<crypto xmlns="{figures.CRYPTO_NS}"><ca><trustpoint>'
                                f"<name>tp{ops % args.entries:04d}</name></trustpoint></ca></crypto>"))
-            elif w in ("edit_commit", "edit_commit_1000"):
-                mgr.edit_config(target="candidate", config=figures.config([figures.trustpoint(f"x{ops}", ops)]))
-                mgr.commit()
-            elif w in ("edit_running", "edit_running_1000"):
-                mgr.edit_config(target="running", config=figures.config([figures.trustpoint(f"x{ops}", ops)]))
+            elif w in ("edit_commit", "edit_commit_1000", "edit_running", "edit_running_1000"):
+                target = "candidate" if w.startswith("edit_commit") else "running"
+                if args.cycle and ops and ops % args.cycle == 0:
+                    mgr.edit_config(target=target, config=figures.remove_config(
+                        [f"x{i}" for i in range(ops - args.cycle, ops)]))
+                    if target == "candidate":
+                        mgr.commit()
+                mgr.edit_config(target=target, config=figures.config([figures.trustpoint(f"x{ops}", ops)]))
+                if target == "candidate":
+                    mgr.commit()
             elif w == "bulk":
                 mgr.edit_config(target="candidate", config=bulk)
                 mgr.commit()
