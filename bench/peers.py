@@ -256,17 +256,63 @@ def make_ssh_key(path: Path, kind: str = "rsa") -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=60)
 
 
+def nacm_config(user: str, path_rule: bool = False) -> bytes:
+    """Our agent's first-start ``/nacm`` (built by the agent's own code), ``user`` in root-system, as XML.
+
+    The same three task groups and rule-lists as the agent's, so that every
+    server enforces the same access control and serves the same ``/nacm``.
+    ``path_rule`` adds ``<path>/</path>`` to root-system's permit-all rule:
+    RFC 8341 says a rule without a rule type matches every request; yuma123
+    matches it for RPCs only, and refused root's data writes without the
+    path (tried).
+    """
+    sys.path.insert(0, str(REPO))
+    from lxml import etree
+
+    from agent.services.taskgroups import NACM_NS, ROOT_SYSTEM, default_access_config
+
+    nacm = default_access_config(user)
+    for rule_list in nacm.iterfind(f"{{{NACM_NS}}}rule-list"):
+        if path_rule and rule_list.findtext(f"{{{NACM_NS}}}name") == ROOT_SYSTEM:
+            operations = rule_list.find(f"{{{NACM_NS}}}rule/{{{NACM_NS}}}access-operations")
+            assert operations is not None
+            path = etree.Element(f"{{{NACM_NS}}}path")
+            path.text = "/"
+            operations.addprevious(path)
+    return etree.tostring(nacm, pretty_print=True)
+
+
+def nacm_startup(path: Path, user: str = "root") -> None:
+    """A netconfd startup configuration holding :func:`nacm_config` (with yuma123's path rule)."""
+    path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n<config xmlns="' + NC_BASE.encode() + b'">\n'
+                     + nacm_config(user, path_rule=True) + b"</config>\n")
+
+
+NC_BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+
 class NetconfdPeer:
-    """netconfd (``--no-startup --target=...``) with our module, reached through sshd."""
+    """netconfd (``--target=...``) with our module, reached through sshd.
+
+    ``access_control``: NACM enforced (``--access-control=enforcing``, no
+    superuser) with the agent's own task groups loaded at start (see
+    :func:`nacm_startup`; ``--with-startup``, so commits are not written
+    back to that file), root in root-system: what our agent does for admin.
+    Without it: ``--no-startup --access-control=off``, as the earlier runs.
+    """
 
     name = "netconfd"
 
-    def __init__(self, workdir: Path, client_key: Path, module: Path, target: str, modpath: str) -> None:
+    def __init__(self, workdir: Path, client_key: Path, module: Path, target: str, modpath: str,
+                 access_control: bool = True) -> None:
         self.dir = workdir
         self.client_key = client_key
         self.module = module
         self.target = target
         self.modpath = modpath
+        self.access_control = access_control
+        if not access_control:
+            self.name = "netconfd (NACM off)"
         self.port = 0
         self.netconfd: subprocess.Popen[bytes] | None = None
         self.sshd: subprocess.Popen[bytes] | None = None
@@ -283,17 +329,21 @@ class NetconfdPeer:
         sock.unlink(missing_ok=True)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
         netconfd_log = self.dir / f"netconfd-{self.target}.log"
+        if self.access_control:
+            startup = self.dir / "startup-nacm.xml"
+            nacm_startup(startup)
+            access = ["--access-control=enforcing", f"--startup={startup}", "--with-startup=true"]
+        else:
+            access = ["--no-startup", "--access-control=off", "--superuser=root"]
         self.netconfd = subprocess.Popen(
             [
                 "netconfd",
                 f"--ncxserver-sockname={sock}",
                 f"--port={self.port}",
-                "--no-startup",
                 f"--target={self.target}",
                 f"--modpath={self.modpath}",
                 f"--module={self.module}",
-                "--access-control=off",
-                "--superuser=root",
+                *access,
                 "--log-level=warn",
                 f"--log={netconfd_log}",
             ],
@@ -414,19 +464,51 @@ def netopeer2_available() -> str | None:
     return None
 
 
+NP2_NACM_USER = "ncbench"
+"""The system user netopeer2's sessions log in as when access control is compared like with like.
+
+sysrepo exempts root from NACM; libnetconf2 wants a passwd entry for any
+other user: :meth:`Netopeer2Peer.start` creates this one (no home, no login
+shell) when it is missing and the benchmark runs as root, and leaves it.
+"""
+
+
+def ensure_system_user(name: str) -> str | None:
+    """None once ``name`` has a passwd entry (created with useradd if needed), else why not."""
+    try:
+        pwd.getpwnam(name)
+        return None
+    except KeyError:
+        pass
+    if os.geteuid() != 0:
+        return f"user {name} does not exist and only root can create it"
+    made = subprocess.run(["useradd", "--no-create-home", "--no-user-group", "--shell", "/usr/sbin/nologin",
+                           "--comment", "ca-agent benchmark (netopeer2 NACM user)", name],
+                          capture_output=True, text=True, timeout=30)
+    return None if made.returncode == 0 else f"useradd {name}: {made.stderr.strip()[-200:]}"
+
+
 class Netopeer2Peer:
     """One netopeer2-server instance of the kit (``start.sh PORT DIR``) with our module installed.
 
     Its running datastore lives in SHM (sysrepo): nothing reaches the disk on
-    an edit. root logs in with the instance's own key and bypasses NACM.
+    an edit. ``access_control``: sessions log in as :data:`NP2_NACM_USER`,
+    a member of root-system in our agent's own ``/nacm`` (imported into
+    running), so NACM is enforced as ours does for admin; without it, as
+    root, which sysrepo exempts from NACM.
     """
 
     name = "netopeer2"
 
-    def __init__(self, workdir: Path, module: Path, client_key: Path | None = None) -> None:
+    def __init__(self, workdir: Path, module: Path, client_key: Path | None = None,
+                 access_control: bool = True) -> None:
         self.dir = workdir
         self.module = module
         self.client_key = client_key  # also authorized for root, so every server sees the same client key
+        self.access_control = access_control
+        self.user = NP2_NACM_USER if access_control else "root"
+        if not access_control:
+            self.name = "netopeer2 (root, NACM bypassed)"
         self.port = 0
         self.pid = 0
         self.key = ""
@@ -449,6 +531,8 @@ class Netopeer2Peer:
                 handle.write(Path(f"{self.client_key}.pub").read_text())
             self.key = str(self.client_key)
         try:
+            if self.access_control:
+                self._enforce_access_control()
             installed = subprocess.run([str(NP2_KIT / "install-module.sh"), str(self.dir), str(self.module)],
                                        capture_output=True, text=True, timeout=120)
             # The kit's check (sysrepoctl -l | grep -q, under pipefail) can fail on SIGPIPE although
@@ -460,6 +544,20 @@ class Netopeer2Peer:
             raise
         return self
 
+    def _enforce_access_control(self) -> None:
+        why = ensure_system_user(self.user)
+        if why is not None:
+            raise RuntimeError(f"netopeer2 with access control: {why}")
+        shutil.copy(self.dir / "authorized_keys" / "root", self.dir / "authorized_keys" / self.user)
+        nacm = self.dir / "nacm.xml"
+        nacm.write_bytes(nacm_config(self.user))
+        imported = subprocess.run(
+            ["bash", "-c", f'. "{self.dir}/env.sh" && sysrepocfg --import="{nacm}" -d running '
+                           "-m ietf-netconf-acm -f xml"],
+            capture_output=True, text=True, timeout=60)
+        if imported.returncode != 0:
+            raise RuntimeError(f"netopeer2: importing /nacm failed: {imported.stderr.strip()[-300:]}")
+
     def _installed(self, module: str) -> bool:
         listing = subprocess.run(["bash", "-c", f'. "{self.dir}/env.sh" && sysrepoctl -l'], capture_output=True,
                                  text=True, timeout=60).stdout
@@ -467,7 +565,7 @@ class Netopeer2Peer:
 
     def connect_params(self) -> dict[str, Any]:
         return dict(
-            host="127.0.0.1", port=self.port, username="root", key_filename=self.key,
+            host="127.0.0.1", port=self.port, username=self.user, key_filename=self.key,
             hostkey_verify=False, allow_agent=False, look_for_keys=False, timeout=120,
         )
 

@@ -18,6 +18,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+OPEN_NETCONFD = "netconfd-nacm-off"  # as bench/run.py
+ROOT_NETOPEER2 = "netopeer2-root"
+INFO_PEERS = ((OPEN_NETCONFD, "netconfd, NACM off"), (ROOT_NETOPEER2, "netopeer2, root (no NACM)"))
+
 GROWTH_FIGURES = [
     ("edit_commit", "edit-config + commit of one trustpoint", "ms", True),
     ("get_config", "get-config of everything", "ms", True),
@@ -151,11 +155,23 @@ def main(argv: list[str] | None = None) -> int:
         f"Agent {meta.get('agent_version')}, {meta.get('mode')} run of `bench/run.py` "
         f"({meta.get('seconds')} s; load average {meta['machine'].get('loadavg_start')} at the start, "
         f"{meta['machine'].get('loadavg_end')} at the end, on {meta['machine'].get('cpus')} CPUs shared with "
-        "other developers). netconfd: " + str(meta.get("netconfd_module")) + ". netopeer2: "
+        "other developers). netconfd: " + str(meta.get("netconfd_module")) + "; "
+        + str(meta.get("netconfd_access", "access control off")) + ". netopeer2: "
         + str(meta.get("netopeer2")) + ".", "",
         "![ratio per figure and peer](ratios.png)", "",
-        "| figure | ours | netconfd | ratio | netopeer2 | ratio | target | met |",
-        "|---|---|---|---|---|---|---|---|",
+    ]
+    present = {row["peer"] for row in run["rows"]}
+    info_peers = [(peer, label) for peer, label in INFO_PEERS if peer in present]
+    open_rows = OPEN_NETCONFD in present
+    if info_peers:
+        lines += [
+            "The targets are against the peers configured like ours: access control enforced, with the agent's "
+            "own task groups. The last columns, the peers without access control as in the earlier runs, are "
+            "information.", ""]
+    lines += [
+        "| figure | ours | netconfd | ratio | netopeer2 | ratio | target | met |"
+        + "".join(f" {label} | ratio |" for _, label in info_peers),
+        "|---|---|---|---|---|---|---|---|" + "---|---|" * len(info_peers),
     ]
     by_key: dict[str, dict[str, dict[str, Any]]] = {}
     order: list[str] = []
@@ -177,16 +193,25 @@ def main(argv: list[str] | None = None) -> int:
 
         a, b = cell(nc)
         c, d = cell(np2)
-        lines.append(f"| {first['figure']} | {fmt_value(first['ours'])} | {a} | {b} | {c} | {d} | "
-                     f"{first['target']} | {met} |")
+        line = (f"| {first['figure']} | {fmt_value(first['ours'])} | {a} | {b} | {c} | {d} | "
+                f"{first['target']} | {met} |")
+        for peer, _ in info_peers:
+            e, f = cell(peers.get(peer))
+            line += f" {e} | {f} |"
+        lines.append(line)
     ratio_chart(run["rows"], args.out / "ratios.png")
     if args.baseline and args.baseline.exists():
         base = json.loads(args.baseline.read_text())
-        lines += ["", f"Before this round (agent {base['meta'].get('agent_version')}, same benchmark):", "",
-                  "| figure | peer | ratio before | ratio now |", "|---|---|---|---|"]
         now = {(r["key"], r["peer"]): r for r in run["rows"]}
+        # A baseline without the access-control setting ran netconfd without it: compare with that netconfd.
+        old_style = "netconfd_access" not in base["meta"]
+        same = {"netconfd": OPEN_NETCONFD if old_style and open_rows else "netconfd",
+                "netopeer2": ROOT_NETOPEER2 if old_style and ROOT_NETOPEER2 in present else "netopeer2"}
+        lines += ["", f"Before this round (agent {base['meta'].get('agent_version')}, same benchmark"
+                  + ("; the peers without access control, then and now" if old_style and info_peers else "")
+                  + "):", "", "| figure | peer | ratio before | ratio now |", "|---|---|---|---|"]
         for row in base["rows"]:
-            other = now.get((row["key"], row["peer"]))
+            other = now.get((row["key"], same.get(row["peer"], row["peer"])))
             if row.get("ratio") is None or other is None or other.get("ratio") is None or row["target"] == "info":
                 continue
             lines.append(f"| {row['figure']} | {row['server']} | {row['ratio']:.2f} | {other['ratio']:.2f} |")

@@ -4,7 +4,9 @@
     python bench/run.py [--quick] [--json FILE] [--no-scep] [--no-netopeer2] [--keep]
 
 Starts our agent and, beside it, netconfd loaded with our ca-agent-crypto
-module (behind a throwaway sshd on 127.0.0.1) and CESNET netopeer2 with the
+module (behind a throwaway sshd on 127.0.0.1; with NACM enforced and the
+agent's own task groups, as ours, and for information a second one without
+access control, as the earlier runs) and CESNET netopeer2 with the
 same module (the shared peer kit), drives all with the same
 ncclient code, times key-generate-rsa against `openssl genrsa` and one SCEP
 authenticate+enroll against micromdm's scepclient (inside a private network
@@ -33,6 +35,7 @@ import figures  # noqa: E402
 from figures import Figure, Settings  # noqa: E402
 from peers import (  # noqa: E402
     CRYPTO_MODULE,
+    NP2_NACM_USER,
     REPO,
     YANG_DIR,
     AgentPeer,
@@ -82,11 +85,21 @@ ROWS = [
     Row("other", "scep", "SCEP authenticate + enroll vs scepclient (s, median)", "lower", "ratio <= 1"),
 ]
 
+OPEN_NETCONFD = "netconfd-nacm-off"
+"""netconfd without access control, as in the earlier runs: shown beside the like-with-like netconfd, as information."""
+ROOT_NETOPEER2 = "netopeer2-root"
+"""netopeer2 driven as root, whom sysrepo exempts from NACM, as in the earlier runs: information."""
+INFO_PEERS = (OPEN_NETCONFD, ROOT_NETOPEER2)
+
 PEER_LABELS = {
     ("candidate", "netconfd"): "netconfd (candidate)",
     ("running", "netconfd"): "netconfd (running)",
+    ("candidate", OPEN_NETCONFD): "netconfd, NACM off (candidate)",
+    ("running", OPEN_NETCONFD): "netconfd, NACM off (running)",
     ("candidate", "netopeer2"): "netopeer2",
     ("running", "netopeer2"): "netopeer2",
+    ("candidate", ROOT_NETOPEER2): "netopeer2, root (no NACM)",
+    ("running", ROOT_NETOPEER2): "netopeer2, root (no NACM)",
     ("other", "keygen"): "openssl genrsa",
     ("other", "scep"): "micromdm scepclient",
 }
@@ -112,8 +125,10 @@ def log(message: str) -> None:
 # servers
 
 
-def start_netconfd(workdir: Path, client_key: Path, target: str, module: Path, modpath: str) -> NetconfdPeer:
-    peer = NetconfdPeer(workdir / f"netconfd-{target}", client_key, module, target, modpath)
+def start_netconfd(workdir: Path, client_key: Path, target: str, module: Path, modpath: str,
+                   access_control: bool = True) -> NetconfdPeer:
+    name = f"netconfd-{target}" if access_control else f"netconfd-nacm-off-{target}"
+    peer = NetconfdPeer(workdir / name, client_key, module, target, modpath, access_control=access_control)
     return peer.start()
 
 
@@ -221,7 +236,7 @@ def fmt_cpu(figure: Figure | None) -> str:
 def peers_of(row: Row) -> list[str]:
     if row.mode == "other":
         return [row.key]
-    return ["netconfd", "netopeer2"]
+    return ["netconfd", "netopeer2", *INFO_PEERS]
 
 
 def build_rows(ours: dict[str, Figure], theirs: dict[str, dict[str, Figure]]) -> list[dict[str, Any]]:
@@ -231,14 +246,17 @@ def build_rows(ours: dict[str, Figure], theirs: dict[str, dict[str, Figure]]) ->
         o = ours.get(row.key)
         for peer in peers_of(row):
             t = theirs.get(peer, {}).get(row.key)
-            if t is None and peer == "netopeer2":
+            if t is None and peer in ("netopeer2", *INFO_PEERS):
                 continue
             r = ratio(o, t)
+            # The targets are against like-with-like servers; the peers without access control are information.
+            target = "info" if peer in INFO_PEERS else row.target
             rows.append({
                 "server": PEER_LABELS[(row.mode, peer)], "peer": peer, "mode": row.mode,
                 "figure": row.figure.strip(), "key": row.key, "better": row.better,
-                "target": row.target, "ours": o.to_json() if o else None, "theirs": t.to_json() if t else None,
-                "ratio": round(r, 4) if r is not None else None, "target_met": target_met(row, o, r),
+                "target": target, "ours": o.to_json() if o else None, "theirs": t.to_json() if t else None,
+                "ratio": round(r, 4) if r is not None else None,
+                "target_met": None if target == "info" else target_met(row, o, r),
                 "_ours": o, "_theirs": t, "_row": row,
             })
     return rows
@@ -266,21 +284,35 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 # main
 
 
-def start_netopeer2(workdir: Path, name: str, meta: dict[str, Any], client_key: Path) -> Netopeer2Peer | None:
-    """A fresh netopeer2 instance with ca-agent-crypto, or None (and why, in meta) when it cannot run."""
+def start_netopeer2(workdir: Path, name: str, meta: dict[str, Any], client_key: Path) -> list[Netopeer2Peer]:
+    """Two fresh netopeer2 instances with ca-agent-crypto (access control enforced, and root who bypasses it).
+
+    Empty (and why, in meta) when netopeer2 cannot run; only the root one when
+    the NACM user cannot be made.
+    """
     why = netopeer2_available()
     if why is None:
         try:
-            peer = Netopeer2Peer(workdir / name, CRYPTO_MODULE, client_key).start()
+            root = Netopeer2Peer(workdir / f"{name}-root", CRYPTO_MODULE, client_key, access_control=False).start()
         except Exception as error:  # the benchmark goes on without this peer
             why = str(error)
         else:
-            meta["netopeer2"] = ("ca-agent-crypto installed with the kit's install-module.sh; root (bypasses NACM) "
-                                 "with the same RSA 2048 client key as the other servers")
-            return peer
+            try:
+                enforced = Netopeer2Peer(workdir / name, CRYPTO_MODULE, client_key).start()
+            except Exception as error:
+                root.stop()
+                why = f"with access control: {error}"
+            else:
+                meta["netopeer2"] = (
+                    "ca-agent-crypto installed with the kit's install-module.sh; sessions log in as "
+                    f"{NP2_NACM_USER}, in root-system of the agent's own first-start /nacm (imported into running), "
+                    "so NACM is enforced as ours does for admin; beside it, for information, one driven as root, "
+                    "whom sysrepo exempts from NACM, as the earlier runs; the same RSA 2048 client key as the "
+                    "other servers")
+                return [enforced, root]
     meta["netopeer2"] = f"not measured: {why}"
     log(f"netopeer2: {why}")
-    return None
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     yuma = YumaGuard()
     modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
     ours: dict[str, Figure] = {}
-    theirs: dict[str, dict[str, Figure]] = {"netconfd": {}, "netopeer2": {}, "keygen": {}, "scep": {}}
+    theirs: dict[str, dict[str, Figure]] = {"netconfd": {}, "netopeer2": {}, OPEN_NETCONFD: {}, ROOT_NETOPEER2: {},
+                                            "keygen": {}, "scep": {}}
     meta: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "settings": settings.__dict__,
@@ -332,10 +365,16 @@ def main(argv: list[str] | None = None) -> int:
             why = f"full module refused ({why}); config-only copy generated with pyang: " + (
                 "accepted" if accepted2 else f"also refused ({why2})")
         meta["netconfd_module"] = why
+        meta["netconfd_access"] = (
+            "NACM enforced (--access-control=enforcing, no superuser), loaded at start with the agent's own "
+            "first-start /nacm (its three task groups), root in root-system, as admin is in ours; beside it, "
+            "for information, a netconfd with --access-control=off as in the earlier runs")
         log("netconfd: " + why)
-        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-candidate", meta, client_key)
-        if np2 is not None:
-            running.append(np2)
+        log("netconfd: starting one more, without access control (information)")
+        ncd_open = start_netconfd(workdir, client_key, "candidate", module, modpath, access_control=False)
+        running.append(ncd_open)
+        np2 = [] if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-candidate", meta, client_key)
+        running.extend(np2)
         if args.no_netopeer2:
             meta["netopeer2"] = "left out (--no-netopeer2)"
 
@@ -343,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         ours["setup_password"] = figures.setup_time(agent.connect_params(), settings, [agent.rss_pid()])
         meta["ours_auth"] = use_publickey(agent, client_key)
         log(f"ca-agent: authentication {meta['ours_auth']}")
-        peers: list[Any] = [agent, ncd] + ([np2] if np2 is not None else [])
-        names = ["netconfd", "netopeer2"][: len(peers) - 1]
+        peers: list[Any] = [agent, ncd, ncd_open, *np2]
+        names = ["netconfd", OPEN_NETCONFD, "netopeer2", ROOT_NETOPEER2][: len(peers) - 1]
         outs = figures.candidate_figures_pair(peers, settings, lambda m: log("all: " + m))
         ours.update(outs[0])
         for name, out in zip(names, outs[1:], strict=True):
@@ -372,11 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         use_publickey(agent_tmpfs, client_key)
         ncd = start_netconfd(workdir, client_key, "running", module, modpath)
         running.append(ncd)
-        np2 = None if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-running", meta, client_key)
-        if np2 is not None:
-            running.append(np2)
-        peers = [agent, agent_tmpfs, ncd] + ([np2] if np2 is not None else [])
-        names = ["netconfd", "netopeer2"][: len(peers) - 2]
+        ncd_open = start_netconfd(workdir, client_key, "running", module, modpath, access_control=False)
+        running.append(ncd_open)
+        np2 = [] if args.no_netopeer2 else start_netopeer2(workdir, "netopeer2-running", meta, client_key)
+        running.extend(np2)
+        peers = [agent, agent_tmpfs, ncd, ncd_open, *np2]
+        names = ["netconfd", OPEN_NETCONFD, "netopeer2", ROOT_NETOPEER2][: len(peers) - 2]
         outs = figures.running_figures_pair(peers, settings, lambda m: log("all: " + m))
         ours.update(outs[0])
         for key in ("edit_running", "edit_running_1000", "bulk_running"):

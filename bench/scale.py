@@ -9,7 +9,7 @@ one-entry edit-config + commit per second, get-config of everything per
 second, a subtree-filtered <get-config> and <get> of one trustpoint per
 second, peak RSS (VmHWM) and, for our agent only, the restart time (stop,
 start, until a get-config of everything has answered: netconfd runs with
---no-startup and netopeer2's running datastore lives in SHM, so neither
+--with-startup, so its commits stay in memory, and netopeer2's running datastore lives in SHM, so neither
 restarts with its configuration).
 
 Then 100 concurrent sessions on the 1,000-trustpoint datastore (in 4 client
@@ -21,6 +21,11 @@ every other failure is an error.
 Reported: operations per second, p50/p99 latency per kind, errors, and
 memory per session (growth of the server's proportional set size, Pss, with
 the 100 sessions open, divided by 100).
+
+The peers enforce access control as our agent does, with the agent's own
+task groups (see bench/peers.py: netconfd with NACM enforcing, netopeer2
+logged in as a non-root user); ``--no-access-control`` runs them as the
+earlier runs did (netconfd --access-control=off, netopeer2 as root).
 
 Every process is stopped by PID at the end; see bench/README.md.
 """
@@ -347,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-concurrency", action="store_true")
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--concurrency-size", type=int, default=1000)
+    parser.add_argument("--no-access-control", action="store_true",
+                        help="the peers without access control (netconfd --access-control=off, netopeer2 as root)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -356,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     yuma = YumaGuard()
     modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
     meta: dict[str, Any] = {"sizes": sizes, "settings": settings, "agent_version": agent_version(),
-                            "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}}
+                            "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+                            "peers_access_control": not args.no_access_control}
     result: dict[str, Any] = {"meta": meta, "sizes": {}, "restart_s": {}, "load_s": {}, "concurrency": {}}
     started: list[Any] = []
     servers: list[Server] = []
@@ -368,12 +376,14 @@ def main(argv: list[str] | None = None) -> int:
         use_publickey(agent, key)
         servers.append(Server("ours", agent))
         if not args.no_peers:
-            ncd = NetconfdPeer(workdir / "netconfd", key, CRYPTO_MODULE, "candidate", modpath).start()
+            ncd = NetconfdPeer(workdir / "netconfd", key, CRYPTO_MODULE, "candidate", modpath,
+                               access_control=not args.no_access_control).start()
             started.append(ncd)
             servers.append(Server("netconfd", ncd))
             why = netopeer2_available()
             if why is None:
-                np2 = Netopeer2Peer(workdir / "netopeer2", CRYPTO_MODULE, key).start()
+                np2 = Netopeer2Peer(workdir / "netopeer2", CRYPTO_MODULE, key,
+                                    access_control=not args.no_access_control).start()
                 started.append(np2)
                 servers.append(Server("netopeer2", np2))
             else:
