@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def config_change(commit: CommitEvent, prefixes: Mapping[str, str]) -> etree._El
     for change in changes:
         edit = etree.SubElement(event, _n("edit"))
         # The instance-identifier's prefixes must be in scope where it is read (RFC 7950 9.13.2).
-        used = {p: ns for p, ns in prefixes.items() if f"{p}:" in change.path}
+        used = {p: prefixes[p] for p in _PREFIX.findall(change.path) if p and p in prefixes}
         target = etree.SubElement(edit, _n("target"), nsmap=used)
         target.text = change.path
         _leaf(edit, "operation", _OPERATION[change.kind])
@@ -134,13 +135,21 @@ def _top_level_edits(changes: Sequence[Change]) -> list[Change]:
     """
     edits: list[Change] = []
     whole: set[str] = set()
+    last = "\0"  # the newest created or deleted node: the changes below it follow it (the diff's walk order)
     for change in changes:
-        if _under_any(change.path, whole):
+        path = change.path
+        if (path.startswith(last) and path[len(last):len(last) + 1] == "/") or _under_any(path, whole):
             continue
         if change.kind is not ChangeKind.REPLACE:
-            whole.add(change.path)
+            whole.add(path)
+            last = path
         edits.append(change)
     return edits
+
+
+# A prefix in an instance-identifier: a name right before ":", not inside another name nor inside a quoted
+# key value (matched whole, as group 1 is then empty).
+_PREFIX = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w.-])([A-Za-z_][\w.-]*):")
 
 
 def _under_any(path: str, ancestors: set[str]) -> bool:

@@ -51,3 +51,20 @@ def test_a_bulk_create_of_many_entries_names_each_entry_once() -> None:
         changes.append(Change(entry, ChangeKind.CREATE))
         changes += [Change(f"{entry}/c:{leaf}", ChangeKind.CREATE, new_value="v") for leaf in ("a", "b", "c", "d", "e", "f")]
     assert edits(changes) == [(f"{TP}[c:name='tp{i}']", "create") for i in range(900)]
+
+
+def test_each_target_declares_the_prefixes_its_path_uses_and_no_other() -> None:
+    prefixes = {**PREFIXES, "x": "urn:x", "tp": "urn:tp"}
+    changes = [
+        Change("/s:hostname", ChangeKind.REPLACE, "a", "b"),
+        # "c:" inside "abc:" and "x:" inside the key's literal name no prefix of theirs; "tp" is not a prefix here.
+        Change(f"{TP}[c:name='abc:x:1']", ChangeKind.CREATE),
+    ]
+    record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit", changes=tuple(changes))
+    root = etree.Element("root")
+    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), prefixes)
+    targets = list(event.iter(f"{{{NCN}}}target"))
+    assert [dict(t.nsmap) for t in targets] == [
+        {None: NCN, "s": PREFIXES["s"]},
+        {None: NCN, "c": PREFIXES["c"]},
+    ]
