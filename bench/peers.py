@@ -266,7 +266,8 @@ def nacm_config(user: str, path_rule: bool = False) -> bytes:
     matches it for RPCs only, and refused root's data writes without the
     path (tried).
     """
-    sys.path.insert(0, str(REPO))
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
     from lxml import etree
 
     from agent.services.taskgroups import NACM_NS, ROOT_SYSTEM, default_access_config

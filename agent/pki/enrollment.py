@@ -211,7 +211,7 @@ class Pki:
         request whose trustpoint lost its enrollment URL fails; one that has
         used up a lowered retry count times out. Trustpoints missing from the
         list are forgotten (no more polling); their files stay until
-        :meth:`trustpoint_removed`.
+        :meth:`trustpoints_removed`.
         Raises InvalidTrustpointNameError, OSError.
         """
         configs = {validate_trustpoint_name(tp.name): tp for tp in trustpoints}
@@ -250,7 +250,7 @@ class Pki:
         for name in forgotten:
             self._unschedule(name)
         # A trustpoint new to this Pki has no pending request to resume: start-up scanned every
-        # trustpoint, and trustpoint_removed deletes a removed one's files.
+        # trustpoint, and trustpoints_removed deletes a removed one's files.
         resumed = [tp for tp in configs.values() if previous.get(tp.name) not in (None, tp)]
         if resumed:
             self._writer.run(lambda: self._resume_pending(resumed))
@@ -287,19 +287,13 @@ class Pki:
         with self._lock:
             self._listeners.append(listener)
 
-    def trustpoint_removed(self, name: str) -> None:
-        """A commit deleted trustpoint ``name``: stop its polling, remove its certificates and state.
-
-        Raises InvalidTrustpointNameError, OSError.
-        """
-        self.trustpoints_removed([name])
-
     def trustpoints_removed(self, names: Sequence[str]) -> None:
-        """:meth:`trustpoint_removed` for every trustpoint of ``names``, in one step of the state writer.
+        """A commit deleted these trustpoints: stop their polling, remove their certificates and state.
 
-        (A commit deleting 1,000 trustpoints made 1,000 round trips to the
-        writer thread, 90 ms; one batch takes a few.)
-        Raises InvalidTrustpointNameError, OSError (the trustpoints before the failing one are removed).
+        All of them in one step of the state writer (a commit deleting 1,000
+        trustpoints made 1,000 round trips to the writer thread, 90 ms).
+        Raises InvalidTrustpointNameError (before anything is done), OSError
+        (the trustpoints before the failing one are removed).
         """
         for name in names:
             validate_trustpoint_name(name)

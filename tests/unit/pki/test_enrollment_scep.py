@@ -424,7 +424,7 @@ def test_trustpoint_removed_stops_polling_and_removes_files(env: Env, lab) -> No
     tp = authenticated(env, server, retry_count=100)
     env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
     assert (env.root / "trustpoints" / "myca" / "enrollment-general.json").is_file()
-    env.pki.trustpoint_removed("myca")
+    env.pki.trustpoints_removed(["myca"])
     assert not (env.root / "trustpoints" / "myca").exists()
     assert env.pki.scheduled_polls() == {}
     state = env.pki.state("myca")
