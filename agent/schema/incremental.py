@@ -431,7 +431,7 @@ class _Incremental:
             sn._make_schema_patterns()
         root_lazy = _Lazy(None, "", root)
         try:
-            walker._pattern(sn, root_lazy)
+            walker._pattern_of(sn, value, root_lazy)
             located: list[tuple[NodePath, tuple[SchemaNode, ...], _Located | None]] = []
             self._check(walker, sn, value, root_lazy, self.new_root, None, self.trie, (), (), located)
             self._dependents(walker, root_lazy, value, located)
@@ -654,7 +654,7 @@ class _Incremental:
                         located.append((here, (*chain, csn), _Located(info, entry, entry_value, entry_lazy)))
                         walker._data_node(csn, entry_value, entry_lazy)
                     else:
-                        self._ancestor(walker, csn, entry_lazy)
+                        self._ancestor(walker, csn, entry_value, entry_lazy)
                         self._check(walker, csn, entry_value, entry_lazy, entry, info.ref, sub, here,
                                     (*chain, csn), located)
                 continue
@@ -672,7 +672,7 @@ class _Incremental:
                 if sub.own:
                     walker._data_node(csn, member, child_lazy)
                 else:
-                    self._ancestor(walker, csn, child_lazy)
+                    self._ancestor(walker, csn, member, child_lazy)
                     self._check(walker, csn, member, child_lazy, child, info.ref, sub, here, (*chain, csn), located)
             elif isinstance(csn, TerminalNode):
                 walker._terminal(csn, child_lazy)
@@ -711,11 +711,11 @@ class _Incremental:
         return [(tag, steps) for _, tag, steps in groups]
 
     @staticmethod
-    def _ancestor(walker: _Walker, sn: InternalNode, lazy: _Lazy) -> None:
+    def _ancestor(walker: _Walker, sn: InternalNode, value: ObjectValue, lazy: _Lazy) -> None:
         """An ancestor of a change: its own must, its mandatory children, choices and their when."""
         if isinstance(sn, DataNode) and _plan(sn).must:
             walker._must(sn, lazy)
-        walker._pattern(sn, lazy)
+        walker._pattern_of(sn, value, lazy)
 
     # -- 4. constraints elsewhere that read a changed node --------------------------
     def _dependents(

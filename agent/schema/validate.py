@@ -286,14 +286,7 @@ class _Walker:
         plan = _plan(sn)
         if plan.trivial:
             return
-        if plan.pattern_has_when:
-            self._pattern(sn, lazy)
-        else:
-            # Without "when" the outcome depends only on the member names.
-            names = (self.ctype, frozenset(value))
-            if names not in plan.ok_sets:
-                self._pattern(sn, lazy)
-                plan.ok_sets.add(names)
+        self._pattern_of(sn, value, lazy)
         children = plan.children
         for name, child_value in value.items():
             if name[0] == "@":
@@ -310,6 +303,18 @@ class _Walker:
                 self._data_node(csn, child_value, child)
             elif isinstance(csn, TerminalNode):
                 self._terminal(csn, child)
+
+    def _pattern_of(self, sn: InternalNode, value: ObjectValue, lazy: _Lazy) -> None:
+        """:meth:`_pattern` of the instance ``value``, skipped for a member-name set already found valid."""
+        plan = _plan(sn)
+        if plan.pattern_has_when:
+            self._pattern(sn, lazy)
+            return
+        # Without "when" the outcome depends only on the member names.
+        names = (self.ctype, frozenset(value))
+        if names not in plan.ok_sets:
+            self._pattern(sn, lazy)
+            plan.ok_sets.add(names)
 
     def _pattern(self, sn: InternalNode, lazy: _Lazy) -> None:
         """Check which members may, must and must not be present (mandatory, choice, when)."""

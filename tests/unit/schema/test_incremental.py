@@ -220,3 +220,26 @@ def test_incremental_agrees_on_bulk_edits_with_indexed_lookups(yang: YangSupport
     """Several entries of one list per edit, looked up through one index (as for a bulk edit of 1,000)."""
     with mock.patch("agent.schema.incremental.MANY_LOOKUPS", 1), mock.patch("agent.datastore.diff.MANY_LOOKUPS", 1):
         run_sequence(yang, bodies, accumulate=True)
+
+
+def test_ancestors_with_member_names_already_found_valid_are_not_checked_again(yang: YangSupport) -> None:
+    """A new trustpoint's ancestors (root, crypto, ca) keep their member names: their mandatory and
+    choice checks ran for the first such edit and are skipped after (no "when" in them)."""
+    model = yang.model
+    start = apply_edit(new_root(), config(SEED), yang, yang).root
+    base = cooked_config(start, model)
+
+    def add(name: str) -> int:
+        result = apply_edit(start, config(
+            f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><name>{name}</name><rsakeypair>k</rsakeypair></trustpoint>'
+            "</ca></crypto>"), yang, yang)
+        from yangson.schemanode import InternalNode
+
+        with mock.patch.object(InternalNode, "_check_schema_pattern", autospec=True,
+                               side_effect=InternalNode._check_schema_pattern) as checks:
+            value = validate_changes(model, base, result.root, result.touched or frozenset(), confirm_errors=False)
+        assert value == cooked_config(result.root, model)
+        return checks.call_count
+
+    add("first")
+    assert add("second") == 0
