@@ -28,7 +28,8 @@ class SerialExecutor:
     def __init__(self, name: str, around: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext) -> None:
         """``around`` makes the context every job runs in (its exit is part of the job)."""
         self._around = around
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        # (job, its future, whether the job returns (result, then)): see run_then.
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any], bool] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -45,20 +46,32 @@ class SerialExecutor:
         if self.on_thread:
             return job()
         future: Future[Any] = Future()
-        self._jobs.put((job, future))
+        self._jobs.put((job, future, False))
         result: _T = future.result()
         return result
 
+    def run_then(self, job: Callable[[], tuple[_T, Callable[[], object] | None]]) -> _T:
+        """Like :meth:`run` for a ``job`` returning ``(result, then)``: the caller has ``result`` as soon as
+        the job (and the context it runs in) returns, and ``then`` (if not None) runs on this thread
+        right after, before any later job.
+
+        The caller's wait ends before ``then`` ends: work the caller need not wait
+        for (a commit's listeners, once the commit is durable) overlaps with what
+        the caller does next. ``then``'s exception is logged.
+        """
+        if self.on_thread:
+            result, then = job()
+            if then is not None:
+                _logged(then)
+            return result
+        future: Future[Any] = Future()
+        self._jobs.put((job, future, True))
+        value: _T = future.result()
+        return value
+
     def submit(self, job: Callable[[], object]) -> None:
         """Queue ``job`` without waiting; its exception is logged."""
-
-        def logged() -> None:
-            try:
-                job()
-            except Exception:
-                log.exception("background job failed")
-
-        self._jobs.put((logged, Future()))
+        self._jobs.put((lambda: _logged(job), Future(), False))
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish the queued jobs, then stop (bounded wait)."""
@@ -71,11 +84,23 @@ class SerialExecutor:
             item = self._jobs.get()
             if item is None:
                 return
-            job, future = item
+            job, future, split = item
             try:
                 with self._around():
                     result = job()
             except BaseException as error:  # handed to the waiting caller
                 future.set_exception(error)
                 continue
+            then = None
+            if split:
+                result, then = result
             future.set_result(result)
+            if then is not None:  # after the job's context has closed (a state writer's directory syncs)
+                _logged(then)
+
+
+def _logged(job: Callable[[], object]) -> None:
+    try:
+        job()
+    except Exception:
+        log.exception("background job failed")

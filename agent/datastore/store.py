@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 RUNNING_FILE = "running.xml"
 ROLLBACK_FILE = "rollback.xml"
 DEFAULT_CONFIRM_TIMEOUT = 600
+LISTENER_HOLD_LIMIT = 1.0  # seconds a commit's listeners wait for their release (defer_listeners) at most
 _T = TypeVar("_T")
 
 
@@ -200,6 +201,12 @@ class Datastores:
             log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
         self._history = CommitHistory(self._dir, history_keep)
         self._running = self._load(initial)
+        # Commits whose listeners are still to run: a commit's reply goes out once it is durable, and
+        # its listeners run after (see _run); requests wait for them in wait_delivered.
+        self._delivery = threading.Condition()
+        self._delivered_up_to = 0
+        self._completed_up_to = 0
+        self._gates = threading.local()  # pending: the gate for this thread's next commit; used: its last one
         self._committer = SerialExecutor("datastore-commit")
 
     # -- start-up ----------------------------------------------------------
@@ -251,7 +258,12 @@ class Datastores:
         return (directory / RUNNING_FILE).exists() or any((directory / "commits").glob("journal-*.log"))
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        """Call ``listener(old, new)`` after every change of running (committer thread, no lock held)."""
+        """Call ``listener(old, new)`` after every change of running (committer thread, no lock held).
+
+        Listeners run once the change is durable and its caller answered, before
+        the next change and before any NETCONF request that comes after it is
+        handled (see _run and wait_delivered).
+        """
         self._commit_listeners.append((listener, None))
 
     def add_change_listener(self, listener: ChangeListener) -> None:
@@ -606,10 +618,49 @@ class Datastores:
         return str(result) if result is not None else None
 
     # -- the committer -----------------------------------------------------
+    def defer_listeners(self) -> Callable[[], None]:
+        """Hold the listeners of the next commit this thread makes until the returned callable is called.
+
+        For a caller with something to do first that the listeners need not
+        precede: a NETCONF session sends the commit's reply, then releases
+        them, so they run while the client reads the reply (one thread runs
+        Python at a time: listeners running beside the reply would delay it).
+        The commit is durable before the caller is answered either way. Call
+        the result once on every path; held listeners start after
+        LISTENER_HOLD_LIMIT seconds regardless. Raises nothing.
+        """
+        gate = threading.Event()
+        self._gates.pending = gate
+
+        def release() -> None:
+            if getattr(self._gates, "pending", None) is gate:
+                self._gates.pending = None
+            gate.set()
+
+        return release
+
     def _run(self, job: Callable[[], tuple[_T, list[DatastoreEvent]]]) -> _T:
+        """Run ``job`` on the committer and return its result once the change is durable.
+
+        The listeners run on the committer right after, before any later job:
+        at once, or once released (defer_listeners). The caller does not wait
+        for them; every NETCONF request first waits for the listeners of the
+        commits made before it (wait_delivered), so no request sees the
+        backend behind the configuration it was told of.
+        """
         if self._committer.on_thread:
             raise RuntimeError("a datastore listener may not change the datastore")
-        return self._committer.run(lambda: self._then_deliver(job))
+        self._release_own_gate()  # a second change in one request must not queue behind held listeners
+        gate = getattr(self._gates, "pending", None)
+        self._gates.pending = None
+        self._gates.used = gate
+        return self._committer.run_then(lambda: self._then_deliver_later(job, gate))
+
+    def _release_own_gate(self) -> None:
+        used = getattr(self._gates, "used", None)
+        if used is not None:
+            self._gates.used = None
+            used.set()
 
     def _submit(self, job: _Job) -> None:
         """Queue a job without waiting (timers)."""
@@ -619,6 +670,42 @@ class Datastores:
         result, events = job()
         self._deliver(events)
         return result
+
+    def _then_deliver_later(
+        self, job: Callable[[], tuple[_T, list[DatastoreEvent]]], gate: threading.Event | None,
+    ) -> tuple[_T, Callable[[], None] | None]:
+        result, events = job()
+        if not events:
+            return result, None
+        with self._delivery:
+            self._completed_up_to += 1
+            number = self._completed_up_to
+        return result, lambda: self._deliver_numbered(events, number, gate)
+
+    def _deliver_numbered(self, events: list[DatastoreEvent], number: int, gate: threading.Event | None) -> None:
+        try:
+            if gate is not None and not gate.wait(LISTENER_HOLD_LIMIT):
+                log.warning("commit listeners held for %g s without release: running them now", LISTENER_HOLD_LIMIT)
+            self._deliver(events)
+        finally:
+            with self._delivery:
+                self._delivered_up_to = number
+                self._delivery.notify_all()
+
+    def wait_delivered(self) -> None:
+        """Wait until the listeners of every change made so far have run (none queued: no wait).
+
+        Waits only for the changes already made when called, so a stream of
+        commits cannot keep a caller waiting; releases listeners this thread
+        still holds first. Raises nothing.
+        """
+        self._release_own_gate()
+        wanted = self._completed_up_to
+        if self._delivered_up_to >= wanted or self._committer.on_thread:
+            return
+        with self._delivery:
+            while self._delivered_up_to < wanted:
+                self._delivery.wait()
 
     def _deliver(self, events: list[DatastoreEvent]) -> None:
         for event in events:

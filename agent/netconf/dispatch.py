@@ -12,7 +12,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lxml import etree
@@ -382,6 +382,21 @@ class NetconfAgent:
                 info={"bad-element": etree.QName(operation).localname},
             )
             return Reply(self._error_reply(session, attrib, nsmap, [unsupported], False))
+        # The listeners of earlier commits ran (or run now): this request sees their effects. This
+        # request's own commit has its listeners run once its reply is sent (the first of ``then``).
+        self.datastores.wait_delivered()
+        release = self.datastores.defer_listeners()
+        try:
+            reply = self._run_operation(session, operation, handler, attrib, nsmap)
+        except BaseException:
+            release()
+            raise
+        return replace(reply, then=(release, *reply.then))
+
+    def _run_operation(
+        self, session: SessionInfo, operation: etree._Element, handler: RpcHandler, attrib: dict[str, str],
+        nsmap: dict[str, str],
+    ) -> Reply:
         session.after_reply.clear()
         try:
             self._admit(session, operation)

@@ -177,6 +177,34 @@ def test_edit_operations_create_replace_remove(agent: AgentProcess) -> None:
         assert running(m).find("crypto:crypto/crypto:ca/crypto:trustpoint", NS) is None
 
 
+def test_the_request_after_a_commit_sees_the_backend_applied_it(agent: AgentProcess) -> None:
+    """A commit's listeners run after its reply; the next request, on this session or another, waits for them.
+
+    ca-cancel-enroll answers from the PKI backend's trustpoints, which a listener
+    updates: refused as "not configured" if the request overtook the listener.
+    """
+
+    def cancel_refusal(m: manager.Manager, name: str) -> str:
+        with pytest.raises(RPCError) as refused:
+            m.dispatch(etree.fromstring(f'<ca-cancel-enroll xmlns="{CRYPTO}"><trustpoint>{name}</trustpoint></ca-cancel-enroll>'))
+        return str(refused.value.message)
+
+    def many(names: list[str], operation: str | None = None) -> str:
+        op = f' nc:operation="{operation}"' if operation else ""
+        body = "<enrollment><terminal/></enrollment>" if operation is None else ""
+        entries = "".join(f"<trustpoint{op}><name>{n}</name>{body}</trustpoint>" for n in names)
+        return f'<config xmlns="{NC}" xmlns:nc="{NC}"><crypto xmlns="{CRYPTO}"><ca>{entries}</ca></crypto></config>'
+
+    # Big commits: their listeners take long enough that a request not waiting for them overtakes them.
+    with agent.connect() as m, agent.connect() as other:
+        for i in range(3):
+            names = [f"seen{i}-{n}" for n in range(1500)]
+            m.edit_config(target="running", config=many(names))
+            assert "no enrollment in progress" in cancel_refusal(m if i % 2 else other, names[-1])
+            m.edit_config(target="running", config=many(names, "delete"))
+            assert "is not configured" in cancel_refusal(other if i % 2 else m, names[-1])
+
+
 def test_error_options(agent: AgentProcess) -> None:
     config = f"""<config xmlns="{NC}" xmlns:nc="{NC}">
       <hostname xmlns="{SYS}">h1</hostname>

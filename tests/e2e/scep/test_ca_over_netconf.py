@@ -307,6 +307,8 @@ def test_deleting_trustpoint_removes_its_certificates(lab_ca_process, agent: Age
             config=f'<config xmlns="{NC}" xmlns:nc="{NC}"><crypto xmlns="{CRYPTO}"><ca>{gone}</ca></crypto></config>',
         )
         m.commit()
+        # The backend applies a commit once its reply is sent, before the next request is answered.
+        m.get_config("running")
         for name in ("myca", "other", "bare"):
             assert not (agent.data_dir / "trustpoints" / name).exists()
         configure(m, trustpoint("myca", lab.url))

@@ -264,3 +264,77 @@ def test_stored_tree_declares_each_namespace_once_and_keeps_only_prefixes_a_valu
     # and the tree reads back the same
     again = etree.fromstring(text)
     assert etree.tostring(again, method="c14n") == etree.tostring(root, method="c14n")
+
+
+# -- listeners after the commit's answer ---------------------------------------------------------
+
+
+def hostname(value: str) -> etree._Element:
+    return config(f'<hostname xmlns="{SYS}">{value}</hostname>')
+
+
+def test_held_listeners_run_after_release_and_before_later_requests(tmp_path: Path, yang: YangSupport) -> None:
+    """A commit returns once durable; its listeners wait for the caller's release (its reply sent)."""
+    import threading
+
+    store = make_store(tmp_path, yang)
+    seen: list[str] = []
+    store.add_commit_listener(lambda old, new: seen.append(new.findtext("s:hostname", namespaces=NS) or ""))
+    release = store.defer_listeners()
+    store.edit(Target.RUNNING, hostname("first"), S1)
+    assert b"first" in (tmp_path / RUNNING_FILE).read_bytes()  # durable before the caller is answered
+    assert seen == []  # held: the reply goes out first
+    waiter_done = threading.Event()
+
+    def another_request() -> None:
+        store.wait_delivered()  # a request from another session waits for them
+        waiter_done.set()
+
+    threading.Thread(target=another_request, daemon=True).start()
+    assert not waiter_done.wait(0.2)
+    release()
+    assert waiter_done.wait(5)
+    assert seen == ["first"]
+    store.close()
+
+
+def test_second_change_in_one_request_is_not_stuck_behind_held_listeners(tmp_path: Path, yang: YangSupport) -> None:
+    import time
+
+    store = make_store(tmp_path, yang)
+    seen: list[str] = []
+    store.add_commit_listener(lambda old, new: seen.append(new.findtext("s:hostname", namespaces=NS) or ""))
+    release = store.defer_listeners()
+    start = time.monotonic()
+    store.edit(Target.RUNNING, hostname("one"), S1)
+    store.edit(Target.RUNNING, hostname("two"), S1)  # queued behind the first commit's listeners: released
+    store.wait_delivered()
+    assert time.monotonic() - start < 0.5  # not the hold limit (1 s)
+    assert seen == ["one", "two"]
+    release()
+    store.close()
+
+
+def test_unreleased_listeners_run_after_the_hold_limit(tmp_path: Path, yang: YangSupport) -> None:
+    import threading
+
+    from agent.datastore import store as store_module
+
+    store = make_store(tmp_path, yang)
+    ran = threading.Event()
+    store.add_commit_listener(lambda old, new: ran.set())
+    store.defer_listeners()  # never released (a caller that died before its reply)
+    store.edit(Target.RUNNING, hostname("x"), S1)
+    assert not ran.wait(store_module.LISTENER_HOLD_LIMIT / 2)
+    assert ran.wait(store_module.LISTENER_HOLD_LIMIT + 5)
+    store.close()
+
+
+def test_without_a_hold_listeners_run_at_once(tmp_path: Path, yang: YangSupport) -> None:
+    store = make_store(tmp_path, yang)
+    seen: list[str] = []
+    store.add_commit_listener(lambda old, new: seen.append("called"))
+    store.edit(Target.RUNNING, hostname("y"), S1)
+    store.wait_delivered()
+    assert seen == ["called"]
+    store.close()

@@ -1,0 +1,75 @@
+"""SerialExecutor: one thread, FIFO; run_then answers the caller before its follow-up runs."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from agent.serial import SerialExecutor
+
+
+def test_run_then_answers_before_the_follow_up_and_keeps_order() -> None:
+    executor = SerialExecutor("test")
+    order: list[str] = []
+    gate = threading.Event()
+
+    def follow_up() -> None:
+        gate.wait(5)
+        order.append("then")
+
+    assert executor.run_then(lambda: ("result", follow_up)) == "result"  # answered while follow_up waits
+    order.append("caller")
+    gate.set()
+    executor.run(lambda: order.append("next job"))  # a later job runs after the follow-up
+    assert order == ["caller", "then", "next job"]
+    executor.close()
+
+
+def test_run_then_follow_up_runs_after_the_jobs_context() -> None:
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def around() -> Iterator[None]:
+        yield
+        events.append("context closed")  # e.g. a state writer's directory syncs
+
+    executor = SerialExecutor("test", around)
+    executor.run_then(lambda: (None, lambda: events.append("then")))
+    executor.run(lambda: None)
+    assert events[:2] == ["context closed", "then"]
+    executor.close()
+
+
+def test_run_then_errors_go_to_the_caller_and_follow_up_errors_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    executor = SerialExecutor("test")
+
+    def failing() -> tuple[None, None]:
+        raise ValueError("job failed")
+
+    with pytest.raises(ValueError, match="job failed"):
+        executor.run_then(failing)
+
+    def bad_follow_up() -> None:
+        raise RuntimeError("listener failed")
+
+    assert executor.run_then(lambda: (7, bad_follow_up)) == 7
+    assert executor.run(lambda: "still serving") == "still serving"
+    assert "background job failed" in caplog.text
+    executor.close()
+
+
+def test_run_then_on_its_own_thread_runs_inline() -> None:
+    executor = SerialExecutor("test")
+    order: list[str] = []
+
+    def outer() -> str:
+        value = executor.run_then(lambda: ("inner", lambda: order.append("inner then")))
+        order.append("outer after inner")
+        return value
+
+    assert executor.run(outer) == "inner"
+    assert order == ["inner then", "outer after inner"]
+    executor.close()
