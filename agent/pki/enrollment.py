@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.parse
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,8 +219,7 @@ class Pki:
             previous = self._configs
             forgotten = set(previous) - set(configs)
             self._configs = dict(configs)
-        for name in forgotten:
-            self._unschedule(name)
+        self._unschedule(forgotten)
         changed = [tp for tp in configs.values() if previous.get(tp.name) != tp]
         if changed:
             # On the writer, in order with every other change of state (it
@@ -247,8 +246,7 @@ class Pki:
             for name in forgotten:
                 del self._configs[name]
             self._configs.update(configs)
-        for name in forgotten:
-            self._unschedule(name)
+        self._unschedule(forgotten)
         # A trustpoint new to this Pki has no pending request to resume: start-up scanned every
         # trustpoint, and trustpoints_removed deletes a removed one's files.
         resumed = [tp for tp in configs.values() if previous.get(tp.name) not in (None, tp)]
@@ -301,8 +299,7 @@ class Pki:
             for name in names:
                 self._configs.pop(name, None)
                 self._generation[name] = self._generation.get(name, 0) + 1
-        for name in names:
-            self._unschedule(name)
+        self._unschedule(names)
 
         def remove() -> None:
             for name in names:
@@ -851,9 +848,8 @@ class Pki:
             else:
                 self._scheduler.schedule((tp.name, exchange.record.key_usage), tp.retry_period * self._unit)
 
-    def _unschedule(self, name: str) -> None:
-        for usage in KeyUsage:
-            self._scheduler.cancel((name, usage))
+    def _unschedule(self, names: Iterable[str]) -> None:
+        self._scheduler.cancel_many((name, usage) for name in names for usage in KeyUsage)
 
     # ------------------------------------------------------------------ helpers
 

@@ -27,7 +27,7 @@ import heapq
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -171,6 +171,18 @@ class PollScheduler(Generic[K]):
         """
         with self._cond:
             found = self._entries.pop(key, None) is not None or self._unwait(key)
+            if found:
+                self._cond.notify_all()
+            return found
+
+    def cancel_many(self, keys: Iterable[K]) -> int:
+        """:meth:`cancel` for each of ``keys``, under one lock (a commit deleting 1,000 trustpoints
+        cancels 3,000 keys); how many had a job. Raises nothing."""
+        with self._cond:
+            found = 0
+            for key in keys:
+                if self._entries.pop(key, None) is not None or (self._waiting and self._unwait(key)):
+                    found += 1
             if found:
                 self._cond.notify_all()
             return found
