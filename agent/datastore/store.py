@@ -164,6 +164,22 @@ class _ConfirmAction(enum.Enum):
     END = 2  # remove rollback.xml after running
 
 
+class _ListenerGate:
+    """Holds one commit's listeners until its caller has been answered (Datastores.defer_listeners).
+
+    The caller that opens the gate runs them itself (it is running already: no thread to wake
+    while later requests wait for them); the committer waits for ``done`` before its next job.
+    """
+
+    __slots__ = ("delivery", "done", "number")
+
+    def __init__(self) -> None:
+        # Every request makes one and most make no commit: nothing here until a commit uses it.
+        self.number = 0  # the commit's number once it is durable; 0 while none was made
+        self.delivery: Callable[[], None] | None = None  # the listeners to run, until someone claims them
+        self.done: threading.Event | None = None
+
+
 class Datastores:
     """Running and candidate, shared by every session of one agent."""
 
@@ -201,11 +217,12 @@ class Datastores:
             log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
         self._history = CommitHistory(self._dir, history_keep)
         self._running = self._load(initial)
-        # Commits whose listeners are still to run: a commit's reply goes out once it is durable, and
-        # its listeners run after (see _run); requests wait for them in wait_delivered.
+        # Commits whose listeners are held until their reply is sent (defer_listeners), numbered:
+        # requests made after a commit was answered wait for its listeners (wait_delivered).
         self._delivery = threading.Condition()
         self._delivered_up_to = 0
-        self._completed_up_to = 0
+        self._numbered = 0  # the last number given to a held commit
+        self._released_up_to = 0  # answered: their listeners may run, and later requests wait for them
         self._gates = threading.local()  # pending: the gate for this thread's next commit; used: its last one
         self._committer = SerialExecutor("datastore-commit")
 
@@ -260,9 +277,10 @@ class Datastores:
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(old, new)`` after every change of running (committer thread, no lock held).
 
-        Listeners run once the change is durable and its caller answered, before
-        the next change and before any NETCONF request that comes after it is
-        handled (see _run and wait_delivered).
+        Listeners run once the change is durable, before the next change, and
+        before any NETCONF request made after the change was answered is
+        handled; held by the caller (defer_listeners), on its thread once it
+        has answered (see _run and wait_delivered).
         """
         self._commit_listeners.append((listener, None))
 
@@ -623,32 +641,34 @@ class Datastores:
 
         For a caller with something to do first that the listeners need not
         precede: a NETCONF session sends the commit's reply, then releases
-        them, so they run while the client reads the reply (one thread runs
-        Python at a time: listeners running beside the reply would delay it).
-        The commit is durable before the caller is answered either way. Call
-        the result once on every path; held listeners start after
-        LISTENER_HOLD_LIMIT seconds regardless. Raises nothing.
+        them and runs them itself, while the client reads the reply (one
+        thread runs Python at a time: listeners running beside the reply would
+        delay it). The commit is durable before the caller is answered either
+        way. Call the result once on every path, on this thread; held
+        listeners start after LISTENER_HOLD_LIMIT seconds regardless (on the
+        committer). Raises nothing.
         """
-        gate = threading.Event()
+        gate = _ListenerGate()
         self._gates.pending = gate
 
         def release() -> None:
             if getattr(self._gates, "pending", None) is gate:
                 self._gates.pending = None
-            gate.set()
+            self._open(gate)
 
         return release
 
     def _run(self, job: Callable[[], tuple[_T, list[DatastoreEvent]]]) -> _T:
         """Run ``job`` on the committer and return its result once the change is durable.
 
-        The listeners run on the committer right after, before any later job:
-        at once, or once released (defer_listeners). The caller does not wait
-        for them; every NETCONF request first waits for the listeners of the
-        commits made before it (wait_delivered), so no request sees the
-        backend behind the configuration it was told of.
+        The listeners run before any later job: on the committer before the
+        caller is answered, or, held (defer_listeners), on the thread that
+        releases them once it has answered its client; every NETCONF request
+        first waits for the listeners of the commits answered before it
+        (wait_delivered), so no request sees the backend behind the
+        configuration it was told of.
         """
-        if self._committer.on_thread:
+        if self._committer.on_thread or getattr(self._gates, "delivering", False):
             raise RuntimeError("a datastore listener may not change the datastore")
         self._release_own_gate()  # a second change in one request must not queue behind held listeners
         gate = getattr(self._gates, "pending", None)
@@ -660,7 +680,22 @@ class Datastores:
         used = getattr(self._gates, "used", None)
         if used is not None:
             self._gates.used = None
-            used.set()
+            self._open(used)
+
+    def _open(self, gate: _ListenerGate) -> None:
+        """Let the gate's commit's listeners run (here, unless already done); later requests wait for them."""
+        if gate.done is None:
+            return  # no commit was made under it (its number and event are set before its caller returns)
+        with self._delivery:
+            self._released_up_to = max(self._released_up_to, gate.number)
+            delivery, gate.delivery = gate.delivery, None
+        if delivery is not None:
+            self._gates.delivering = True
+            try:
+                delivery()
+            finally:
+                self._gates.delivering = False
+        gate.done.set()
 
     def _submit(self, job: _Job) -> None:
         """Queue a job without waiting (timers)."""
@@ -672,20 +707,39 @@ class Datastores:
         return result
 
     def _then_deliver_later(
-        self, job: Callable[[], tuple[_T, list[DatastoreEvent]]], gate: threading.Event | None,
+        self, job: Callable[[], tuple[_T, list[DatastoreEvent]]], gate: _ListenerGate | None,
     ) -> tuple[_T, Callable[[], None] | None]:
         result, events = job()
         if not events:
             return result, None
+        if gate is None:  # no one to release them: they run before the caller is answered
+            self._deliver(events)
+            return result, None
         with self._delivery:
-            self._completed_up_to += 1
-            number = self._completed_up_to
-        return result, lambda: self._deliver_numbered(events, number, gate)
+            self._numbered += 1
+            number = self._numbered
+            # Before the caller has its answer, so before it can open the gate.
+            gate.number = number
+            gate.delivery = lambda: self._deliver_numbered(events, number)
+            gate.done = threading.Event()
+        return result, lambda: self._await_gate(gate, number)
 
-    def _deliver_numbered(self, events: list[DatastoreEvent], number: int, gate: threading.Event | None) -> None:
+    def _await_gate(self, gate: _ListenerGate, number: int) -> None:
+        """On the committer: the next job waits until the gate's listeners have run (by whoever opens it)."""
+        assert gate.done is not None
+        if gate.done.wait(LISTENER_HOLD_LIMIT):
+            return
+        log.warning("commit listeners held for %g s without release: running them now", LISTENER_HOLD_LIMIT)
+        with self._delivery:
+            self._released_up_to = max(self._released_up_to, number)
+            delivery, gate.delivery = gate.delivery, None
+        if delivery is not None:
+            delivery()
+        else:  # the caller opened the gate meanwhile and runs them: still one at a time
+            gate.done.wait()
+
+    def _deliver_numbered(self, events: list[DatastoreEvent], number: int) -> None:
         try:
-            if gate is not None and not gate.wait(LISTENER_HOLD_LIMIT):
-                log.warning("commit listeners held for %g s without release: running them now", LISTENER_HOLD_LIMIT)
             self._deliver(events)
         finally:
             with self._delivery:
@@ -693,14 +747,16 @@ class Datastores:
                 self._delivery.notify_all()
 
     def wait_delivered(self) -> None:
-        """Wait until the listeners of every change made so far have run (none queued: no wait).
+        """Wait until the listeners of every change whose caller has been answered have run.
 
-        Waits only for the changes already made when called, so a stream of
-        commits cannot keep a caller waiting; releases listeners this thread
-        still holds first. Raises nothing.
+        A change still being answered (its listeners held) is concurrent with
+        the caller of this, which need not see it; and only the changes
+        answered when this is called count, so a stream of commits cannot keep
+        a caller waiting. Releases listeners this thread still holds first.
+        Raises nothing.
         """
         self._release_own_gate()
-        wanted = self._completed_up_to
+        wanted = self._released_up_to
         if self._delivered_up_to >= wanted or self._committer.on_thread:
             return
         with self._delivery:

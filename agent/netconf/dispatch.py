@@ -205,6 +205,7 @@ class NetconfAgent:
         self.unmodelled_state: list[UnmodelledState] = []
         self.session_listeners: list[SessionListener] = []
         self._mutex = threading.Lock()
+        self._in_flight = 0  # requests being handled, up to their reply sent
         self._next_session_id = 1
         self._closing: set[int] = set()
 
@@ -382,16 +383,31 @@ class NetconfAgent:
                 info={"bad-element": etree.QName(operation).localname},
             )
             return Reply(self._error_reply(session, attrib, nsmap, [unsupported], False))
-        # The listeners of earlier commits ran (or run now): this request sees their effects. This
-        # request's own commit has its listeners run once its reply is sent (the first of ``then``).
+        # The listeners of earlier commits ran (or run now): this request sees their effects.
         self.datastores.wait_delivered()
-        release = self.datastores.defer_listeners()
+        with self._mutex:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        # Alone, this request's commit has its listeners run once its reply is sent (the first of
+        # ``then``), while the client reads it. With other requests in flight they run before the
+        # reply, as the others would otherwise wait for them, each wake-up of the thread running
+        # them costing a GIL turn among all the sessions' threads (100 sessions: 9 ms a wait).
+        release = self.datastores.defer_listeners() if alone else None
+
+        def finished() -> None:
+            try:
+                if release is not None:
+                    release()
+            finally:
+                with self._mutex:
+                    self._in_flight -= 1
+
         try:
             reply = self._run_operation(session, operation, handler, attrib, nsmap)
         except BaseException:
-            release()
+            finished()
             raise
-        return replace(reply, then=(release, *reply.then))
+        return replace(reply, then=(finished, *reply.then))
 
     def _run_operation(
         self, session: SessionInfo, operation: etree._Element, handler: RpcHandler, attrib: dict[str, str],

@@ -251,7 +251,10 @@ class Pki:
         # trustpoint, and trustpoints_removed deletes a removed one's files.
         resumed = [tp for tp in configs.values() if previous.get(tp.name) not in (None, tp)]
         if resumed:
-            self._writer.run(lambda: self._resume_pending(resumed))
+            # Queued, not awaited: a commit's listener must not wait for the writer thread (with many
+            # sessions that hand-off alone took milliseconds, and requests wait for the listeners).
+            # Whatever the writer does next for these trustpoints comes after it.
+            self._writer.submit(lambda: self._resume_pending(resumed))
 
     def _resume_pending(self, trustpoints: Sequence[TrustpointConfig]) -> None:
         for tp in trustpoints:

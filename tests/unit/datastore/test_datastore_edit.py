@@ -274,27 +274,46 @@ def hostname(value: str) -> etree._Element:
 
 
 def test_held_listeners_run_after_release_and_before_later_requests(tmp_path: Path, yang: YangSupport) -> None:
-    """A commit returns once durable; its listeners wait for the caller's release (its reply sent)."""
+    """A commit returns once durable; its listeners wait for the caller's release (its reply sent).
+
+    The releasing caller runs them. A request made while the commit is still being answered is
+    concurrent with it and does not wait; one made after the release waits until they have run.
+    """
     import threading
 
     store = make_store(tmp_path, yang)
-    seen: list[str] = []
-    store.add_commit_listener(lambda old, new: seen.append(new.findtext("s:hostname", namespaces=NS) or ""))
+    seen: list[tuple[str, str]] = []
+    listener_started = threading.Event()
+    listener_may_finish = threading.Event()
+
+    def listener(old: etree._Element, new: etree._Element) -> None:
+        listener_started.set()
+        listener_may_finish.wait(5)
+        seen.append((new.findtext("s:hostname", namespaces=NS) or "", threading.current_thread().name))
+
+    store.add_commit_listener(listener)
     release = store.defer_listeners()
     store.edit(Target.RUNNING, hostname("first"), S1)
     assert b"first" in (tmp_path / RUNNING_FILE).read_bytes()  # durable before the caller is answered
-    assert seen == []  # held: the reply goes out first
+
+    def request_on_another_session(done: threading.Event) -> None:
+        store.wait_delivered()
+        done.set()
+
+    meanwhile = threading.Event()  # the commit is not answered yet: concurrent with it, no wait
+    threading.Thread(target=request_on_another_session, args=(meanwhile,), daemon=True).start()
+    assert meanwhile.wait(5)
+    assert seen == [] and not listener_started.is_set()
+    releasing = threading.Thread(target=release, name="the session, its reply sent", daemon=True)
+    releasing.start()
+    assert listener_started.wait(5)
     waiter_done = threading.Event()
-
-    def another_request() -> None:
-        store.wait_delivered()  # a request from another session waits for them
-        waiter_done.set()
-
-    threading.Thread(target=another_request, daemon=True).start()
-    assert not waiter_done.wait(0.2)
-    release()
+    threading.Thread(target=request_on_another_session, args=(waiter_done,), daemon=True).start()
+    assert not waiter_done.wait(0.2)  # the listener is still running
+    listener_may_finish.set()
     assert waiter_done.wait(5)
-    assert seen == ["first"]
+    releasing.join(5)
+    assert seen == [("first", "the session, its reply sent")]
     store.close()
 
 
