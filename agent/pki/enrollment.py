@@ -237,7 +237,9 @@ class Pki:
         """:meth:`configure` for a commit that changed or removed only these trustpoints.
 
         The others stay as they are; the cost follows the size of the change,
-        not the number of trustpoints. Raises InvalidTrustpointNameError, OSError.
+        not the number of trustpoints. Pending requests of changed trustpoints
+        are resumed on the state writer, not awaited (a failure there is
+        logged). Raises InvalidTrustpointNameError.
         """
         configs = {validate_trustpoint_name(tp.name): tp for tp in changed}
         with self._lock:
