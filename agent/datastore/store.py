@@ -686,9 +686,7 @@ class Datastores:
         """Let the gate's commit's listeners run (here, unless already done); later requests wait for them."""
         if gate.done is None:
             return  # no commit was made under it (its number and event are set before its caller returns)
-        with self._delivery:
-            self._released_up_to = max(self._released_up_to, gate.number)
-            delivery, gate.delivery = gate.delivery, None
+        delivery = self._claim(gate)
         if delivery is not None:
             self._gates.delivering = True
             try:
@@ -696,6 +694,13 @@ class Datastores:
             finally:
                 self._gates.delivering = False
         gate.done.set()
+
+    def _claim(self, gate: _ListenerGate) -> Callable[[], None] | None:
+        """Mark the gate's commit answered and take its listeners to run; None if someone took them."""
+        with self._delivery:
+            self._released_up_to = max(self._released_up_to, gate.number)
+            delivery, gate.delivery = gate.delivery, None
+        return delivery
 
     def _submit(self, job: _Job) -> None:
         """Queue a job without waiting (timers)."""
@@ -722,17 +727,15 @@ class Datastores:
             gate.number = number
             gate.delivery = lambda: self._deliver_numbered(events, number)
             gate.done = threading.Event()
-        return result, lambda: self._await_gate(gate, number)
+        return result, lambda: self._await_gate(gate)
 
-    def _await_gate(self, gate: _ListenerGate, number: int) -> None:
+    def _await_gate(self, gate: _ListenerGate) -> None:
         """On the committer: the next job waits until the gate's listeners have run (by whoever opens it)."""
         assert gate.done is not None
         if gate.done.wait(LISTENER_HOLD_LIMIT):
             return
         log.warning("commit listeners held for %g s without release: running them now", LISTENER_HOLD_LIMIT)
-        with self._delivery:
-            self._released_up_to = max(self._released_up_to, number)
-            delivery, gate.delivery = gate.delivery, None
+        delivery = self._claim(gate)
         if delivery is not None:
             delivery()
         else:  # the caller opened the gate meanwhile and runs them: still one at a time

@@ -169,11 +169,7 @@ class PollScheduler(Generic[K]):
 
         A job already running is not interrupted.
         """
-        with self._cond:
-            found = self._entries.pop(key, None) is not None or self._unwait(key)
-            if found:
-                self._cond.notify_all()
-            return found
+        return self.cancel_many((key,)) == 1
 
     def cancel_many(self, keys: Iterable[K]) -> int:
         """:meth:`cancel` for each of ``keys``, under one lock (a commit deleting 1,000 trustpoints
