@@ -201,10 +201,36 @@ class AuthKeyInfo:
     public_key: bytes  # DER SubjectPublicKeyInfo
 
 
-@dataclass(frozen=True)
+@dataclass
 class _PairSet:
+    """One label's key pairs: their public facts at once, the private keys checked on first use.
+
+    OpenSSL's consistency check of an RSA private key (primality of p and q)
+    takes ~30 ms for 2048 bits. Listing or showing keys needs only the public
+    halves, so a file read from disk is parsed without it (``pems``), and the
+    check runs once, when a private key is first used (:meth:`private_keys`).
+    """
+
     info: KeyPairInfo
-    keys: dict[KeyUsage, rsa.RSAPrivateKey]
+    pems: dict[KeyUsage, bytes]
+    checked: dict[KeyUsage, rsa.RSAPrivateKey] | None = None
+
+    def private_keys(self) -> dict[KeyUsage, rsa.RSAPrivateKey]:
+        """The private keys, checked. Raises KeyStoreCorruptError. Two threads may both check: same result."""
+        if self.checked is None:
+            keys: dict[KeyUsage, rsa.RSAPrivateKey] = {}
+            for usage, pem in self.pems.items():
+                try:
+                    key = serialization.load_pem_private_key(pem, password=None)
+                except (ValueError, TypeError) as exc:
+                    # Never put the exception text in the message: it could quote key bytes.
+                    raise KeyStoreCorruptError(
+                        f"The key file for {self.info.label} is unreadable ({type(exc).__name__})"
+                    ) from None
+                assert isinstance(key, rsa.RSAPrivateKey)  # the unchecked parse already made sure
+                keys[usage] = key
+            self.checked = keys
+        return self.checked
 
 
 def validate_label(label: object, what: str = "key label") -> str:
@@ -418,7 +444,7 @@ class KeyStore:
         has no key of that usage), KeyStoreCorruptError.
         """
         pair_set = self._require(label)
-        key = pair_set.keys.get(usage)
+        key = pair_set.private_keys().get(usage)
         if key is None:
             raise KeyNotFoundError(
                 f"Key pair {label} is {pair_set.info.key_type.value}; "
@@ -431,7 +457,12 @@ class KeyStore:
 
         Raises InvalidLabelError, KeyNotFoundError, KeyStoreCorruptError.
         """
-        return self.private_key(label, usage).public_key()
+        der = self._require(label).info.public_keys.get(usage)
+        if der is None:
+            return self.private_key(label, usage).public_key()  # raises the same KeyNotFoundError
+        key = serialization.load_der_public_key(der)
+        assert isinstance(key, rsa.RSAPublicKey)
+        return key
 
     def ssh_host_key(self) -> rsa.RSAPrivateKey:
         """The SSH host key: ``the_default``'s general key.
@@ -448,7 +479,8 @@ class KeyStore:
             raise KeyNotFoundError(
                 f"No RSA keys are defined for {DEFAULT_LABEL}; the SSH host key is missing"
             )
-        return pair_set.keys.get(KeyUsage.GENERAL) or pair_set.keys[KeyUsage.SIGNATURE]
+        keys = pair_set.private_keys()
+        return keys.get(KeyUsage.GENERAL) or keys[KeyUsage.SIGNATURE]
 
     # ------------------------------------------------------------ authentication keys
 
@@ -584,7 +616,7 @@ class KeyStore:
         # Cache what was just written: reloading it would re-run OpenSSL's RSA
         # consistency check (~35 ms for 2048 bits) on the next enrollment.
         st = path.stat()
-        self._cache[label] = ((st.st_ino, st.st_mtime_ns, st.st_size), _PairSet(info, keys))
+        self._cache[label] = ((st.st_ino, st.st_mtime_ns, st.st_size), _PairSet(info, {}, keys))
         return info
 
     def _load(self, label: str) -> _PairSet | None:
@@ -613,21 +645,24 @@ class KeyStore:
             created = dt.datetime.fromisoformat(record["created"])
             if created.tzinfo is None:
                 raise ValueError("naive creation time")
-            keys: dict[KeyUsage, rsa.RSAPrivateKey] = {}
+            pems: dict[KeyUsage, bytes] = {}
+            public_keys: dict[KeyUsage, bytes] = {}
             for usage in key_type.usages:
-                key = serialization.load_pem_private_key(
-                    record["keys"][usage.value].encode("ascii"), password=None
-                )
+                pem = record["keys"][usage.value].encode("ascii")
+                # Unchecked: only its public half is used here; _PairSet checks it before any signing.
+                key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
                 if not isinstance(key, rsa.RSAPrivateKey):
                     raise ValueError("not an RSA key")
-                keys[usage] = key
+                pems[usage] = pem
+                public_keys[usage] = _spki_der(key.public_key())
+                del key
             size = int(record["size"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # Never put the exception text in the message: it could quote key bytes.
             raise KeyStoreCorruptError(
                 f"The key file for {label} is unreadable ({type(exc).__name__})"
             ) from None
-        return _PairSet(_pair_info(label, key_type, size, created, keys), keys)
+        return _PairSet(KeyPairInfo(label, key_type, size, created, public_keys), pems)
 
     @staticmethod
     def _load_auth(path: Path, label: str) -> AuthKeyInfo:
