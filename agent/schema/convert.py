@@ -21,6 +21,7 @@ What needs the whole tree (mandatory nodes, ``must``, ``when``, leafrefs,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -305,7 +306,7 @@ class Converter:
         if isinstance(typ, StringType) and not typ.patterns and typ.length is None:
             return _identity_text
 
-        def parse(text: str, el: etree._Element | None) -> Any:
+        def check(text: str, el: etree._Element | None) -> Any:
             value = self._lex(typ, text, el)
             if value is _BAD:
                 return _BAD
@@ -313,6 +314,20 @@ class Converter:
                 return value if value in typ else _BAD
             except (TypeError, YangsonException):
                 return _BAD
+
+        if isinstance(typ, (IdentityrefType, InstanceIdentifierType)):
+            return check  # the value depends on the prefixes in scope at the element, not only on its text
+
+        # A check is a pure function of the text for the other types, and their values are
+        # immutable: a bulk edit repeats most values (URLs, retry settings, key labels), so
+        # each distinct short text is checked once. Long texts (certificates, hostile input)
+        # are never kept.
+        @functools.lru_cache(maxsize=_CHECKED_TEXTS_PER_TYPE)
+        def checked(text: str) -> Any:
+            return check(text, None)
+
+        def parse(text: str, el: etree._Element | None) -> Any:
+            return checked(text) if len(text) <= _CHECKED_TEXT_MAX else check(text, el)
 
         return parse
 
@@ -435,6 +450,8 @@ _DEFAULT_MESSAGES = {"not in range", "invalid length"}
 
 _Parse = Callable[[str, "etree._Element | None"], Any]
 _PARSERS: dict[int, tuple[DataType, _Parse]] = {}
+_CHECKED_TEXTS_PER_TYPE = 512
+_CHECKED_TEXT_MAX = 256  # characters
 
 
 def _identity_text(text: str, el: etree._Element | None) -> Any:

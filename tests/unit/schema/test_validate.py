@@ -329,6 +329,28 @@ def test_identityref_with_own_prefix_declaration(test_model: SchemaModel) -> Non
     validate_config(data(things(body)), test_model)
 
 
+def test_a_checked_text_counts_for_its_type_only(test_model: SchemaModel) -> None:
+    """Checks of a value's text are remembered per type: a bulk edit repeats most values."""
+    for _ in range(2):  # the second time from what was remembered: the same answers
+        validate_config(data(things(OK + "<ratio>0.5</ratio>")), test_model)
+        validate_config(data(things(OK + "<item><id>1</id><low>5</low></item>")), test_model)
+        err = reject(things(OK + "<item><id>1</id><low>0.5</low></item>"), test_model)  # the same text, an int8
+        assert (err.error_tag, err.path) == ("invalid-value", "/t:things/t:item[t:id='1']/t:low")
+        err = reject(things(OK + "<item><id>1</id><low>500</low></item>"), test_model)
+        assert "out of range" in err.message
+        err = reject(things(OK + "<ratio>1.5</ratio>"), test_model)
+        assert (err.error_tag, err.path) == ("invalid-value", "/t:things/t:ratio")
+        assert "out of range" in err.message
+
+
+def test_an_identityref_is_read_with_the_prefixes_of_its_own_element(test_model: SchemaModel) -> None:
+    """The same text names another identity where its prefix is bound elsewhere: never remembered by text."""
+    for _ in range(2):
+        validate_config(data(things(OK + '<kind xmlns:p="urn:ca-agent:yang:test">p:small</kind>')), test_model)
+        err = reject(things(OK + '<kind xmlns:p="urn:example:elsewhere">p:small</kind>'), test_model)
+        assert (err.error_tag, err.path) == ("invalid-value", "/t:things/t:kind")
+
+
 # --------------------------------------------------------------------- RPC
 
 
