@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol, cast
 
 from lxml import etree
@@ -338,7 +339,7 @@ class _Editor:
                 if info.kind is NodeKind.LIST:
                     for key in info.keys:
                         key_el = item.find(key)
-                        leaf = etree.SubElement(created, key, nsmap=_leaf_nsmap(key_el) if key_el is not None else None)
+                        leaf = etree.SubElement(created, key, nsmap=_leaf_nsmap(key_el, key) if key_el is not None else None)
                         leaf.text = (key_el.text or "").strip() if key_el is not None else ""
                 if not self.allowed(target_parent, None, created, info, path):
                     return
@@ -444,7 +445,8 @@ class _Editor:
         return True
 
     def build(
-        self, item: etree._Element, info: NodeInfo, path: str | Callable[[], str], parent: etree._Element | None = None
+        self, item: etree._Element, info: NodeInfo, path: str | Callable[[], str], parent: etree._Element | None = None,
+        parent_nsmap: Mapping[str, str] | None = None, tag: str | None = None,
     ) -> etree._Element | None:
         """A copy of ``item`` without operation attributes or deleted children (made last child of ``parent``).
 
@@ -452,46 +454,66 @@ class _Editor:
         schema does not describe. ``path`` (or a function making it: paths
         are only needed for errors) names ``item`` in error paths. On error
         (None), ``parent`` may hold a partial copy: the caller drops it.
+        ``parent_nsmap`` (the namespaces ``parent`` declares) and ``tag``
+        (``item``'s) save reading them again: lxml makes a new string per read.
         """
-        nsmap = _leaf_nsmap(item) if info.kind in _LEAVES else _own_nsmap(item)
+        if tag is None:
+            tag = str(item.tag)
+        leaf = info.kind in _LEAVES
+        nsmap = _leaf_nsmap(item, tag) if leaf else _nsmap_of_tag(tag)
         if parent is None:
-            fresh = etree.Element(item.tag, nsmap=nsmap)
-        elif nsmap is _nsmap_of_tag(str(parent.tag)):
-            # The parent's own namespace, declared there: nothing to declare again (an element made
-            # apart and appended would carry its declaration until lxml stripped it, per element).
-            fresh = etree.SubElement(parent, item.tag)
+            fresh = etree.Element(tag, nsmap=nsmap)
         else:
-            fresh = etree.SubElement(parent, item.tag, nsmap=nsmap)
-        if info.kind in _LEAVES:
-            fresh.text = (item.text or "").strip() if len(item) == 0 else item.text
-            for child in item:  # identityref / instance-identifier never nest, but keep it faithful
-                fresh.append(copy.deepcopy(child))
+            if parent_nsmap is None:
+                parent_nsmap = _nsmap_of_tag(str(parent.tag))
+            if nsmap is parent_nsmap:
+                # The parent's own namespace, declared there: nothing to declare again (an element made
+                # apart and appended would carry its declaration until lxml stripped it, per element).
+                fresh = etree.SubElement(parent, tag)
+            else:
+                fresh = etree.SubElement(parent, tag, nsmap=nsmap)
+        if leaf:
+            text = item.text
+            if len(item) == 0:
+                fresh.text = (text or "").strip()
+            else:  # identityref / instance-identifier never nest, but keep it faithful
+                fresh.text = text
+                for child in item:
+                    fresh.append(copy.deepcopy(child))
             return fresh
         if info.kind is NodeKind.ANYDATA:
-            return _strip_operations(copy.deepcopy(item))
+            value = _strip_operations(copy.deepcopy(item))
+            if parent is not None:
+                parent.replace(fresh, value)
+            return value
+        node_info = self.schema.node_info
         for child in item:
-            if not isinstance(child.tag, str):
+            child_tag = child.tag
+            if not isinstance(child_tag, str):
                 continue
-            child_info = self.schema.node_info(info, child.tag)
-
-            def child_path(child: etree._Element = child, child_info: NodeInfo | None = child_info) -> str:
-                return f"{_text(path)}/{self.step(child, child_info)}"
-
+            child_info = node_info(info, child_tag)
             if child_info is None:
-                self.fail(_unknown_element(child, child_path()))
+                self.fail(_unknown_element(child, self._child_path(path, child, None)))
                 return None
-            child_op = child.get(OPERATION_ATTR)
-            if child_op in ("delete", "remove"):
+            if child.get(OPERATION_ATTR) in ("delete", "remove"):
                 continue
-            if self.build(child, child_info, child_path, fresh) is None:
+            # The child's path is only made for an error: a function, not a string per node.
+            child_path = partial(self._child_path, path, child, child_info)
+            if self.build(child, child_info, child_path, fresh, nsmap, child_tag) is None:
                 return None
         if info.kind is NodeKind.LIST:
-            for key in info.keys:
-                if fresh.find(key) is None:
+            for index, key in enumerate(info.keys):
+                if index < len(fresh) and fresh[index].tag == key:
+                    continue  # in place already (RFC 7950 7.8.5: keys first, in key order)
+                key_el = fresh.find(key)
+                if key_el is None:
                     self.fail(_missing_key(key, _text(path)))
                     return None
-            _keys_first(fresh, info.keys)
+                fresh.insert(index, key_el)  # moves it
         return fresh
+
+    def _child_path(self, path: str | Callable[[], str], child: etree._Element, child_info: NodeInfo | None) -> str:
+        return f"{_text(path)}/{self.step(child, child_info)}"
 
 
 def _text(path: str | Callable[[], str]) -> str:
@@ -567,7 +589,7 @@ def _nsmap_of_tag(tag: str) -> Mapping[str, str]:
 _LEAVES = (NodeKind.LEAF, NodeKind.LEAF_LIST)
 
 
-def _leaf_nsmap(item: etree._Element) -> Mapping[str, str]:
+def _leaf_nsmap(item: etree._Element, tag: str) -> Mapping[str, str]:
     """The leaf's own namespace, plus the prefixes in scope when its value may use them.
 
     Values of types such as identityref and instance-identifier (e.g. a NACM
@@ -575,12 +597,14 @@ def _leaf_nsmap(item: etree._Element) -> Mapping[str, str]:
     written (RFC 7950 9.10.3, 9.13.2; RFC 8341 node-instance-identifier), so
     the stored leaf keeps them.
     """
-    own = _own_nsmap(item)
+    own = _nsmap_of_tag(tag)
     text = item.text or ""
     if ":" not in text:
         return own
     # Only the prefixes the value uses: a request declaring many would otherwise store them all in every leaf.
     scoped: dict[str | None, str] = {prefix: ns for prefix, ns in item.nsmap.items() if prefix and f"{prefix}:" in text}
+    if not scoped:  # e.g. a URL: its colon is no prefix in scope
+        return own
     scoped.update(own)
     return cast("Mapping[str, str]", scoped)  # lxml's None key for the default namespace
 
@@ -590,15 +614,6 @@ def _strip_operations(element: etree._Element) -> etree._Element:
         if OPERATION_ATTR in node.attrib:
             del node.attrib[OPERATION_ATTR]
     return element
-
-
-def _keys_first(entry: etree._Element, keys: Sequence[str]) -> None:
-    # RFC 7950 7.8.5: key leaves come first, in key order.
-    for index, key in enumerate(keys):
-        key_el = entry.find(key)
-        if key_el is not None:
-            entry.remove(key_el)
-            entry.insert(index, key_el)
 
 
 def _equal(a: etree._Element, b: etree._Element) -> bool:

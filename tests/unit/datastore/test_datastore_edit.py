@@ -108,6 +108,27 @@ def test_bad_operation_and_unknown_element(yang: YangSupport) -> None:
     assert nokey.value.error_tag == "missing-element"
 
 
+def test_a_new_subtree_is_stored_keys_first_and_its_errors_name_the_node(yang: YangSupport) -> None:
+    """A merge into nothing copies the request's subtree at once (the bulk path): keys first
+    (RFC 7950 7.8.5), leaf values trimmed, and an error deep inside it names its node."""
+    body = (
+        f'<crypto xmlns="{CRYPTO}"><ca>'
+        "<trustpoint><rsakeypair> k1 </rsakeypair><name>b</name></trustpoint>"
+        "<trustpoint><name>a</name><enrollment><url>http://x</url></enrollment></trustpoint>"
+        "</ca></crypto>"
+    )
+    root = edit(yang, new_root(), body)
+    entries = root.findall("c:crypto/c:ca/c:trustpoint", NS)
+    assert [[etree.QName(c).localname for c in e] for e in entries] == [["name", "rsakeypair"], ["name", "enrollment"]]
+    assert entries[0].findtext("c:rsakeypair", namespaces=NS) == "k1"
+    # One namespace declaration, at the top of the new subtree: a URL's colon declares nothing.
+    assert etree.tostring(root.find("c:crypto", NS)).count(b"xmlns") == 1
+    with pytest.raises(DatastoreError) as unknown:
+        edit(yang, new_root(), body.replace("<url>http://x</url>", "<url>http://x</url><nosuch/>"))
+    assert unknown.value.error_tag == "unknown-element"
+    assert unknown.value.path == "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='a']/crypto:enrollment/crypto:nosuch"
+
+
 def test_changed_says_whether_anything_changed(yang: YangSupport) -> None:
     first = apply_edit(new_root(), config(tp("a", "<rsakeypair>k</rsakeypair>")), yang, yang)
     assert first.changed
