@@ -307,7 +307,13 @@ class Pki:
         self._unschedule(names)
 
         def remove() -> None:
+            # Most trustpoints of a bulk delete were never authenticated: one listing of the
+            # directories instead of a look for each name (this runs on the writer, the only
+            # thread that makes or removes them).
+            present = set(self._certstore.trustpoints()) if len(names) > 8 else None
             for name in names:
+                if present is not None and name not in present:
+                    continue
                 if self._certstore.remove_trustpoint(name):
                     _log.info("%s: trustpoint %s removed with its certificates", _INFO, name)
 

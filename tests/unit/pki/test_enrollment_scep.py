@@ -431,18 +431,24 @@ def test_trustpoint_removed_stops_polling_and_removes_files(env: Env, lab) -> No
     assert state.ca is None and state.requests == {} and state.certificates == {}
 
 
-def test_trustpoints_removed_in_one_step_removes_each_ones_files(env: Env, lab) -> None:
+@pytest.mark.parametrize("bare", [1, 20], ids=["few", "many"])  # many: the directories are listed once
+def test_trustpoints_removed_in_one_step_removes_each_ones_files(env: Env, lab, bare: int) -> None:
     """A commit deleting many trustpoints: every one with files loses them, one without files is no error."""
     _, server = lab["manual"]
     env.keystore.generate_rsa("mykey", KeyPairType.GENERAL_PURPOSE, modulus=1024)
-    tps = [tp_for(server, name=name, rsakeypair="mykey", retry_count=100) for name in ("ca1", "ca2", "bare")]
+    bare_names = [f"bare{i}" for i in range(bare)]
+    names = ["ca1", "ca2", *bare_names, "kept"]
+    tps = [tp_for(server, name=name, rsakeypair="mykey", retry_count=100) for name in names]
     env.pki.configure(tps)
-    for tp in tps[:2]:
+    for tp in (tps[0], tps[1], tps[-1]):
         assert env.pki.authenticate(tp, accept=True).installed
         env.pki.enroll(tp, CHALLENGE, fqdn=FQDN)
-    assert set(env.pki.scheduled_polls()) == {("ca1", KeyUsage.GENERAL), ("ca2", KeyUsage.GENERAL)}
-    env.pki.trustpoints_removed(["ca1", "bare", "ca2"])
-    for name in ("ca1", "ca2", "bare"):
+    assert set(env.pki.scheduled_polls()) == {(n, KeyUsage.GENERAL) for n in ("ca1", "ca2", "kept")}
+    env.pki.trustpoints_removed([bare_names[0], "ca1", *bare_names[1:], "ca2"])
+    assert (env.root / "trustpoints" / "kept" / "ca.pem").is_file()  # not named: untouched
+    assert set(env.pki.scheduled_polls()) == {("kept", KeyUsage.GENERAL)}
+    env.pki.trustpoints_removed(["kept"])
+    for name in names:
         assert not (env.root / "trustpoints" / name).exists()
         state = env.pki.state(name)
         assert state.ca is None and state.requests == {} and state.certificates == {}
