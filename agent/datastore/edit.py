@@ -192,11 +192,13 @@ class _Editor:
             name = self._qualified[tag] = f"{prefix}:{qname.localname}" if prefix else qname.localname
         return name
 
-    def step(self, element: etree._Element, info: NodeInfo | None) -> str:
+    def step(self, element: etree._Element, info: NodeInfo | None, written: tuple[str | None, ...] | None = None) -> str:
+        """``element``'s path step; ``written``: a list entry's key texts, if read already."""
         name = self.qualified(str(element.tag))
         if info is not None and info.kind is NodeKind.LIST:
-            for key in info.keys:
-                value = element.findtext(key)
+            if written is None:
+                written = tuple(element.findtext(key) for key in info.keys)
+            for key, value in zip(info.keys, written, strict=True):
                 name += f"[{self.qualified(key)}={xpath_literal(value or '')}]"
         elif info is not None and info.kind is NodeKind.LEAF_LIST:
             name += f"[.={xpath_literal(element.text or '')}]"
@@ -236,14 +238,18 @@ class _Editor:
         parent_path: str,
         parent_spot: NodePath,
     ) -> None:
-        info = self.schema.node_info(parent_info, item.tag)
-        path = f"{parent_path}/{self.step(item, info)}"
+        tag = str(item.tag)
+        info = self.schema.node_info(parent_info, tag)
+        # A list entry's key texts, read once for its path, its spot, its lookup and the list index.
+        written = tuple(item.findtext(key) for key in info.keys) if info is not None and info.kind is NodeKind.LIST else None
+        path = f"{parent_path}/{self.step(item, info, written)}"
         if info is None:
             self.fail(_unknown_element(item, path))
             return
-        spot = _spot(parent_spot, item, info)
+        keys = None if written is None else tuple((text or "").strip() for text in written)
+        spot = (*parent_spot, (tag, *keys)) if keys is not None else _spot(parent_spot, item, info)
         try:
-            existing = self.find_existing(target_parent, item, info, path)
+            existing = self.find_existing(target_parent, item, info, path, written)
         except DatastoreError as error:
             self.fail(error)
             return
@@ -259,7 +265,7 @@ class _Editor:
                 if not self.allowed(target_parent, existing, None, info, path):
                     return
                 target_parent.remove(existing)
-                self.removed(target_parent, existing, info)
+                self.removed(target_parent, existing, info, keys)
                 self.changed = True
                 self.touched.add(spot)
             return
@@ -275,10 +281,10 @@ class _Editor:
                 return
             if existing is not None:
                 target_parent.replace(existing, fresh)
-                self.removed(target_parent, existing, info)
+                self.removed(target_parent, existing, info, keys)
             else:
                 target_parent.append(fresh)
-            self.added(target_parent, fresh, info)
+            self.added(target_parent, fresh, info, keys)
             self.changed = True
             self.touched.add(spot)
             return
@@ -320,7 +326,7 @@ class _Editor:
             if not self.drop_other_cases(target_parent, parent_info, info, path, parent_spot):
                 return
             target_parent.append(fresh)
-            self.added(target_parent, fresh, info)
+            self.added(target_parent, fresh, info, keys)
             self.changed = True
             self.touched.add(spot)
             return
@@ -384,15 +390,18 @@ class _Editor:
             )
 
     def find_existing(
-        self, parent: etree._Element, item: etree._Element, info: NodeInfo, path: str
+        self, parent: etree._Element, item: etree._Element, info: NodeInfo, path: str,
+        written: tuple[str | None, ...] | None = None,
     ) -> etree._Element | None:
+        """The node ``item`` edits, if there; ``written``: a list entry's key texts, if read already."""
         if info.kind is NodeKind.LIST:
+            if written is None:
+                written = tuple(item.findtext(key) for key in info.keys)
             wanted: list[str] = []
-            for key in info.keys:
-                key_el = item.find(key)
-                if key_el is None:
+            for key, text in zip(info.keys, written, strict=True):
+                if text is None:
                     raise _missing_key(key, path)
-                wanted.append((key_el.text or "").strip())
+                wanted.append(text.strip())
             index = self._entries.get((parent, item.tag))
             if index is None and (parent, item.tag) not in self._looked_up:
                 # One entry edited (the usual case): an XPath lookup at C speed, no index of the whole list.
@@ -415,15 +424,23 @@ class _Editor:
             self._entries[(parent, list_tag)] = index
         return index
 
-    def added(self, parent: etree._Element, entry: etree._Element, info: NodeInfo) -> None:
-        """Keep the list index in step with an entry added to ``parent``."""
-        if info.kind is NodeKind.LIST and (parent, entry.tag) in self._entries:
-            self._entries[(parent, entry.tag)][_key_of(entry, info)] = entry
+    def added(
+        self, parent: etree._Element, entry: etree._Element, info: NodeInfo, keys: tuple[str, ...] | None = None
+    ) -> None:
+        """Keep the list index in step with an entry added to ``parent`` (``keys``: its keys, if known)."""
+        if info.kind is NodeKind.LIST:
+            index = self._entries.get((parent, str(entry.tag)))
+            if index is not None:
+                index[_key_of(entry, info) if keys is None else keys] = entry
 
-    def removed(self, parent: etree._Element, entry: etree._Element, info: NodeInfo) -> None:
-        """Keep the list index in step with an entry removed from ``parent``."""
-        if info.kind is NodeKind.LIST and (parent, entry.tag) in self._entries:
-            self._entries[(parent, entry.tag)].pop(_key_of(entry, info), None)
+    def removed(
+        self, parent: etree._Element, entry: etree._Element, info: NodeInfo, keys: tuple[str, ...] | None = None
+    ) -> None:
+        """Keep the list index in step with an entry removed from ``parent`` (``keys``: its keys, if known)."""
+        if info.kind is NodeKind.LIST:
+            index = self._entries.get((parent, str(entry.tag)))
+            if index is not None:
+                index.pop(_key_of(entry, info) if keys is None else keys, None)
 
     def drop_other_cases(
         self, parent: etree._Element, parent_info: NodeInfo | None, info: NodeInfo, path: str,
