@@ -566,8 +566,12 @@ class _Incremental:
         changed = {step[1:]: sub for step, sub in steps}
         rebuilt: list[Any] = []
         seen: set[tuple[Any, ...]] = set()
-        for element in parent.iterchildren(info.tag):
+        # The same index _entry_at makes for many lookups (keyed_index), made on the way: the checks
+        # that follow look up the changed entries of this list again.
+        index: dict[tuple[str, ...], tuple[int, etree._Element]] = {}
+        for position, element in enumerate(parent.iterchildren(info.tag)):
             texts = tuple((element.findtext(key) or "").strip() for key in info.keys)
+            index[texts] = (position, element)
             keys = self._cooked_keys(info, texts)
             if keys in seen:
                 self.conv.object_value(self._ref_of(parent), parent, path, config=True)  # duplicate keys
@@ -585,6 +589,7 @@ class _Incremental:
                     raise _Fallback("edited entry not in the old tree")
                 seg = self.conv._entry_seg(info, element, path)
                 rebuilt.append(self._patch_object(by_key[keys], element, info.ref, sub, seg))
+        self._indexes.setdefault((id(parent), info.tag), index)
         return rebuilt
 
     def _cooked_keys(self, info: NodeInfo, texts: tuple[str, ...]) -> tuple[Any, ...]:
