@@ -402,22 +402,24 @@ class _Incremental:
         self.new_root = new_root
         self.trie = _trie(changes)
         self.conv = Converter(model)
-        self._indexes: dict[tuple[int, str], dict[tuple[str, ...], tuple[int, etree._Element]]] = {}
-        self._found: dict[tuple[int, str, tuple[str, ...]], tuple[int, etree._Element] | None] = {}
+        # Keyed by the parent element itself, not its id(): that keeps its lxml proxy alive, so the
+        # same node is the same key, and a freed proxy's id cannot come back as another parent's.
+        self._indexes: dict[tuple[etree._Element, str], dict[tuple[str, ...], tuple[int, etree._Element]]] = {}
+        self._found: dict[tuple[etree._Element, str, tuple[str, ...]], tuple[int, etree._Element] | None] = {}
 
     def _entry_at(
         self, parent: etree._Element, info: NodeInfo, values: tuple[str, ...], many: bool
     ) -> tuple[int, etree._Element] | None:
         """(position, element) of an entry of the new tree; many lookups in one list share one index."""
         if not many:
-            key = (id(parent), info.tag, values)
+            key = (parent, info.tag, values)
             if key not in self._found:  # the patch and the checks look for the same entries
                 found = _find_entry(parent, info, values)
                 self._found[key] = (_position(found, info), found) if found is not None else None
             return self._found[key]
-        index = self._indexes.get((id(parent), info.tag))
+        index = self._indexes.get((parent, info.tag))
         if index is None:
-            index = self._indexes[(id(parent), info.tag)] = keyed_index(parent, info.tag, info.keys)
+            index = self._indexes[(parent, info.tag)] = keyed_index(parent, info.tag, info.keys)
         return index.get(values)
 
     def run(self, base_value: ObjectValue) -> ObjectValue:
@@ -589,7 +591,7 @@ class _Incremental:
                     raise _Fallback("edited entry not in the old tree")
                 seg = self.conv._entry_seg(info, element, path)
                 rebuilt.append(self._patch_object(by_key[keys], element, info.ref, sub, seg))
-        self._indexes.setdefault((id(parent), info.tag), index)
+        self._indexes.setdefault((parent, info.tag), index)
         return rebuilt
 
     def _cooked_keys(self, info: NodeInfo, texts: tuple[str, ...]) -> tuple[Any, ...]:

@@ -243,3 +243,25 @@ def test_ancestors_with_member_names_already_found_valid_are_not_checked_again(y
 
     add("first")
     assert add("second") == 0
+
+
+NACM = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+
+
+def _rule_lists(action: str, lists: int = 3, rules: int = 12) -> str:
+    body = "".join(
+        f"<rule-list><name>list{n}</name><group>g{n}</group>"
+        + "".join(f"<rule><name>r{n}-{r}</name><module-name>*</module-name><action>{action}</action></rule>"
+                  for r in range(rules))
+        + "</rule-list>"
+        for n in range(lists)
+    )
+    return f'<nacm xmlns="{NACM}">{body}</nacm>'
+
+
+def test_many_entries_of_a_list_nested_in_several_entries(yang: YangSupport) -> None:
+    """Lists of the same name under several parents, each edited in many entries (indexed lookups):
+    every parent's entries are found in its own list. (The indexes were keyed by the id() of a parent's
+    lxml proxy, which can be freed and its id given to the next parent's.)"""
+    run_sequence(yang, [_rule_lists("permit"), _rule_lists("deny"), _rule_lists("permit", lists=4, rules=9)],
+                 accumulate=False)
