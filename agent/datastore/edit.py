@@ -428,19 +428,28 @@ class _Editor:
         self, parent: etree._Element, entry: etree._Element, info: NodeInfo, keys: tuple[str, ...] | None = None
     ) -> None:
         """Keep the list index in step with an entry added to ``parent`` (``keys``: its keys, if known)."""
-        if info.kind is NodeKind.LIST:
-            index = self._entries.get((parent, str(entry.tag)))
-            if index is not None:
-                index[_key_of(entry, info) if keys is None else keys] = entry
+        slot = self._index_slot(parent, entry, info, keys)
+        if slot is not None:
+            slot[0][slot[1]] = entry
 
     def removed(
         self, parent: etree._Element, entry: etree._Element, info: NodeInfo, keys: tuple[str, ...] | None = None
     ) -> None:
         """Keep the list index in step with an entry removed from ``parent`` (``keys``: its keys, if known)."""
-        if info.kind is NodeKind.LIST:
-            index = self._entries.get((parent, str(entry.tag)))
-            if index is not None:
-                index.pop(_key_of(entry, info) if keys is None else keys, None)
+        slot = self._index_slot(parent, entry, info, keys)
+        if slot is not None:
+            slot[0].pop(slot[1], None)
+
+    def _index_slot(
+        self, parent: etree._Element, entry: etree._Element, info: NodeInfo, keys: tuple[str, ...] | None
+    ) -> tuple[dict[tuple[str, ...], etree._Element], tuple[str, ...]] | None:
+        """The index of ``parent``'s list that ``entry`` belongs in, and its key; None if there is none."""
+        if info.kind is not NodeKind.LIST:
+            return None
+        index = self._entries.get((parent, str(entry.tag)))
+        if index is None:
+            return None
+        return index, _key_of(entry, info) if keys is None else keys
 
     def drop_other_cases(
         self, parent: etree._Element, parent_info: NodeInfo | None, info: NodeInfo, path: str,
