@@ -247,7 +247,7 @@ class _Editor:
             self.fail(_unknown_element(item, path))
             return
         keys = None if written is None else tuple((text or "").strip() for text in written)
-        spot = (*parent_spot, (tag, *keys)) if keys is not None else _spot(parent_spot, item, info)
+        spot = _spot(parent_spot, item, info, keys)
         try:
             existing = self.find_existing(target_parent, item, info, path, written)
         except DatastoreError as error:
@@ -546,12 +546,13 @@ def _text(path: str | Callable[[], str]) -> str:
     return path if isinstance(path, str) else path()
 
 
-def _spot(parent_spot: NodePath, item: etree._Element, info: NodeInfo) -> NodePath:
-    """The path of ``item`` below ``parent_spot`` (a leaf-list entry: its parent)."""
+def _spot(parent_spot: NodePath, item: etree._Element, info: NodeInfo, keys: tuple[str, ...] | None = None) -> NodePath:
+    """The path of ``item`` below ``parent_spot`` (a leaf-list entry: its parent); ``keys``: a list
+    entry's (stripped) keys, if read already."""
     if info.kind is NodeKind.LEAF_LIST:
         return parent_spot
     if info.kind is NodeKind.LIST:
-        return (*parent_spot, (str(item.tag), *((item.findtext(key) or "").strip() for key in info.keys)))
+        return (*parent_spot, (str(item.tag), *(_key_of(item, info) if keys is None else keys)))
     return (*parent_spot, (str(item.tag),))
 
 
