@@ -300,6 +300,10 @@ def _pair_info(
     return KeyPairInfo(label, key_type, size, created, public_keys)
 
 
+def _no_key_of_usage(info: KeyPairInfo, usage: KeyUsage) -> KeyNotFoundError:
+    return KeyNotFoundError(f"Key pair {info.label} is {info.key_type.value}; it has no {usage.value} key")
+
+
 def _scrub_fd(fd: int) -> None:
     """Overwrite the whole file behind ``fd`` with random bytes and fsync it."""
     size = os.fstat(fd).st_size
@@ -444,22 +448,19 @@ class KeyStore:
         has no key of that usage), KeyStoreCorruptError.
         """
         pair_set = self._require(label)
-        key = pair_set.private_keys().get(usage)
-        if key is None:
-            raise KeyNotFoundError(
-                f"Key pair {label} is {pair_set.info.key_type.value}; "
-                f"it has no {usage.value} key"
-            )
-        return key
+        if usage not in pair_set.info.public_keys:
+            raise _no_key_of_usage(pair_set.info, usage)
+        return pair_set.private_keys()[usage]
 
     def public_key(self, label: str, usage: KeyUsage) -> rsa.RSAPublicKey:
         """The public key of ``label`` for ``usage``.
 
         Raises InvalidLabelError, KeyNotFoundError, KeyStoreCorruptError.
         """
-        der = self._require(label).info.public_keys.get(usage)
+        info = self._require(label).info
+        der = info.public_keys.get(usage)
         if der is None:
-            return self.private_key(label, usage).public_key()  # raises the same KeyNotFoundError
+            raise _no_key_of_usage(info, usage)
         key = serialization.load_der_public_key(der)
         assert isinstance(key, rsa.RSAPublicKey)
         return key
