@@ -63,11 +63,40 @@ def diff_trees(
     ``touched``, when known, lists every subtree where the trees may differ.
     """
     changes: list[Change] = []
-    if touched is None or () in touched:
-        _diff_children(old, new, None, "", schema, namer, changes)
-    else:
-        _diff_touched(old, new, None, "", schema, namer, changes, _tree_of(touched))
+    _diff_roots(old, new, schema, namer, touched, changes)
     return changes
+
+
+def _diff_roots(
+    old: etree._Element, new: etree._Element, schema: SchemaLookup, namer: PathNamer, touched: ChangeSet,
+    out: list[Change],
+) -> None:
+    if touched is None or () in touched:
+        _diff_children(old, new, None, "", schema, namer, out)
+    else:
+        _diff_touched(old, new, None, "", schema, namer, out, _tree_of(touched))
+
+
+class _Differs(Exception):
+    """Raised at the first change found by :func:`trees_differ`."""
+
+
+class _FirstChange(list[Change]):
+    """An output list that stops the walk at its first change."""
+
+    def append(self, change: Change) -> None:
+        raise _Differs
+
+
+def trees_differ(
+    old: etree._Element, new: etree._Element, schema: SchemaLookup, namer: PathNamer, touched: ChangeSet = None,
+) -> bool:
+    """Whether :func:`diff_trees` would find any change (it stops at the first: a bulk create is new at once)."""
+    try:
+        _diff_roots(old, new, schema, namer, touched, _FirstChange())
+    except _Differs:
+        return True
+    return False
 
 
 _Tree = dict[tuple[str, ...], "_Tree | None"]  # None: the whole subtree may have changed
@@ -146,7 +175,7 @@ def _diff_touched(
         if path is None:
             continue
         assert before is not None
-        if info is None or info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST, NodeKind.ANYDATA) or len(child) == 0:
+        if _compared_whole(before, child, info):
             if _serialized(before) != _serialized(child):
                 out.append(Change(path, ChangeKind.REPLACE, _leaf_value(before, info), _leaf_value(child, info)))
         elif sub is not None:  # only deeper nodes were touched: no need to compare the whole subtree
@@ -155,6 +184,15 @@ def _diff_touched(
             _diff_children(before, child, info, path, schema, namer, out)
     for _, child, info in sorted(gone, key=lambda item: item[0]):
         _gone(child, info, parent_path, schema, namer, out)
+
+
+def _compared_whole(before: etree._Element, child: etree._Element, info: NodeInfo | None) -> bool:
+    """Whether a changed node is one replace (a leaf, or nothing inside either side), not its children's changes.
+
+    A container emptied by the commit lists what it lost: deleting every trustpoint is their deletions.
+    """
+    return (info is None or info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST, NodeKind.ANYDATA)
+            or len(child) == len(before) == 0)
 
 
 def _serialized(element: etree._Element) -> bytes:
@@ -234,7 +272,7 @@ def _diff_children(
         assert before is not None
         if _serialized(before) == _serialized(child):
             continue
-        if info is None or info.kind in (NodeKind.LEAF, NodeKind.LEAF_LIST, NodeKind.ANYDATA) or len(child) == 0:
+        if _compared_whole(before, child, info):
             out.append(Change(path, ChangeKind.REPLACE, _leaf_value(before, info), _leaf_value(child, info)))
             continue
         _diff_children(before, child, info, path, schema, namer, out)

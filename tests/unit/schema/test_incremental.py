@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from agent.datastore.diff import diff_trees
+from agent.datastore.diff import diff_trees, trees_differ
 from agent.datastore.edit import NO_CHANGES, ChangeSet, ErrorOption, Operation, apply_edit, join_changes, new_root
 from agent.errors import AgentError, DatastoreError, SchemaError
 from agent.netconf.yang import YangSupport
@@ -144,11 +144,13 @@ def run_sequence(yang: YangSupport, bodies: list[str], accumulate: bool) -> None
             result = apply_edit(current, config(body), yang, yang, Operation.MERGE, ErrorOption.STOP_ON_ERROR)
         except (DatastoreError, AgentError):
             continue  # refused by the edit engine (data-exists, data-missing...): nothing to validate
+        whole_diff = diff_trees(current, result.root, yang, yang)
+        # what a large commit asks before its diff: whether there is any change, from its first one
+        assert trees_differ(current, result.root, yang, yang, result.touched) == bool(whole_diff)
         if not result.changed:
             continue
         # the commit record's diff, restricted to what the edit touched, is the whole diff
-        assert diff_trees(current, result.root, yang, yang, result.touched) == diff_trees(
-            current, result.root, yang, yang)
+        assert diff_trees(current, result.root, yang, yang, result.touched) == whole_diff
         changes: ChangeSet = join_changes(since, result.touched)
         assert changes is not None
         whole = outcome(lambda root=result.root: cooked_config(root, model))
