@@ -17,8 +17,18 @@ acknowledged). Segments whose commits are all older than the newest ``keep``
 are deleted. Per-commit files of the earlier format (``<id>.json.gz``) are
 moved into the journal at the first start.
 
+A large commit's changes may follow it (``changes_follow``): its frame holds
+the record without them and is the durable point as above; the changes,
+computed after the commit is answered, come in a frame of their own
+(``{"changes-of": id, "changes": [...]}``, not synced: the next commit's sync
+carries it). A crash between the two leaves a commit without changes, which
+the next start computes again from its snapshot and the one before it
+(:meth:`CommitHistory.missing_changes`). Until its changes are recorded a
+commit is not listed in :attr:`CommitHistory.records`.
+
 Writes happen outside every datastore lock (the datastore's committer thread
-calls :meth:`CommitHistory.append`).
+calls :meth:`CommitHistory.append`; :meth:`CommitHistory.complete` runs with
+the commit's listeners, before the committer's next job).
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ _LEGACY_SUFFIX = ".json.gz"
 _SEGMENT = "journal-{}.log"
 _MAGIC = b"CJ"
 _HEADER = struct.Struct(">2sII")  # magic, payload length, CRC-32 of the payload
+_CHANGES_OF = "changes-of"
+"""A frame whose record has this key holds the changes of that commit (appended after it)."""
 _ALIGN = 4096
 """Frames start at multiples of this: every commit takes blocks of its own, so on a full disk every
 commit is refused (appending into the slack of the last block would let a few through)."""
@@ -65,12 +77,17 @@ class CommitRecord:
     label: str | None = None
     comment: str | None = None
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    changes_follow: bool = False
+    """The changes are not known yet: :meth:`CommitHistory.complete` records them (a large commit's
+    changes are computed after its caller is answered)."""
 
     def to_json(self) -> dict[str, object]:
         return {**self._head(), "changes": [list(change[:4]) for change in self.changes]}
 
-    def _json(self, changes_json: str) -> str:
-        """The record as JSON text, with its changes already encoded (they are most of it)."""
+    def _json(self, changes_json: str | None) -> str:
+        """The record as JSON text, with its changes already encoded (they are most of it); None: to follow."""
+        if changes_json is None:
+            return f'{json.dumps(self._head())[:-1]}, "changes": [], "changes-follow": true}}'
         return f'{json.dumps(self._head())[:-1]}, "changes": {changes_json}}}'
 
     def _head(self) -> dict[str, object]:
@@ -97,6 +114,7 @@ class CommitRecord:
             label=str(data["label"]) if data.get("label") is not None else None,
             comment=str(data["comment"]) if data.get("comment") is not None else None,
             changes=tuple(_change_from_json(c) for c in changes),
+            changes_follow=data.get("changes-follow") is True,
         )
 
 
@@ -141,13 +159,15 @@ class _Stored:
 
     header: CommitRecord
     """The record without its changes."""
-    changes: bytes
+    changes: bytes | None
+    """None while they are to follow (:meth:`CommitHistory.complete`)."""
     segment: Path
     offset: int
     length: int
 
     @property
     def record(self) -> CommitRecord:
+        assert self.changes is not None
         return replace(self.header, changes=_unpacked(self.changes))
 
 
@@ -173,8 +193,23 @@ class CommitHistory:
     # -- reading -------------------------------------------------------------
     @property
     def records(self) -> list[CommitRecord]:
-        """Oldest first."""
-        return [s.record for s in self._stored]
+        """Oldest first; a commit whose changes are still to follow is not shown yet."""
+        return [s.record for s in self._stored if s.changes is not None]
+
+    def missing_changes(self) -> list[tuple[str, bytes | None, bytes]]:
+        """(commit id, the configuration before it, after it) of each commit whose changes never followed.
+
+        A crash between a commit and the frame of its changes leaves one; the
+        caller diffs the two and calls :meth:`complete`. "Before" is None
+        when the commit before it is no longer kept (the empty
+        configuration, for the very first commit). Raises OSError.
+        """
+        missing = []
+        for index, stored in enumerate(self._stored):
+            if stored.changes is None:
+                before = _unpack(self._read(self._stored[index - 1]))[1] if index else None
+                missing.append((stored.header.commit_id, before, _unpack(self._read(stored))[1]))
+        return missing
 
     @property
     def commit_ids(self) -> list[str]:
@@ -223,6 +258,10 @@ class CommitHistory:
             start, length = frame
             try:
                 meta, _ = _unpack(data[start:start + length])
+                if _CHANGES_OF in meta:
+                    self._attach(meta)
+                    offset = _aligned(start + length)
+                    continue
                 record = CommitRecord.from_json(meta)
             except (ValueError, KeyError, AssertionError, zlib.error) as error:
                 log.warning("commit history: skipping an unreadable commit in %s: %s", segment.name, error)
@@ -231,7 +270,8 @@ class CommitHistory:
                     log.warning("commit history: commit %s out of order in %s, skipped", record.commit_id,
                                 segment.name)
                 else:
-                    self._stored.append(_stored(record, _changes_json(record.changes), segment, start, length))
+                    changes_json = None if record.changes_follow else _changes_json(record.changes)
+                    self._stored.append(_stored(record, changes_json, segment, start, length))
             offset = _aligned(start + length)
             count += 1
         if offset < len(data):
@@ -246,6 +286,21 @@ class CommitHistory:
                 log.warning("commit history: %s is damaged after %d commits", segment.name, count)
         if last:
             self._segment, self._segment_count = segment, count
+
+    def _attach(self, meta: dict[str, object]) -> None:
+        """A changes frame read from the journal: its commit's changes (one no longer kept: ignored)."""
+        changes = meta.get("changes")
+        if not isinstance(changes, list):
+            raise ValueError("a changes frame without changes")
+        stored = self._find(str(meta[_CHANGES_OF]))
+        if stored is not None and stored.changes is None:
+            stored.changes = _packed(json.dumps(changes))
+
+    def _find(self, commit_id: str) -> _Stored | None:
+        for stored in reversed(self._stored):
+            if stored.header.commit_id == commit_id:
+                return stored
+        return None
 
     def _migrate_legacy(self, data_dir: Path) -> None:
         """Move the per-commit files of the earlier format into the journal."""
@@ -275,26 +330,56 @@ class CommitHistory:
 
     # -- writing -------------------------------------------------------------
     def append(self, record: CommitRecord, snapshot: bytes) -> None:
-        """Make ``record`` durable: one frame appended and fdatasync'ed. Raises OSError (nothing kept then)."""
-        changes_json = _changes_json(record.changes)
-        payload = zlib.compress(record._json(changes_json).encode("utf-8") + b"\0" + snapshot, 1)
+        """Make ``record`` durable: one frame appended and fdatasync'ed. Raises OSError (nothing kept then).
+
+        A record whose ``changes_follow`` is durable without them: :meth:`complete` adds them.
+        """
+        changes_json = None if record.changes_follow else _changes_json(record.changes)
+        fd = self._writable()
+        start, length = self._write_frame(fd, record._json(changes_json).encode("utf-8") + b"\0" + snapshot,
+                                          sync=True)
+        assert self._segment is not None
+        self._stored.append(_stored(record, changes_json, self._segment, start, length))
+        self._segment_count += 1
+        self._trim()
+
+    def complete(self, commit_id: str, changes: tuple[Change, ...]) -> None:
+        """Record the changes of a commit appended with ``changes_follow``; raises nothing.
+
+        Their frame is not synced: the next commit's sync carries it to disk,
+        and a crash before that leaves the commit without changes, which the
+        next start computes again from the snapshots (:meth:`missing_changes`).
+        """
+        stored = self._find(commit_id)
+        if stored is None or stored.changes is not None:
+            return
+        changes_json = _changes_json(changes)
+        meta = f'{{"{_CHANGES_OF}": {json.dumps(commit_id)}, "changes": {changes_json}}}'
+        try:
+            self._write_frame(self._writable(), meta.encode("utf-8") + b"\0", sync=False)
+        except OSError as error:
+            log.warning("commit history: cannot record the changes of commit %s (%s); the next start "
+                        "computes them again", commit_id, error)
+        stored.changes = _packed(changes_json)
+
+    def _write_frame(self, fd: int, raw: bytes, sync: bool) -> tuple[int, int]:
+        """Append one frame of ``raw`` (compressed), padded: (payload offset, length). Raises OSError (none
+        left behind)."""
+        payload = zlib.compress(raw, 1)
         frame = _HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
         frame += b"\0" * (_aligned(len(frame)) - len(frame))
-        fd = self._writable()
         offset = os.lseek(fd, 0, os.SEEK_END)
         try:
             write_all(fd, frame)
-            os.fdatasync(fd)
+            if sync:
+                os.fdatasync(fd)
         except OSError:
             try:  # leave no partial frame behind (the next start would cut it off anyway)
                 os.ftruncate(fd, offset)
             except OSError:
                 pass
             raise
-        assert self._segment is not None
-        self._stored.append(_stored(record, changes_json, self._segment, offset + _HEADER.size, len(payload)))
-        self._segment_count += 1
-        self._trim()
+        return offset + _HEADER.size, len(payload)
 
     def _writable(self) -> int:
         if self._segment is None or self._segment_count >= self.keep:
@@ -333,8 +418,9 @@ class CommitHistory:
             self._fd = None
 
 
-def _stored(record: CommitRecord, changes_json: str, segment: Path, offset: int, length: int) -> _Stored:
-    return _Stored(replace(record, changes=()), _packed(changes_json), segment, offset, length)
+def _stored(record: CommitRecord, changes_json: str | None, segment: Path, offset: int, length: int) -> _Stored:
+    packed = _packed(changes_json) if changes_json is not None else None
+    return _Stored(replace(record, changes=(), changes_follow=False), packed, segment, offset, length)
 
 
 def _frame_at(data: bytes, offset: int) -> tuple[int, int] | None:
@@ -363,6 +449,8 @@ def _unpack(payload: bytes) -> tuple[dict[str, object], bytes]:
 def read_journal(data_dir: Path) -> list[tuple[dict[str, object], bytes]]:
     """Every readable commit in ``DIR/commits`` (record as JSON, configuration), oldest first.
 
+    A commit whose changes never followed (a crash) is read with ``"changes-follow": true``.
+
     Read only (a torn tail is skipped, not cut off): for tools and tests
     that look at a data directory. Raises OSError.
     """
@@ -379,9 +467,16 @@ def read_journal(data_dir: Path) -> list[tuple[dict[str, object], bytes]]:
         offset = 0
         while (frame := _frame_at(data, offset)) is not None:
             start, length = frame
-            try:
-                found.append(_unpack(data[start:start + length]))
-            except (ValueError, zlib.error):
-                pass
             offset = _aligned(start + length)
+            try:
+                meta, snapshot = _unpack(data[start:start + length])
+            except (ValueError, zlib.error):
+                continue
+            if _CHANGES_OF not in meta:
+                found.append((meta, snapshot))
+                continue
+            for earlier, _ in reversed(found):  # a changes frame: into its commit's record
+                if earlier.get("id") == meta[_CHANGES_OF] and earlier.pop("changes-follow", False):
+                    earlier["changes"] = meta.get("changes")
+                    break
     return found

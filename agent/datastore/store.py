@@ -33,14 +33,14 @@ import errno
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from lxml import etree
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.datastore.diff import diff_trees, public_changes
+from agent.datastore.diff import Change, diff_trees, public_changes, trees_differ
 from agent.datastore.edit import (
     NO_CHANGES,
     ChangeSet,
@@ -65,6 +65,9 @@ RUNNING_FILE = "running.xml"
 ROLLBACK_FILE = "rollback.xml"
 DEFAULT_CONFIRM_TIMEOUT = 600
 LISTENER_HOLD_LIMIT = 1.0  # seconds a commit's listeners wait for their release (defer_listeners) at most
+CHANGES_FOLLOW_OVER = 64
+"""A commit touching more subtrees than this is answered before its changes are computed: they are
+recorded with its listeners (the commit is durable without them; a restart computes lost ones again)."""
 _T = TypeVar("_T")
 
 
@@ -216,6 +219,7 @@ class Datastores:
         if removed:
             log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
         self._history = CommitHistory(self._dir, history_keep)
+        self._complete_history()
         self._running = self._load(initial)
         # Commits whose listeners are held until their reply is sent (defer_listeners), numbered:
         # requests made after a commit was answered wait for its listeners (wait_delivered).
@@ -227,6 +231,18 @@ class Datastores:
         self._committer = SerialExecutor("datastore-commit")
 
     # -- start-up ----------------------------------------------------------
+    def _complete_history(self) -> None:
+        """Compute the changes of a commit that a crash left without them (they follow their commit)."""
+        for commit_id, before, after in self._history.missing_changes():
+            if before is None:
+                log.warning("commit history: the changes of commit %s cannot be computed (the commit before it "
+                            "is no longer kept)", commit_id)
+                changes: list[Change] = []
+            else:
+                changes = public_changes(diff_trees(_parse(before), _parse(after), self.schema, self.namer))
+            self._history.complete(commit_id, tuple(changes))
+            log.info("commit history: the changes of commit %s computed again after a restart", commit_id)
+
     def _load(self, initial: etree._Element | None) -> etree._Element:
         rollback = self._dir / ROLLBACK_FILE
         running_file = self._dir / RUNNING_FILE
@@ -769,6 +785,8 @@ class Datastores:
     def _deliver(self, events: list[DatastoreEvent]) -> None:
         for event in events:
             if isinstance(event, CommitEvent):
+                if event.record.changes_follow:
+                    event = self._with_changes(event)
                 for commit_listener, change_listener in self._commit_listeners:
                     try:
                         if change_listener is not None:
@@ -782,6 +800,16 @@ class Datastores:
                     listener(event)
                 except Exception:
                     log.exception("datastore event listener failed")
+
+    def _with_changes(self, event: CommitEvent) -> CommitEvent:
+        """The commit's changes, recorded (before any listener sees the commit). Raises nothing."""
+        changes: tuple[Change, ...] = ()
+        try:
+            changes = tuple(public_changes(diff_trees(event.old, event.new, self.schema, self.namer, event.touched)))
+        except Exception:  # a defect: the commit stands, recorded without its changes
+            log.exception("the changes of commit %s could not be computed", event.record.commit_id)
+        self._history.complete(event.record.commit_id, changes)
+        return replace(event, record=replace(event.record, changes=changes, changes_follow=False))
 
     def _change_running(
         self, who: Principal, kind: str, new: etree._Element, note: CommitNote | None, touched: ChangeSet = None,
@@ -804,9 +832,17 @@ class Datastores:
 
         ``touched`` (where the trees may differ) keeps the diff to the size of the change.
         """
-        changes = diff_trees(old, new, self.schema, self.namer, touched)
-        if not changes:
-            return None
+        follow = touched is not None and len(touched) > CHANGES_FOLLOW_OVER
+        if follow:
+            # Whether anything changed is known at the first change (a bulk create: at once); the
+            # changes themselves (~10 µs per touched entry) are computed after the reply (_deliver).
+            if not trees_differ(old, new, self.schema, self.namer, touched):
+                return None
+            changes: list[Change] = []
+        else:
+            changes = diff_trees(old, new, self.schema, self.namer, touched)
+            if not changes:
+                return None
         note = note or CommitNote()
         return CommitRecord(
             commit_id=self._history.next_id(),
@@ -817,6 +853,7 @@ class Datastores:
             label=note.label,
             comment=note.comment,
             changes=tuple(public_changes(changes)),
+            changes_follow=follow,
         )
 
     def _persist(

@@ -130,3 +130,31 @@ def test_the_history_survives_a_restart_and_keeps_the_last_100(agent_factory) ->
         rollback(m, "<last>3</last>")
         assert hostname(m) == "h101"
     assert len(list((agent.data_dir / "commits").glob("journal-*.log"))) <= 2  # older segments deleted
+
+
+def test_a_large_commit_is_listed_with_every_change_at_once_and_after_a_crash(agent_factory) -> None:
+    """A large commit's changes are computed after its reply; no request made after the reply sees it without
+    them, and a kill -9 right after the reply loses none (they are computed again at start)."""
+    crypto = "urn:ca-agent:yang:crypto"
+    entries = "".join(f"<trustpoint><name>big{n}</name><enrollment><url>http://ca.example/{n}</url></enrollment>"
+                      f"</trustpoint>" for n in range(300))
+    config = f'<config xmlns="{NC}"><crypto xmlns="{crypto}"><ca>{entries}</ca></crypto></config>'
+    agent = agent_factory().start()
+
+    def changes_of_last(m: manager.Manager) -> list[tuple[str | None, str | None]]:
+        last = history(m)[-1]
+        return [(text(c, "operation"), text(c, "target")) for c in last.iterfind(f"{{{SYS}}}change")]
+
+    with agent.connect() as m, agent.connect() as other:
+        m.edit_config(target="running", config=config)
+        listed = changes_of_last(other)  # the other session asks right after the reply
+        assert len(listed) == 2 + 3 * 300 and all(operation == "create" for operation, _ in listed)
+        assert listed[2] == ("create", "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='big0']")
+        m.edit_config(target="running", config=config.replace("<trustpoint>", '<trustpoint xmlns:nc="'
+                                                                f'{NC}" nc:operation="delete">'))
+    agent.kill9()  # at once: the deletion's changes may not be on disk yet
+    agent.start()
+    with agent.connect() as m:
+        deleted = changes_of_last(m)
+        assert len(deleted) == 3 * 300 and all(operation == "delete" for operation, _ in deleted)
+        assert [t for _, t in deleted if t and t.endswith("']")] == [t for _, t in listed if t and t.endswith("']")]

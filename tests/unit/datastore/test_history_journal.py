@@ -178,3 +178,93 @@ def test_a_data_directory_without_journal_starts_from_running_xml(tmp_path: Path
     assert store.get(Target.RUNNING).findtext(f"{{{SYS}}}hostname") == "h7"
     assert [r.kind for r in store.history()] == ["initial-configuration"]
     store.close()
+
+
+# -- a large commit's changes follow it ------------------------------------------------------------
+CRYPTO = "urn:ca-agent:yang:crypto"
+
+
+def trustpoints_config(count: int, operation: str = "merge") -> etree._Element:
+    entries = "".join(f'<trustpoint nc:operation="{operation}"><name>tp{i}</name>'
+                      f"<enrollment><url>http://ca.example/{i}</url></enrollment></trustpoint>"
+                      for i in range(count))
+    return etree.fromstring(f'<config xmlns="{NC}" xmlns:nc="{NC}"><crypto xmlns="{CRYPTO}"><ca>{entries}'
+                            "</ca></crypto></config>")
+
+
+def test_changes_that_follow_their_commit_are_shown_once_recorded(tmp_path: Path) -> None:
+    changes = (Change("/sys:hostname", ChangeKind.REPLACE, "h1", "h2"),)
+    history = CommitHistory(tmp_path)
+    history.append(record(1), snapshot(1))
+    history.append(CommitRecord(**{**record(2).__dict__, "changes_follow": True}), snapshot(2))
+    assert history.commit_ids == ["1000000001", "1000000002"]
+    assert [r.commit_id for r in history.records] == ["1000000001"]  # not shown without its changes
+    assert history.missing_changes() == [("1000000002", snapshot(1), snapshot(2))]
+    history.complete("1000000002", changes)
+    assert history.records[1].changes == changes and not history.records[1].changes_follow
+    assert segments(tmp_path)[0].stat().st_size == 3 * 4096  # the changes took a frame of their own
+    history.append(record(3), snapshot(3))
+    history.close()
+    again = CommitHistory(tmp_path)
+    assert [r.changes for r in again.records] == [(), changes, ()]
+    assert again.missing_changes() == [] and again.next_id() == "1000000004"
+    from agent.datastore.history import read_journal
+
+    assert [meta.get("changes") for meta, _ in read_journal(tmp_path)] == [[], [list(changes[0][:4])], []]
+
+
+def test_changes_that_follow_survive_segment_changes_and_trimming(tmp_path: Path) -> None:
+    """A changes frame may land in the next segment (its commit filled one); it still finds its commit."""
+    history = CommitHistory(tmp_path, keep=3)
+    for n in range(1, 11):
+        history.append(CommitRecord(**{**record(n).__dict__, "changes_follow": True}), snapshot(n))
+        history.complete(str(1000000000 + n), (Change("/sys:hostname", ChangeKind.REPLACE, f"h{n - 1}", f"h{n}"),))
+    assert len(segments(tmp_path)) <= 2
+    history.close()
+    again = CommitHistory(tmp_path, keep=3)
+    assert [(r.commit_id, r.changes[0].new_value) for r in again.records] == [
+        ("1000000008", "h8"), ("1000000009", "h9"), ("1000000010", "h10")]
+    assert again.missing_changes() == []
+
+
+def test_a_large_commit_is_recorded_with_its_changes_before_any_listener_sees_it(
+        tmp_path: Path, yang: YangSupport) -> None:
+    from agent.datastore.diff import diff_trees, public_changes
+    from agent.datastore.store import CHANGES_FOLLOW_OVER, CommitEvent
+
+    store = Datastores(tmp_path, yang, yang, yang.validate)
+    seen: list[CommitRecord] = []
+    store.add_event_listener(lambda event: seen.append(event.record) if isinstance(event, CommitEvent) else None)
+    before = store.get(Target.RUNNING)
+    count = CHANGES_FOLLOW_OVER + 10
+    store.edit(Target.RUNNING, trustpoints_config(count), Principal(1, "admin"))
+    expected = tuple(public_changes(diff_trees(before, store.get(Target.RUNNING), yang, yang)))
+    assert len(expected) == 2 + 3 * count  # crypto, ca; each trustpoint, its enrollment and URL
+    assert [r.changes for r in seen] == [expected] and not seen[0].changes_follow
+    assert store.history()[-1].changes == expected
+    commits = len(store.history())
+    store.edit(Target.RUNNING, trustpoints_config(count), Principal(1, "admin"))  # the same again: no change
+    assert len(store.history()) == commits and len(seen) == 1
+    store.close()
+    assert Datastores(tmp_path, yang, yang, yang.validate).history()[-1].changes == expected
+
+
+def test_changes_lost_in_a_crash_are_computed_again_at_start(tmp_path: Path, yang: YangSupport) -> None:
+    """The commit is durable once its frame is synced; its changes' frame, unsynced, may be lost."""
+    store = Datastores(tmp_path, yang, yang, yang.validate)
+    store.edit(Target.RUNNING, trustpoints_config(100), Principal(1, "admin"))
+    store.edit(Target.RUNNING, trustpoints_config(100, "delete"), Principal(1, "admin"))
+    created, deleted = (r.changes for r in store.history()[-2:])
+    # each entry, its enrollment and URL (the emptied ca lists what it lost, not "ca replaced")
+    assert len(created) == 2 + 3 * 100 and len(deleted) == 3 * 100
+    assert {c.kind for c in deleted} == {ChangeKind.DELETE}
+    store.close()
+    journal = segments(tmp_path)[-1]
+    with open(journal, "r+b") as handle:  # the crash: the last frame (the deletion's changes) never reached disk
+        handle.truncate(journal.stat().st_size - 4096)
+    again = Datastores(tmp_path, yang, yang, yang.validate)
+    assert [r.changes for r in again.history()[-2:]] == [created, deleted]
+    assert not again.get(Target.RUNNING).findall(f".//{{{CRYPTO}}}trustpoint")
+    again.close()
+    third = CommitHistory(tmp_path)  # computed once: the frame is written again
+    assert third.missing_changes() == [] and third.records[-1].changes == deleted
