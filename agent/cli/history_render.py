@@ -351,16 +351,16 @@ def change_lines(changes: Iterable[ChangeView], diff: bool = False) -> list[str]
         context = header
 
     changes = list(changes)
-    deleted: list[str] = []
+    deleted: str | None = None  # the last deletion printed: changes inside it follow it at once
     for index, change in enumerate(changes):
-        if any(change.target.startswith(prefix + "/") for prefix in deleted):
-            continue  # inside a node whose deletion is printed already ('no ...')
+        if deleted is not None and change.target.startswith(deleted + "/"):
+            continue  # inside a node whose deletion is printed already ('no ...': records made before
+            # deletions were recorded once list what the node held)
         line = classify_change(change)
         following = changes[index + 1].target if index + 1 < len(changes) else ""
         detailed = following.startswith(change.target + "/")
-        if change.operation == "delete":
-            deleted.append(change.target)
-        elif line.kind in ("container", "raw") and detailed and change.new_value is None:
+        deleted = change.target if change.operation == "delete" else None
+        if deleted is None and line.kind in ("container", "raw") and detailed and change.new_value is None:
             continue  # created together with the leaves that follow: they say it all
         if line.kind == "submode" and change.operation != "delete":
             enter(line.words, "+" if change.operation == "create" else "#")

@@ -157,6 +157,24 @@ def test_changes_read_as_router_configuration() -> None:
     ]
 
 
+def test_a_deletion_hides_only_what_follows_inside_it() -> None:
+    """Records made before deletions were recorded once list what a deleted trustpoint held: not printed.
+    A later commit that makes it again (changes of several commits are shown together) is printed whole."""
+    old = "/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='old']"
+    changes = [
+        ChangeView(old, "delete"),
+        ChangeView(f"{old}/crypto:enrollment/crypto:url", "delete", "http://ca/scep"),
+        ChangeView(old, "create"),
+        ChangeView(f"{old}/crypto:enrollment/crypto:url", "create", new_value="http://ca2/scep"),
+    ]
+    assert change_lines(changes) == [
+        "no crypto ca trustpoint old",
+        "crypto ca trustpoint old",
+        " enrollment url http://ca2/scep",
+        "!",
+    ]
+
+
 def test_a_created_submode_opens_its_block_once() -> None:
     changes = [
         ChangeView("/crypto:crypto/crypto:ca/crypto:trustpoint[crypto:name='new']", "create"),
