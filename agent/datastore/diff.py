@@ -134,43 +134,88 @@ def _diff_touched(
     out: list[Change],
     tree: _Tree,
 ) -> None:
-    """:func:`_diff_children` restricted to the touched children (in the same order)."""
+    """:func:`_diff_children` restricted to the touched children (in the same order).
+
+    Into a :class:`_FirstChange` each touched child is compared as it is found: the order does not
+    matter there, and a bulk create differs at its first entry.
+    """
+    eager = isinstance(out, _FirstChange)
     present: list[tuple[int, etree._Element, etree._Element | None, NodeInfo | None, _Tree | None, tuple[str, ...]]] = []
-    gone: list[tuple[int, etree._Element, NodeInfo | None]] = []
-    per_tag: dict[str, int] = {}
-    for step in tree:
-        per_tag[step[0]] = per_tag.get(step[0], 0) + 1
-    indexes: dict[tuple[int, str], dict[tuple[str, ...], tuple[int, etree._Element]]] = {}
-    positions: dict[int, dict[etree._Element, int]] = {}
-
-    def child_at(
-        parent: etree._Element, step: tuple[str, ...], info: NodeInfo | None
-    ) -> tuple[int, etree._Element] | None:
-        """(position among all of ``parent``'s children, child) of ``step``: many entries of one list are
-        found through one index, and their positions through one pass (lxml's index() walks the siblings)."""
-        if info is not None and info.kind is NodeKind.LIST and per_tag[step[0]] > MANY_LOOKUPS:
-            index = indexes.get((id(parent), step[0]))
-            if index is None:
-                index = indexes[(id(parent), step[0])] = keyed_index(parent, step[0], info.keys)
-            hit = index.get(step[1:])
-            if hit is None:
-                return None
-            where = positions.get(id(parent))
-            if where is None:
-                where = positions[id(parent)] = {child: n for n, child in enumerate(parent)}
-            return where[hit[1]], hit[1]
-        found = _child_at(parent, step, info)
-        return (parent.index(found), found) if found is not None else None
-
+    gone: list[tuple[int, etree._Element, NodeInfo | None, tuple[str, ...]]] = []
+    finder = _TouchedChildren(tree, positions=not eager)
     for step, sub in tree.items():
         info = schema.node_info(parent_info, step[0])
-        after = child_at(new, step, info)
-        was = child_at(old, step, info)
+        after = finder.at(new, step, info)
+        was = finder.at(old, step, info)
         if after is not None:
             present.append((after[0], after[1], was[1] if was is not None else None, info, sub, step))
         elif was is not None:
-            gone.append((was[0], was[1], info))
-    for _, child, before, info, sub, step in sorted(present, key=lambda item: item[0]):
+            gone.append((was[0], was[1], info, step))
+        if eager:
+            _touched_present(present, parent_path, schema, namer, out)
+            _touched_gone(gone, parent_path, namer, out)
+            present.clear()
+            gone.clear()
+    present.sort(key=lambda item: item[0])
+    _touched_present(present, parent_path, schema, namer, out)
+    gone.sort(key=lambda item: item[0])
+    _touched_gone(gone, parent_path, namer, out)
+
+
+class _TouchedChildren:
+    """Finds the touched children of a parent: many entries of one list through one index, their
+    positions through one pass (lxml's index() walks the siblings)."""
+
+    def __init__(self, tree: _Tree, positions: bool) -> None:
+        self.per_tag: dict[str, int] = {}
+        for step in tree:
+            self.per_tag[step[0]] = self.per_tag.get(step[0], 0) + 1
+        self.positions = positions  # False: no position is needed (0 is given)
+        self.indexes: dict[tuple[int, str], dict[tuple[str, ...], tuple[int, etree._Element]]] = {}
+        self.where: dict[int, dict[etree._Element, int]] = {}
+        self.scans: dict[str, int] = {}
+
+    def at(
+        self, parent: etree._Element, step: tuple[str, ...], info: NodeInfo | None
+    ) -> tuple[int, etree._Element] | None:
+        """(position among all of ``parent``'s children, child) of ``step``, None if absent."""
+        tag = step[0]
+        if info is not None and info.kind is NodeKind.LIST and self.per_tag[tag] > MANY_LOOKUPS:
+            # Without positions (an "any change?" walk, likely done at the first entry) a few scans first.
+            scans = self.scans.get(tag, 0)
+            if self.positions or scans >= 2 * MANY_LOOKUPS:
+                return self._indexed(parent, step, info)
+            self.scans[tag] = scans + 1
+        found = _child_at(parent, step, info)
+        if found is None:
+            return None
+        return (parent.index(found) if self.positions else 0), found
+
+    def _indexed(
+        self, parent: etree._Element, step: tuple[str, ...], info: NodeInfo
+    ) -> tuple[int, etree._Element] | None:
+        index = self.indexes.get((id(parent), step[0]))
+        if index is None:
+            index = self.indexes[(id(parent), step[0])] = keyed_index(parent, step[0], info.keys)
+        hit = index.get(step[1:])
+        if hit is None:
+            return None
+        if not self.positions:
+            return 0, hit[1]
+        where = self.where.get(id(parent))
+        if where is None:
+            where = self.where[id(parent)] = {child: n for n, child in enumerate(parent)}
+        return where[hit[1]], hit[1]
+
+
+def _touched_present(
+    present: list[tuple[int, etree._Element, etree._Element | None, NodeInfo | None, _Tree | None, tuple[str, ...]]],
+    parent_path: str,
+    schema: SchemaLookup,
+    namer: PathNamer,
+    out: list[Change],
+) -> None:
+    for _, child, before, info, sub, step in present:
         path = _present(before, child, info, parent_path, schema, namer, out, step)
         if path is None:
             continue
@@ -182,8 +227,16 @@ def _diff_touched(
             _diff_touched(before, child, info, path, schema, namer, out, sub)
         elif _serialized(before) != _serialized(child):
             _diff_children(before, child, info, path, schema, namer, out)
-    for _, child, info in sorted(gone, key=lambda item: item[0]):
-        _gone(child, info, parent_path, schema, namer, out)
+
+
+def _touched_gone(
+    gone: list[tuple[int, etree._Element, NodeInfo | None, tuple[str, ...]]],
+    parent_path: str,
+    namer: PathNamer,
+    out: list[Change],
+) -> None:
+    for _, child, info, step in gone:
+        _gone(child, info, parent_path, namer, out, step)
 
 
 def _compared_whole(before: etree._Element, child: etree._Element, info: NodeInfo | None) -> bool:
@@ -278,7 +331,7 @@ def _diff_children(
         _diff_children(before, child, info, path, schema, namer, out)
     for identity, child in old_children.items():
         if identity not in seen:
-            _gone(child, info_of(child), parent_path, schema, namer, out)
+            _gone(child, info_of(child), parent_path, namer, out)
 
 
 def _present(
@@ -301,7 +354,7 @@ def _present(
     path = f"{parent_path}/{_step(child, info, namer, step[1:])}"
     if before is None:
         out.append(Change(path, ChangeKind.CREATE, new_value=_leaf_value(child, info)))
-        _expand(child, info, path, ChangeKind.CREATE, schema, namer, out)
+        _expand(child, info, path, schema, namer, out)
         return None
     return path
 
@@ -310,36 +363,38 @@ def _gone(
     child: etree._Element,
     info: NodeInfo | None,
     parent_path: str,
-    schema: SchemaLookup,
     namer: PathNamer,
     out: list[Change],
+    step: tuple[str, ...] = (),
 ) -> None:
-    """Record ``child`` of the old tree, which the new tree no longer has (a secret only as its parent)."""
+    """Record ``child`` of the old tree, which the new tree no longer has (a secret only as its parent).
+
+    Once, with its old value if it is a leaf: not the nodes inside it (``no crypto ca trustpoint T``,
+    as IOS XR shows it and RFC 6470 names it; what it held is in the configuration before).
+    """
     if _secret(info):
         out.append(Change(parent_path, ChangeKind.REPLACE, hidden=True))
         return
-    path = f"{parent_path}/{_step(child, info, namer)}"
-    out.append(Change(path, ChangeKind.DELETE, old_value=_leaf_value(child, info)))
-    _expand(child, info, path, ChangeKind.DELETE, schema, namer, out)
+    out.append(Change(f"{parent_path}/{_step(child, info, namer, step[1:])}", ChangeKind.DELETE,
+                      old_value=_leaf_value(child, info)))
 
 
 def _expand(
     element: etree._Element,
     info: NodeInfo | None,
     path: str,
-    kind: ChangeKind,
     schema: SchemaLookup,
     namer: PathNamer,
     out: list[Change],
 ) -> None:
-    """The leaves inside a created or deleted node, each as a change of its own.
+    """The leaves inside a created node, each as a change of its own.
 
     So the record says what a new trustpoint holds (``show configuration
     commit changes`` prints every line), not only that ``/crypto`` appeared.
     """
     if info is None or info.ref is None:
         return
-    create = kind is ChangeKind.CREATE
+    create = ChangeKind.CREATE
     plans = _expansion_plans(schema, namer, info)
     for child in element:
         tag = child.tag
@@ -354,9 +409,9 @@ def _expand(
         child_path = f"{path}/{_step(child, child_info, namer)}" if keyed else f"{path}/{name}"
         value = (child.text or "").strip() if leaf else None
         # tuple.__new__ skips the named tuple's __new__, a Python function (7,000 calls per 1,000 new entries).
-        out.append(_tuple_new(Change, (child_path, kind, None if create else value, value if create else None, False)))
+        out.append(_tuple_new(Change, (child_path, create, None, value, False)))
         if child_info is not None and child_info.ref is not None:
-            _expand(child, child_info, child_path, kind, schema, namer, out)
+            _expand(child, child_info, child_path, schema, namer, out)
 
 
 _Plan = tuple["NodeInfo | None", str, bool, bool]

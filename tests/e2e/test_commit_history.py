@@ -156,5 +156,5 @@ def test_a_large_commit_is_listed_with_every_change_at_once_and_after_a_crash(ag
     agent.start()
     with agent.connect() as m:
         deleted = changes_of_last(m)
-        assert len(deleted) == 3 * 300 and all(operation == "delete" for operation, _ in deleted)
-        assert [t for _, t in deleted if t and t.endswith("']")] == [t for _, t in listed if t and t.endswith("']")]
+        assert all(operation == "delete" for operation, _ in deleted)  # each trustpoint once
+        assert [t for _, t in deleted] == [t for _, t in listed if t and t.endswith("']")]
