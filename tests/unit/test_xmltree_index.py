@@ -98,3 +98,22 @@ def test_lookups_count_for_the_element_not_for_its_python_object() -> None:
         assert len(xmltree.keyed_children(parent, ENTRY, (NAME,), (f"tp{n}",))) == 1
         del parent
     assert len(published.memo) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", " a", "b ", "", "c"]), st.sampled_from(["x", "y"]),
+                          st.sampled_from(["keys first", "key last", "no key", "comment first"])), max_size=8))
+def test_keyed_index_reads_keys_as_findtext_does_wherever_they_are(entries: list[tuple[str, str, str]]) -> None:
+    """The index reads a first key at once when it is the entry's first child, else as findtext."""
+    root = etree.Element(f"{{{NS}}}root", nsmap={None: NS})  # type: ignore[dict-item]
+    for name, kind, layout in entries:
+        entry = etree.SubElement(root, ENTRY)
+        if layout == "comment first":
+            entry.append(etree.Comment("c"))
+        order = {"keys first": (NAME, KIND), "key last": (KIND, NAME), "no key": (KIND,)}.get(layout, (NAME, KIND))
+        for tag in order:
+            etree.SubElement(entry, tag).text = name if tag == NAME else kind
+    for keys in ((NAME,), (NAME, KIND), (KIND, NAME)):
+        expected = {tuple((e.findtext(k) or "").strip() for k in keys): (n, e)
+                    for n, e in enumerate(root.iterchildren(ENTRY))}
+        assert xmltree.keyed_index(root, ENTRY, keys) == expected
