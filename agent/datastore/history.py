@@ -201,8 +201,7 @@ class CommitHistory:
 
         A crash between a commit and the frame of its changes leaves one; the
         caller diffs the two and calls :meth:`complete`. "Before" is None
-        when the commit before it is no longer kept (the empty
-        configuration, for the very first commit). Raises OSError.
+        when the commit before it is no longer kept. Raises OSError.
         """
         missing = []
         for index, stored in enumerate(self._stored):

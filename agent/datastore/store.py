@@ -234,14 +234,16 @@ class Datastores:
     def _complete_history(self) -> None:
         """Compute the changes of a commit that a crash left without them (they follow their commit)."""
         for commit_id, before, after in self._history.missing_changes():
-            if before is None:
-                log.warning("commit history: the changes of commit %s cannot be computed (the commit before it "
-                            "is no longer kept)", commit_id)
-                changes: list[Change] = []
-            else:
+            changes: list[Change] = []
+            try:
+                if before is None:
+                    raise ValueError("the commit before it is no longer kept")
                 changes = public_changes(diff_trees(_parse(before), _parse(after), self.schema, self.namer))
+            except Exception as error:  # listed without changes rather than not at all
+                log.warning("commit history: the changes of commit %s cannot be computed: %s", commit_id, error)
+            else:
+                log.info("commit history: the changes of commit %s computed again after a restart", commit_id)
             self._history.complete(commit_id, tuple(changes))
-            log.info("commit history: the changes of commit %s computed again after a restart", commit_id)
 
     def _load(self, initial: etree._Element | None) -> etree._Element:
         rollback = self._dir / ROLLBACK_FILE
