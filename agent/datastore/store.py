@@ -234,16 +234,15 @@ class Datastores:
     def _complete_history(self) -> None:
         """Compute the changes of a commit that a crash left without them (they follow their commit)."""
         for commit_id, before, after in self._history.missing_changes():
-            changes: list[Change] = []
-            try:
+
+            def again(commit_id: str = commit_id, before: bytes | None = before, after: bytes = after) -> list[Change]:
                 if before is None:
                     raise ValueError("the commit before it is no longer kept")
-                changes = public_changes(diff_trees(_parse(before), _parse(after), self.schema, self.namer))
-            except Exception as error:  # listed without changes rather than not at all
-                log.warning("commit history: the changes of commit %s cannot be computed: %s", commit_id, error)
-            else:
+                changes = diff_trees(_parse(before), _parse(after), self.schema, self.namer)
                 log.info("commit history: the changes of commit %s computed again after a restart", commit_id)
-            self._history.complete(commit_id, tuple(changes))
+                return changes
+
+            self._record_changes(commit_id, again)
 
     def _load(self, initial: etree._Element | None) -> etree._Element:
         rollback = self._dir / ROLLBACK_FILE
@@ -805,13 +804,22 @@ class Datastores:
 
     def _with_changes(self, event: CommitEvent) -> CommitEvent:
         """The commit's changes, recorded (before any listener sees the commit). Raises nothing."""
+        changes = self._record_changes(
+            event.record.commit_id, lambda: diff_trees(event.old, event.new, self.schema, self.namer, event.touched))
+        return replace(event, record=replace(event.record, changes=changes, changes_follow=False))
+
+    def _record_changes(self, commit_id: str, diff: Callable[[], list[Change]]) -> tuple[Change, ...]:
+        """Record the changes ``diff`` finds for a commit made without them. Raises nothing.
+
+        If they cannot be computed the commit stands, listed without changes rather than not at all.
+        """
         changes: tuple[Change, ...] = ()
         try:
-            changes = tuple(public_changes(diff_trees(event.old, event.new, self.schema, self.namer, event.touched)))
-        except Exception:  # a defect: the commit stands, recorded without its changes
-            log.exception("the changes of commit %s could not be computed", event.record.commit_id)
-        self._history.complete(event.record.commit_id, changes)
-        return replace(event, record=replace(event.record, changes=changes, changes_follow=False))
+            changes = tuple(public_changes(diff()))
+        except Exception:
+            log.exception("commit history: the changes of commit %s cannot be computed", commit_id)
+        self._history.complete(commit_id, changes)
+        return changes
 
     def _change_running(
         self, who: Principal, kind: str, new: etree._Element, note: CommitNote | None, touched: ChangeSet = None,
