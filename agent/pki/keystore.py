@@ -647,7 +647,7 @@ class KeyStore:
             if created.tzinfo is None:
                 raise ValueError("naive creation time")
             pems: dict[KeyUsage, bytes] = {}
-            public_keys: dict[KeyUsage, bytes] = {}
+            unchecked: dict[KeyUsage, rsa.RSAPrivateKey] = {}
             for usage in key_type.usages:
                 pem = record["keys"][usage.value].encode("ascii")
                 # Unchecked: only its public half is used here; _PairSet checks it before any signing.
@@ -655,15 +655,14 @@ class KeyStore:
                 if not isinstance(key, rsa.RSAPrivateKey):
                     raise ValueError("not an RSA key")
                 pems[usage] = pem
-                public_keys[usage] = _spki_der(key.public_key())
-                del key
-            size = int(record["size"])
+                unchecked[usage] = key
+            info = _pair_info(label, key_type, int(record["size"]), created, unchecked)  # the unchecked keys go
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # Never put the exception text in the message: it could quote key bytes.
             raise KeyStoreCorruptError(
                 f"The key file for {label} is unreadable ({type(exc).__name__})"
             ) from None
-        return _PairSet(KeyPairInfo(label, key_type, size, created, public_keys), pems)
+        return _PairSet(info, pems)
 
     @staticmethod
     def _load_auth(path: Path, label: str) -> AuthKeyInfo:
