@@ -360,7 +360,7 @@ def change_lines(changes: Iterable[ChangeView], diff: bool = False) -> list[str]
         following = changes[index + 1].target if index + 1 < len(changes) else ""
         detailed = following.startswith(change.target + "/")
         deleted = change.target if change.operation == "delete" else None
-        if deleted is None and line.kind in ("container", "raw") and detailed and change.new_value is None:
+        if change.operation != "delete" and line.kind in ("container", "raw") and detailed and change.new_value is None:
             continue  # created together with the leaves that follow: they say it all
         if line.kind == "submode" and change.operation != "delete":
             enter(line.words, "+" if change.operation == "create" else "#")

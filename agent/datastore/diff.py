@@ -394,7 +394,7 @@ def _expand(
     """
     if info is None or info.ref is None:
         return
-    create = ChangeKind.CREATE
+    create = ChangeKind.CREATE  # a local: read per leaf
     plans = _expansion_plans(schema, namer, info)
     for child in element:
         tag = child.tag
