@@ -208,6 +208,36 @@ def test_cms_indefinite_length_and_chunked_content_accepted(alice) -> None:
     assert message.verify([cert]) == cert
 
 
+def _attributes_out_of_der_order(der: bytes) -> bytes:
+    """``der`` with its signed attributes sent in reverse order: a SET OF no longer sorted as DER wants.
+
+    The signature still covers the DER form, as a BER sender's does. Same length, so no outer
+    length changes.
+    """
+    signed_attrs = acms.ContentInfo.load(der)["content"]["signer_infos"][0]["signed_attrs"]
+    sent = signed_attrs.dump()
+    attrs = [attr.dump() for attr in signed_attrs]
+    body = b"".join(reversed(attrs))
+    reordered = sent[: len(sent) - len(body)] + body
+    assert reordered != sent and len(reordered) == len(sent) and der.count(sent) == 1
+    return der.replace(sent, reordered)
+
+
+def test_cms_signed_attributes_not_in_der_order_verify_after_reencoding(alice) -> None:
+    """The received attribute bytes are tried first; a re-encoding as DER only when they fail."""
+    key, cert = alice
+    der = cms.build_signed_data(
+        b"payload", signer_key=key, signer_cert=cert, digest=cms.DigestAlgorithm.SHA256, signing_time=NOW,
+        attributes=[(SCEP_TXID, core.PrintableString("TX-1"))],
+    )
+    reordered = _attributes_out_of_der_order(der)
+    assert cms.parse_signed_data(reordered).verify([cert]) == cert
+    tampered = bytearray(reordered)
+    tampered[reordered.index(b"TX-1")] ^= 0x01  # inside a signed attribute: neither encoding verifies
+    with pytest.raises(cms.CmsSignatureError, match="does not verify"):
+        cms.parse_signed_data(bytes(tampered)).verify([cert])
+
+
 def test_cms_tampered_signature_refused(alice) -> None:
     key, cert = alice
     der = bytearray(
