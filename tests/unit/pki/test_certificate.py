@@ -130,7 +130,7 @@ def test_ca_certificate_info(pki: Pki) -> None:
     assert info.valid_from == openssl_date(pki.ca_pem, "startdate")
     assert info.valid_to == openssl_date(pki.ca_pem, "enddate")
     assert info.valid_from.tzinfo is not None and info.valid_to.tzinfo is not None
-    assert info.crl_distribution_points == []
+    assert info.crl_distribution_points == ()
     assert info.fingerprint_sha256 == openssl_fp(pki.ca_pem, "sha256").replace(":", "")
     assert info.fingerprint_sha1 == openssl_fp(pki.ca_pem, "sha1").replace(":", "")
     assert info.fingerprint_md5 == openssl_fp(pki.ca_pem, "md5").replace(":", "")
@@ -149,8 +149,8 @@ def test_router_certificate_info(pki: Pki) -> None:
     assert openssl("x509", "-in", str(pki.router_pem), "-noout", "-serial").strip() == "serial=6E"
     assert info.subject == SEED_ROUTER_SUBJECT  # exactly the seed's line
     assert info.issuer == SEED_CA_SUBJECT
-    assert info.crl_distribution_points == [SEED_CRL_DP]
-    assert info.key_usage == [X509KeyUsage.DIGITAL_SIGNATURE, X509KeyUsage.KEY_ENCIPHERMENT]
+    assert info.crl_distribution_points == (SEED_CRL_DP,)
+    assert info.key_usage == (X509KeyUsage.DIGITAL_SIGNATURE, X509KeyUsage.KEY_ENCIPHERMENT)
     assert [u.value for u in info.key_usage] == ["digitalSignature", "keyEncipherment"]
     assert info.is_ca is False
     assert info.is_self_signed is False
@@ -177,12 +177,22 @@ def test_v1_self_signed_root_is_ca(pki: Pki) -> None:
     info = CertificateInfo.from_x509(cert)
     assert info.is_ca and info.is_self_signed
     assert info.subject == "cn=old v1 root"
-    assert info.key_usage == [] and info.crl_distribution_points == []
+    assert info.key_usage == () and info.crl_distribution_points == ()
 
 
 def test_leaf_v1_without_extensions_is_not_ca(pki: Pki) -> None:
     info = CertificateInfo.from_x509(load(pki.ec_leaf_pem))
     assert info.is_ca is False and info.is_self_signed is False
+
+
+def test_description_is_reused_for_the_same_certificate(pki: Pki) -> None:
+    """A certificate described again (even loaded anew) gets the kept description; another does not."""
+    first = CertificateInfo.from_x509(load(pki.ca_pem))
+    assert CertificateInfo.from_x509(load(pki.ca_pem)) is first
+    other = CertificateInfo.from_x509(load(pki.router_pem))
+    assert other is not first and other.subject != first.subject
+    with pytest.raises(AttributeError):
+        first.subject = "cn=changed"  # type: ignore[misc]  # frozen: a kept description cannot be altered
 
 
 def test_name_formatting_details() -> None:
