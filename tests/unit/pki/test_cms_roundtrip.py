@@ -208,6 +208,20 @@ def test_cms_indefinite_length_and_chunked_content_accepted(alice) -> None:
     assert message.verify([cert]) == cert
 
 
+@pytest.mark.parametrize("content", [None, b"", b"payload " * 400])
+def test_cms_signed_data_is_der(alice, bob, content: bytes | None) -> None:
+    """What we send is DER throughout (a SET OF sorted, no indefinite length): re-encoding it changes nothing."""
+    key, cert = alice
+    der = cms.build_signed_data(
+        content, signer_key=key, signer_cert=cert, digest=cms.DigestAlgorithm.SHA256, signing_time=NOW,
+        attributes=[(SCEP_TXID, core.PrintableString("TX-2")), ("2.16.840.1.113733.1.9.5", core.OctetString(b"n" * 16))],
+        certificates=[bob[1]],
+    )
+    assert acms.ContentInfo.load(der).dump(force=True) == der
+    message = cms.parse_signed_data(der)
+    assert message.content == content and message.verify([cert]) == cert
+
+
 def _attributes_out_of_der_order(der: bytes) -> bytes:
     """``der`` with its signed attributes sent in reverse order: a SET OF no longer sorted as DER wants.
 
