@@ -218,18 +218,36 @@ def build_csr(
     subject is given), InvalidChallengePasswordError (empty, over 255
     characters, or with control characters).
     """
-    subject = parse_subject_name(subject_name) if subject_name is not None else default_subject(fqdn)
+    subject = request_subject(fqdn, subject_name)
+    check_challenge_password(challenge_password)
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     builder = builder.add_extension(_key_usage_extension(key_usage), critical=True)
     if challenge_password is not None:
-        if not challenge_password or len(challenge_password) > MAX_CHALLENGE_PASSWORD:
-            raise InvalidChallengePasswordError(
-                f"The challenge password must have 1 to {MAX_CHALLENGE_PASSWORD} characters"
-            )
-        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in challenge_password):
-            raise InvalidChallengePasswordError("The challenge password must not hold control characters")
         builder = builder.add_attribute(AttributeOID.CHALLENGE_PASSWORD, challenge_password.encode("utf-8"))
     return builder.sign(private_key, hashes.SHA256())
+
+
+def request_subject(fqdn: str, subject_name: str | None) -> x509.Name:
+    """The subject :func:`build_csr` puts in a request: ``subject_name`` parsed, else ``unstructuredName=<fqdn>``.
+
+    Raises InvalidSubjectNameError.
+    """
+    return parse_subject_name(subject_name) if subject_name is not None else default_subject(fqdn)
+
+
+def check_challenge_password(challenge_password: str | None) -> None:
+    """Refuse a challenge password :func:`build_csr` would refuse (None: no password, fine).
+
+    Raises InvalidChallengePasswordError (empty, over 255 characters, or with control characters).
+    """
+    if challenge_password is None:
+        return
+    if not challenge_password or len(challenge_password) > MAX_CHALLENGE_PASSWORD:
+        raise InvalidChallengePasswordError(
+            f"The challenge password must have 1 to {MAX_CHALLENGE_PASSWORD} characters"
+        )
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in challenge_password):
+        raise InvalidChallengePasswordError("The challenge password must not hold control characters")
 
 
 def csr_to_pem(csr: x509.CertificateSigningRequest) -> str:

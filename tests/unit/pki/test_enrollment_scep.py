@@ -22,7 +22,7 @@ from fakeclock import SetClock
 from agent.labca import LabCa, LabCaServer
 from agent.labca import RequestState as LabState
 from agent.pki.certstore import CaNotAuthenticatedError, CertificateStore
-from agent.pki.csr import build_csr
+from agent.pki.csr import InvalidChallengePasswordError, InvalidSubjectNameError, build_csr
 from agent.pki.enrollment import Pki
 from agent.pki.keystore import DEFAULT_LABEL, KeyPairType, KeyStore, KeyUsage
 from agent.pki.scep import ScepClient, ScepError
@@ -258,6 +258,23 @@ def test_enroll_general_keys_default_label_and_subject(env: Env, lab, tmp_path: 
     assert entry.info.serial_number == request.serial_number
     assert state.requests[KeyUsage.GENERAL].state is RequestState.ISSUED
     assert state.requests[KeyUsage.GENERAL].attempts == 1
+
+
+def test_bad_request_input_is_refused_before_the_ca_is_asked(env: Env, lab) -> None:
+    """The caller signs the CSRs, but their input is refused first; the trustpoint is not left busy."""
+    ca, server = lab["auto"]
+    tp = authenticated(env, server)
+    asked = len(ca.requests())
+    with pytest.raises(InvalidChallengePasswordError):
+        env.pki.enroll(tp, "line\nbreak", fqdn=FQDN)
+    with pytest.raises(InvalidSubjectNameError):
+        env.pki.enroll(tp, CHALLENGE, fqdn="not a host name")
+    named = TrustpointConfig(name="myca", enrollment_url=server.url, rsakeypair="mykey", subject_name="CN=r1,O=Example")
+    env.pki.configure([named])
+    assert len(ca.requests()) == asked
+    outcome = env.pki.enroll(named, CHALLENGE, fqdn="")  # a subject of its own: no FQDN needed
+    assert outcome.status is EnrollmentStatus.ISSUED, outcome.message
+    assert env.certstore.certificates("myca")[KeyUsage.GENERAL].subject.rfc4514_string() == "CN=r1,O=Example"
 
 
 def test_enroll_usage_keys_two_certificates_with_their_key_usages(env: Env, lab, tmp_path: Path) -> None:
