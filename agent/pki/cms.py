@@ -1,10 +1,10 @@
 """CMS (PKCS#7) building and parsing for SCEP: SignedData, EnvelopedData, certs-only.
 
 A thin typed layer over ``asn1crypto.cms`` (structure) and ``cryptography``
-(keys, ciphers, and the AES EnvelopedData it can build itself). It knows nothing about SCEP semantics: signed attributes are
-passed in and returned as raw DER values keyed by OID, and
-:mod:`agent.pki.scep.messages` gives them meaning. Both the SCEP client and the
-lab CA use it.
+(keys, ciphers, and the AES EnvelopedData it builds itself). It knows nothing
+about SCEP semantics: signed attributes are passed in and returned as raw DER
+values keyed by OID, and :mod:`agent.pki.scep.messages` gives them meaning.
+Both the SCEP client and the lab CA use it.
 
 Parsing accepts BER (indefinite lengths, constructed OCTET STRINGs). Signatures
 are verified here, not by a library: the messageDigest attribute must equal the
