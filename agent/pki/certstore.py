@@ -151,8 +151,13 @@ ChangeListener = Callable[[str], None]
 class CertificateStore:
     """Per-trustpoint certificate files under one directory.
 
-    Thread-safe: one lock serialises reads and writes. Change listeners
-    (:meth:`add_listener`) run after that lock is released.
+    Readers take no lock and never wait for a write: every file is replaced
+    by a rename, and ``ca.pem``, which lists its RA files, is written after
+    them and before the stale ones go (a reader that finds a listed RA file
+    gone reads ``ca.pem`` again). Writes hold no lock across their disk I/O
+    either, and are not serialised here: in the agent they all run on the
+    PKI state writer, one at a time; other callers make them one at a time.
+    Change listeners (:meth:`add_listener`) run after the change is made.
     """
 
     def __init__(self, directory: Path, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -163,7 +168,7 @@ class CertificateStore:
         """
         self._dir = ensure_private_dir(directory)
         self._clock = clock
-        self._lock = threading.RLock()
+        self._listeners_lock = threading.Lock()  # guards the listener list only
         self._listeners: list[ChangeListener] = []
         for leftover in self._dir.iterdir():
             if leftover.name.startswith(_REMOVED_PREFIX) and leftover.is_dir():
@@ -177,16 +182,16 @@ class CertificateStore:
     def add_listener(self, listener: ChangeListener) -> None:
         """Call ``listener(trustpoint)`` after every change of a trustpoint's certificates.
 
-        It runs in the thread that made the change, after the store's lock is
-        released (the caller may still hold its own locks, e.g. the
-        enrollment's per-trustpoint lock): it must only take note and
-        return. Its exceptions are ignored. Raises nothing.
+        It runs in the thread that made the change, once the change is made
+        (the caller may still hold its own locks, e.g. the enrollment's
+        per-trustpoint lock): it must only take note and return. Its
+        exceptions are ignored. Raises nothing.
         """
-        with self._lock:
+        with self._listeners_lock:
             self._listeners.append(listener)
 
     def _changed(self, names: Iterable[str]) -> None:
-        with self._lock:
+        with self._listeners_lock:
             listeners = list(self._listeners)
         for name in names:
             for listener in listeners:
@@ -209,7 +214,7 @@ class CertificateStore:
 
     def trustpoints(self) -> list[str]:
         """Names of the trustpoints that have a directory, sorted. Raises OSError."""
-        with self._lock, os.scandir(self._dir) as entries:  # the entry types come with the listing: no stat each
+        with os.scandir(self._dir) as entries:  # the entry types come with the listing: no stat each
             return sorted(
                 e.name for e in entries if e.is_dir(follow_symlinks=False) and LABEL_PATTERN.fullmatch(e.name)
             )
@@ -224,14 +229,13 @@ class CertificateStore:
         Raises InvalidTrustpointNameError, OSError.
         """
         ras = {_fp16(ra): ra for ra in ra_certs}  # duplicates collapse, order kept
-        with self._lock:
-            folder = self.trustpoint_dir(tp)
-            for fp, ra in ras.items():
-                atomic_write(folder / f"ra-{fp}.pem", _pem(ra))
-            names = list(ras)
-            header = "".join(f"# ra: {fp}\n" for fp in names).encode("ascii")
-            atomic_write(folder / _CA_FILE, header + _pem(ca_cert))
-            self._remove_stale_ras(folder, set(names))
+        folder = self.trustpoint_dir(tp)
+        for fp, ra in ras.items():
+            atomic_write(folder / f"ra-{fp}.pem", _pem(ra))
+        names = list(ras)
+        header = "".join(f"# ra: {fp}\n" for fp in names).encode("ascii")
+        atomic_write(folder / _CA_FILE, header + _pem(ca_cert))
+        self._remove_stale_ras(folder, set(names))
         self._changed([tp])
 
     def ca(self, tp: str) -> x509.Certificate | None:
@@ -239,29 +243,34 @@ class CertificateStore:
 
         Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
         """
-        with self._lock:
-            path = self._dir / validate_trustpoint_name(tp) / _CA_FILE
-            data = self._read(path)
-            return None if data is None else self._parse(path, data)
+        path = self._dir / validate_trustpoint_name(tp) / _CA_FILE
+        data = self._read(path)
+        return None if data is None else self._parse(path, data)
 
     def ra(self, tp: str) -> list[x509.Certificate]:
         """The RA certificates installed with ``tp``'s CA certificate (maybe none).
 
         Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
         """
-        with self._lock:
-            folder = self._dir / validate_trustpoint_name(tp)
-            data = self._read(folder / _CA_FILE)
-            if data is None:
-                return []
-            result = []
+        folder = self._dir / validate_trustpoint_name(tp)
+        data = self._read(folder / _CA_FILE)
+        while data is not None:
+            result: list[x509.Certificate] = []
             for fp in self._listed_ras(data):
                 path = folder / f"ra-{fp}.pem"
                 ra_data = self._read(path)
                 if ra_data is None:
-                    raise CertificateStoreCorruptError(f"RA certificate file {path.name} of {tp} is missing")
+                    break
                 result.append(self._parse(path, ra_data))
-            return result
+            else:
+                return result
+            # A listed RA file is gone: a new CA+RA set replaced this one meanwhile (its ca.pem is
+            # in place before the old set's RA files go), or the store is damaged.
+            again = self._read(folder / _CA_FILE)
+            if again == data:
+                raise CertificateStoreCorruptError(f"RA certificate file {path.name} of {tp} is missing")
+            data = again
+        return []
 
     # ------------------------------------------------------------ router certificates
 
@@ -271,8 +280,7 @@ class CertificateStore:
         No checks; see :meth:`import_certificate` for the checked path.
         Raises InvalidTrustpointNameError, OSError.
         """
-        with self._lock:
-            atomic_write(self.trustpoint_dir(tp) / _cert_file(usage), _pem(cert))
+        atomic_write(self.trustpoint_dir(tp) / _cert_file(usage), _pem(cert))
         self._changed([tp])
 
     def remove_certificate(self, tp: str, usage: KeyUsage) -> bool:
@@ -280,8 +288,7 @@ class CertificateStore:
 
         Raises InvalidTrustpointNameError, OSError.
         """
-        with self._lock:
-            removed = self._remove_certificate(tp, usage)
+        removed = self._remove_certificate(tp, usage)
         if removed:
             self._changed([tp])
         return removed
@@ -301,13 +308,12 @@ class CertificateStore:
         Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
         """
         result: dict[KeyUsage, x509.Certificate] = {}
-        with self._lock:
-            folder = self._dir / validate_trustpoint_name(tp)
-            for usage in KeyUsage:
-                path = folder / _cert_file(usage)
-                data = self._read(path)
-                if data is not None:
-                    result[usage] = self._parse(path, data)
+        folder = self._dir / validate_trustpoint_name(tp)
+        for usage in KeyUsage:
+            path = folder / _cert_file(usage)
+            data = self._read(path)
+            if data is not None:
+                result[usage] = self._parse(path, data)
         return result
 
     def import_certificate(self, tp: str, cert_text: str | bytes, keystore: KeyStore, key_label: str) -> KeyUsage:
@@ -331,38 +337,37 @@ class CertificateStore:
         """
         validate_trustpoint_name(tp)
         certs = load_certificates(cert_text)
-        with self._lock:
-            ca = self.ca(tp)
-            if ca is None:
-                raise CaNotAuthenticatedError(
-                    f"Trustpoint {tp} has no CA certificate: authenticate the CA first "
-                    f"(crypto ca authenticate {tp})"
-                )
-            info: KeyPairInfo | None = None
-            if len(certs) == 1:
-                cert = certs[0]
-            else:
-                info = keystore.get_rsa(key_label)
-                matching = [c for c in certs if _same_key(c, info) is not None]
-                if not matching:
-                    raise self._mismatch(key_label)
-                if len(matching) > 1:
-                    raise InvalidCertificateError(
-                        f"{len(matching)} of the pasted certificates hold {key_label}'s keys; give one at a time"
-                    )
-                cert = matching[0]
-            if not verify_issued_by(cert, ca):
-                raise self._wrong_issuer(tp, cert, ca)
-            if info is None:
-                info = keystore.get_rsa(key_label)
-            usage = _same_key(cert, info)
-            if usage is None:
+        ca = self.ca(tp)
+        if ca is None:
+            raise CaNotAuthenticatedError(
+                f"Trustpoint {tp} has no CA certificate: authenticate the CA first "
+                f"(crypto ca authenticate {tp})"
+            )
+        info: KeyPairInfo | None = None
+        if len(certs) == 1:
+            cert = certs[0]
+        else:
+            info = keystore.get_rsa(key_label)
+            matching = [c for c in certs if _same_key(c, info) is not None]
+            if not matching:
                 raise self._mismatch(key_label)
-            self._check_validity(cert)
-            atomic_write(self.trustpoint_dir(tp) / _cert_file(usage), _pem(cert))
-            for other in KeyUsage:
-                if other not in info.key_type.usages:
-                    self._remove_certificate(tp, other)
+            if len(matching) > 1:
+                raise InvalidCertificateError(
+                    f"{len(matching)} of the pasted certificates hold {key_label}'s keys; give one at a time"
+                )
+            cert = matching[0]
+        if not verify_issued_by(cert, ca):
+            raise self._wrong_issuer(tp, cert, ca)
+        if info is None:
+            info = keystore.get_rsa(key_label)
+        usage = _same_key(cert, info)
+        if usage is None:
+            raise self._mismatch(key_label)
+        self._check_validity(cert)
+        atomic_write(self.trustpoint_dir(tp) / _cert_file(usage), _pem(cert))
+        for other in KeyUsage:
+            if other not in info.key_type.usages:
+                self._remove_certificate(tp, other)
         self._changed([tp])
         return usage
 
@@ -376,18 +381,17 @@ class CertificateStore:
         trustpoint directory and other state in it stay.
         Raises InvalidTrustpointNameError, OSError.
         """
-        with self._lock:
-            names = self.trustpoints() if tp is None else [validate_trustpoint_name(tp)]
-            for name in names:
-                folder = self._dir / name
-                if not folder.is_dir():
-                    continue
-                for usage in KeyUsage:
-                    (folder / _cert_file(usage)).unlink(missing_ok=True)
-                fsync_dir(folder)
-                (folder / _CA_FILE).unlink(missing_ok=True)
-                fsync_dir(folder)
-                self._remove_stale_ras(folder, set())
+        names = self.trustpoints() if tp is None else [validate_trustpoint_name(tp)]
+        for name in names:
+            folder = self._dir / name
+            if not folder.is_dir():
+                continue
+            for usage in KeyUsage:
+                (folder / _cert_file(usage)).unlink(missing_ok=True)
+            fsync_dir(folder)
+            (folder / _CA_FILE).unlink(missing_ok=True)
+            fsync_dir(folder)
+            self._remove_stale_ras(folder, set())
         self._changed(names)
 
     def remove_trustpoint(self, tp: str) -> bool:
@@ -396,14 +400,13 @@ class CertificateStore:
         One rename makes it disappear; the renamed directory is then deleted.
         Raises InvalidTrustpointNameError, OSError.
         """
-        with self._lock:
-            folder = self._dir / validate_trustpoint_name(tp)
-            if not folder.is_dir():
-                return False
-            doomed = self._dir / f"{_REMOVED_PREFIX}{tp}-{secrets.token_hex(4)}"
-            os.rename(folder, doomed)
-            fsync_dir(self._dir)
-            shutil.rmtree(doomed)
+        folder = self._dir / validate_trustpoint_name(tp)
+        if not folder.is_dir():
+            return False
+        doomed = self._dir / f"{_REMOVED_PREFIX}{tp}-{secrets.token_hex(4)}"
+        os.rename(folder, doomed)
+        fsync_dir(self._dir)
+        shutil.rmtree(doomed)
         self._changed([tp])
         return True
 

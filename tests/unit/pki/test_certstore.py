@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import stat
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,42 @@ def test_interrupted_set_ca_shows_old_set(store: CertificateStore, data: Path, c
     (folder / f"ra-{fp.hex()[:16]}.pem").write_bytes(cas["ra2"].cert.public_bytes(serialization.Encoding.PEM))
     assert store.ra("myca") == [cas["ra"].cert]
     assert store.ca("myca") == cas["myca"].cert
+
+
+def test_readers_during_ca_replacements_see_one_whole_set(store: CertificateStore, cas: dict[str, OpensslCa]) -> None:
+    """A reader never waits for a writer, yet sees the CA with its own RA set, never a mix or a missing file.
+
+    The writer replaces the CA and its RA files back and forth (each set_ca removes the other set's RA
+    file once the new ca.pem is in place) while readers read ca.pem and the RA files it lists.
+    """
+    sets = {cas["myca"].cert: [cas["ra"].cert], cas["other"].cert: [cas["ra2"].cert]}
+    store.set_ca("myca", cas["myca"].cert, sets[cas["myca"].cert])
+    stop = threading.Event()
+    reads: list[int] = []
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                ras = store.ra("myca")
+                assert ras in list(sets.values()), ras
+                reads.append(len(ras))
+        except BaseException as error:  # noqa: BLE001 - reported by the test thread
+            failures.append(error)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    try:
+        for round_ in range(150):
+            ca = cas["other"].cert if round_ % 2 == 0 else cas["myca"].cert
+            store.set_ca("myca", ca, sets[ca])
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert not failures, failures[0]
+    assert len(reads) > 150
 
 
 def test_router_certificates_set_get_remove(
