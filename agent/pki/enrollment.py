@@ -495,7 +495,7 @@ class Pki:
         if missing:  # the caller signs their CSRs after this step; their input is checked here, as it was
             request_subject(_request_fqdn(tp, fqdn), tp.subject_name)
             check_challenge_password(challenge_password)
-        to_request = [(usage, self._keystore.private_key(tp.key_label, usage)) for usage in missing]
+        to_request = self._request_keys(tp, missing)
         busy = {(name, usage) for usage in keys.key_type.usages}
         with self._lock:
             if busy & self._busy:
@@ -759,6 +759,12 @@ class Pki:
 
     # ------------------------------------------------------------------ enrollment internals
 
+    def _request_keys(
+        self, tp: TrustpointConfig, usages: Sequence[KeyUsage]
+    ) -> list[tuple[KeyUsage, rsa.RSAPrivateKey]]:
+        """The private key of ``tp``'s key pair for each usage a request is made for. Raises KeyStoreError."""
+        return [(usage, self._keystore.private_key(tp.key_label, usage)) for usage in usages]
+
     @staticmethod
     def _build_requests(
         tp: TrustpointConfig,
@@ -787,7 +793,7 @@ class Pki:
     ) -> EnrollmentOutcome:
         outcomes: dict[KeyUsage, RequestOutcome] = {}
         pems: dict[KeyUsage, str] = {}
-        request_keys = [(usage, self._keystore.private_key(tp.key_label, usage)) for usage in keys.key_type.usages]
+        request_keys = self._request_keys(tp, keys.key_type.usages)
         for usage, _, csr in self._build_requests(tp, request_keys, challenge_password, fqdn):
             record = new_request(tp, keys, usage, csr, RequestState.AWAITING_IMPORT, self._clock.now())
             self._save(record)
