@@ -296,10 +296,12 @@ class NetconfdPeer:
     """netconfd (``--target=...``) with our module, reached through sshd.
 
     ``access_control``: NACM enforced (``--access-control=enforcing``, no
-    superuser) with the agent's own task groups loaded at start (see
-    :func:`nacm_startup`; ``--with-startup``, so commits are not written
-    back to that file), root in root-system: what our agent does for admin.
-    Without it: ``--no-startup --access-control=off``, as the earlier runs.
+    superuser) with the agent's own task groups loaded at start from a
+    startup file (see :func:`nacm_startup`), root in root-system: what our
+    agent does for admin. Without it: ``--no-startup --access-control=off``,
+    as the earlier runs. Either way netconfd has no :startup capability, so
+    it writes its whole running configuration back to a file after every
+    change (without fsync; ours makes each change durable with an fdatasync).
     """
 
     name = "netconfd"
@@ -333,7 +335,10 @@ class NetconfdPeer:
         if self.access_control:
             startup = self.dir / "startup-nacm.xml"
             nacm_startup(startup)
-            access = ["--access-control=enforcing", f"--startup={startup}", "--with-startup=true"]
+            # No --with-startup: without the :startup capability netconfd writes running back to this
+            # file after every change, as it writes ~/.yuma/startup-cfg.xml without access control. With
+            # it, commits stayed in memory, while ours are made durable: not like with like.
+            access = ["--access-control=enforcing", f"--startup={startup}"]
         else:
             access = ["--no-startup", "--access-control=off", "--superuser=root"]
         self.netconfd = subprocess.Popen(

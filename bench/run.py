@@ -367,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         meta["netconfd_module"] = why
         meta["netconfd_access"] = (
             "NACM enforced (--access-control=enforcing, no superuser), loaded at start with the agent's own "
-            "first-start /nacm (its three task groups), root in root-system, as admin is in ours; beside it, "
-            "for information, a netconfd with --access-control=off as in the earlier runs")
+            "first-start /nacm (its three task groups), root in root-system, as admin is in ours; no :startup, so "
+            "it writes its configuration back to a file after every change (without fsync), as ours makes every "
+            "change durable; beside it, for information, a netconfd with --access-control=off as in the earlier "
+            "runs, which writes ~/.yuma/startup-cfg.xml after every change")
         log("netconfd: " + why)
         log("netconfd: starting one more, without access control (information)")
         ncd_open = start_netconfd(workdir, client_key, "candidate", module, modpath, access_control=False)

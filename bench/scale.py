@@ -8,9 +8,9 @@ the same on every server), in rounds that alternate between the servers:
 one-entry edit-config + commit per second, get-config of everything per
 second, a subtree-filtered <get-config> and <get> of one trustpoint per
 second, peak RSS (VmHWM) and, for our agent only, the restart time (stop,
-start, until a get-config of everything has answered: netconfd runs with
---with-startup, so its commits stay in memory, and netopeer2's running datastore lives in SHM, so neither
-restarts with its configuration).
+start, until a get-config of everything has answered; netopeer2's running
+datastore lives in shared memory and does not survive a restart, and
+netconfd's restart is not measured).
 
 Then 100 concurrent sessions on the 1,000-trustpoint datastore (in 4 client
 processes): 50 readers doing subtree-filtered gets of one random trustpoint,
