@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""How fast could an edit of running be? The floor under the edit-config-on-running figure.
+
+    python bench/floor.py [--rounds 5] [--edits 100] [--seconds 8] [--json FILE]
+
+An experiment, not a figure of the agent: it starts, beside each other,
+- our agent as it is;
+- "floor, durable": our agent whose edit-config on running of a trustpoint
+  does nothing but append 600 bytes to a file and fdatasync it, on the
+  committer thread, and answer <ok/> (no edit, no validation, no journal,
+  no listeners): every other part of the request is the real one (SSH,
+  framing, parsing, access control, dispatch, the committer hand-off);
+- "floor, no disk": the same without the write and the fdatasync;
+- netconfd with access control enforced and without it, as bench/run.py
+  starts them (both write their configuration back to a file after every
+  edit, without fsync),
+and times `edit-config` on running, one new trustpoint per edit, driven by
+the same ncclient code in alternating rounds (bench/figures.py), as the
+report's "edit-config on running /s" row does.
+
+The two floors are our agent changed in memory for this run only: a
+``sitecustomize.py`` in a temporary directory, put on the agent processes'
+PYTHONPATH, wraps ``Datastores.edit``. Nothing of it is in the agent.
+
+What it shows: the time left for the edit itself (apply, validate, journal)
+if ours is to match netconfd is netconfd's time minus the durable floor's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import figures  # noqa: E402
+import run  # noqa: E402
+from peers import YANG_DIR, AgentPeer, make_ssh_key  # noqa: E402
+
+FLOOR_ENV = "CA_AGENT_BENCH_FLOOR"
+
+# Loaded by every Python process that has its directory on PYTHONPATH; acts only with FLOOR_ENV set.
+SITECUSTOMIZE = textwrap.dedent(
+    '''
+    import os
+
+    _MODE = os.environ.get("CA_AGENT_BENCH_FLOOR")
+    if _MODE in ("fsync", "none"):
+        from lxml import etree
+
+        from agent.datastore import store as _store
+        from agent.datastore.edit import EditResult
+
+        _real_edit = _store.Datastores.edit
+        _files = {}
+
+        def _floor_edit(self, target, config, who, *args, **kwargs):
+            first = config[0] if len(config) else None
+            if (target is not _store.Target.RUNNING or first is None
+                    or "crypto" not in (etree.QName(first).namespace or "")):
+                return _real_edit(self, target, config, who, *args, **kwargs)  # the set-up's own edits
+
+            def job():
+                if _MODE == "fsync":
+                    fd = _files.get(id(self))
+                    if fd is None:
+                        fd = _files[id(self)] = os.open(
+                            str(self._dir / "floor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                    os.write(fd, b"x" * 600)
+                    os.fdatasync(fd)
+                return EditResult(self._running, changed=False), []
+
+            return self._run(job)
+
+        _store.Datastores.edit = _floor_edit
+    '''
+)
+
+
+def start_agent(workdir: Path, key: Path, floor: str | None, patch_dir: Path) -> AgentPeer:
+    saved = {name: os.environ.get(name) for name in (FLOOR_ENV, "PYTHONPATH")}
+    try:
+        if floor is not None:
+            os.environ[FLOOR_ENV] = floor
+            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(patch_dir), saved["PYTHONPATH"]]))
+        agent = AgentPeer(workdir, key).start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    run.use_publickey(agent, key)
+    return agent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="measurements, each of alternating rounds")
+    parser.add_argument("--edits", type=int, default=100, help="edits per server per measurement")
+    parser.add_argument("--seconds", type=float, default=8.0, help="time limit per server per measurement")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="ca-agent-floor-"))
+    patch_dir = work / "patch"
+    patch_dir.mkdir()
+    (patch_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    key = work / "client_key"
+    make_ssh_key(key)
+    modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
+
+    servers: list[tuple[str, Any]] = []
+    mgrs: list[Any] = []
+    try:
+        for label, floor in (("ours", None), ("floor, durable", "fsync"), ("floor, no disk", "none")):
+            servers.append((label, start_agent(work / label.replace(", ", "-").replace(" ", "-"), key, floor,
+                                               patch_dir)))
+        servers.append(("netconfd", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath)))
+        servers.append(("netconfd, NACM off", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath,
+                                                                  access_control=False)))
+        mgrs = [figures.connect(peer.connect_params()) for _, peer in servers]
+        pids = [peer.server_pids() for _, peer in servers]
+        rates: dict[str, list[float]] = {label: [] for label, _ in servers}
+        cpu: dict[str, list[float]] = {label: [] for label, _ in servers}
+        for r in range(args.rounds):
+            prefix = f"f{r}x"
+            found = figures.interleaved_rate([figures.edit_running_op(m, prefix) for m in mgrs], pids, args.edits,
+                                             args.seconds)
+            for (label, _), mgr, figure in zip(servers, mgrs, found, strict=True):
+                rates[label].append(figure.value or 0.0)
+                cpu[label].append(figure.server_cpu_ms_per_op or 0.0)
+                mgr.edit_config(target="running", config=figures.remove_config(
+                    [f"{prefix}{i + 10}" for i in range(-2, figure.count)]))
+    finally:
+        for mgr in mgrs:
+            figures.close(mgr)
+        for _, peer in servers:
+            peer.stop()
+
+    result: dict[str, Any] = {"agent": run.agent_version(), "load_average": os.getloadavg(), "servers": {}}
+    print(f"{'server':20s} {'edits/s':>9s} {'ms/edit':>8s} {'server CPU ms':>14s}  measurements /s")
+    for label, values in rates.items():
+        median = statistics.median(values)
+        result["servers"][label] = {"per_second": values, "median_per_second": median,
+                                    "server_cpu_ms_per_op": statistics.median(cpu[label])}
+        print(f"{label:20s} {median:9.1f} {1000 / median:8.2f} {statistics.median(cpu[label]):14.2f}  "
+              + ", ".join(f"{v:.0f}" for v in values))
+    ms = {label: 1000 / statistics.median(values) for label, values in rates.items()}
+    for peer in ("netconfd", "netconfd, NACM off"):
+        budget = ms[peer] - ms["floor, durable"]
+        result[f"budget_ms_vs_{peer}"] = budget
+        print(f"left for the edit itself, to match {peer}: {budget:.2f} ms (ours spends "
+              f"{ms['ours'] - ms['floor, durable']:.2f} ms)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
