@@ -85,18 +85,11 @@ SITECUSTOMIZE = textwrap.dedent(
 
 
 def start_agent(workdir: Path, key: Path, floor: str | None, patch_dir: Path) -> AgentPeer:
-    saved = {name: os.environ.get(name) for name in (FLOOR_ENV, "PYTHONPATH")}
-    try:
-        if floor is not None:
-            os.environ[FLOOR_ENV] = floor
-            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(patch_dir), saved["PYTHONPATH"]]))
-        agent = AgentPeer(workdir, key).start()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    agent = AgentPeer(workdir, key)
+    if floor is not None:
+        agent.extra_env[FLOOR_ENV] = floor
+        agent.extra_pythonpath.append(str(patch_dir))
+    agent.start()
     run.use_publickey(agent, key)
     return agent
 

@@ -168,11 +168,13 @@ class AgentPeer:
         self.port = 0
         self.auth = "password"
         self.extra_args: list[str] = []  # more ca-agent flags
+        self.extra_pythonpath: list[str] = []  # put before the repository on the agent's PYTHONPATH
+        self.extra_env: dict[str, str] = {}  # more environment for the agent process
 
     def start(self, timeout: float = 60.0) -> AgentPeer:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, CA_AGENT_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = dict(os.environ, CA_AGENT_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1", **self.extra_env)
+        env["PYTHONPATH"] = os.pathsep.join([*self.extra_pythonpath, str(REPO), *filter(None, [env.get("PYTHONPATH")])])
         self.proc = subprocess.Popen(
             self._command() + ["--data-dir", str(self.data_dir), "--port", "0", *self.extra_args],
             stdout=subprocess.DEVNULL,
