@@ -102,6 +102,7 @@ _ALWAYS_DELIVERED = frozenset(
 )
 _GET_SCHEMA = f"{{{NCM_NS}}}get-schema"
 _DATA_ACCESSES = (Access.READ, Access.CREATE, Access.UPDATE, Access.DELETE)
+_RULE_PATHS = etree.XPath("n:nacm/n:rule-list/n:rule/n:path", namespaces={"n": NACM_NS})
 
 
 class AccessSchema(Protocol):
@@ -554,26 +555,28 @@ class AccessControl:
         silently protects nothing. Raises SchemaError invalid-value with the
         path of the offending leaf.
         """
-        nacm = root.find(f"{{{NACM_NS}}}nacm")
-        if nacm is None:
-            return
-        for rule_list in nacm.iterfind(f"{{{NACM_NS}}}rule-list"):
-            for rule in rule_list.iterfind(f"{{{NACM_NS}}}rule"):
-                path_el = rule.find(f"{{{NACM_NS}}}path")
-                if path_el is None:
-                    continue
-                scoped = {p: ns for p, ns in path_el.nsmap.items() if p}
-                try:
-                    parse_node_path(path_el.text or "", scoped, self.schema.resolve_prefix)
-                except ValueError as error:
-                    list_name = xpath_literal(rule_list.findtext(f"{{{NACM_NS}}}name") or "")
-                    rule_name = xpath_literal(rule.findtext(f"{{{NACM_NS}}}name") or "")
-                    raise SchemaError(
-                        f"invalid NACM rule path: {error}",
-                        error_tag="invalid-value",
-                        path=f"/nacm:nacm/nacm:rule-list[nacm:name={list_name}]/nacm:rule[nacm:name={rule_name}]/nacm:path",
-                        info={"bad-element": "path"},
-                    ) from None
+        # One compiled XPath (~1.5 µs): walking the rule-lists and rules with find() took
+        # ~19 µs on the first-start /nacm, which has no rule path, on every validation.
+        paths = _RULE_PATHS(root)
+        assert isinstance(paths, list)
+        for path_el in paths:
+            assert isinstance(path_el, etree._Element)
+            scoped = {p: ns for p, ns in path_el.nsmap.items() if p}
+            try:
+                parse_node_path(path_el.text or "", scoped, self.schema.resolve_prefix)
+            except ValueError as error:
+                rule = path_el.getparent()
+                assert rule is not None
+                rule_list = rule.getparent()
+                assert rule_list is not None
+                list_name = xpath_literal(rule_list.findtext(f"{{{NACM_NS}}}name") or "")
+                rule_name = xpath_literal(rule.findtext(f"{{{NACM_NS}}}name") or "")
+                raise SchemaError(
+                    f"invalid NACM rule path: {error}",
+                    error_tag="invalid-value",
+                    path=f"/nacm:nacm/nacm:rule-list[nacm:name={list_name}]/nacm:rule[nacm:name={rule_name}]/nacm:path",
+                    info={"bad-element": "path"},
+                ) from None
 
 
 def _position(element: etree._Element, root: etree._Element) -> list[int]:
