@@ -40,6 +40,7 @@ import logging
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -185,8 +186,9 @@ class CommitHistory:
         self._segment: Path | None = None
         self._segment_count = 0
         self._oldest_segment: Path | None = None
-        for segment in self._segments():
-            self._read_segment(segment, last=segment == self._segments()[-1])
+        segments = _segment_paths(self.directory)
+        for segment in segments:
+            self._read_segment(segment, last=segment == segments[-1])
         self._migrate_legacy(data_dir)
         self._trim()
 
@@ -237,29 +239,16 @@ class CommitHistory:
             handle.seek(stored.offset)
             return handle.read(stored.length)
 
-    def _segments(self) -> list[Path]:
-        found = []
-        for path in self.directory.glob(_SEGMENT.format("*")):
-            try:
-                found.append((int(path.name[len("journal-"):-len(".log")]), path))
-            except ValueError:
-                continue
-        return [path for _, path in sorted(found)]
-
     def _read_segment(self, segment: Path, last: bool) -> None:
         data = segment.read_bytes()
         offset = 0
         count = 0
-        while offset < len(data):
-            frame = _frame_at(data, offset)
-            if frame is None:
-                break
-            start, length = frame
+        for start, length in _frames(data):
+            offset = _aligned(start + length)
             try:
                 meta, _ = _unpack(data[start:start + length])
                 if _CHANGES_OF in meta:
                     self._attach(meta)
-                    offset = _aligned(start + length)
                     continue
                 record = CommitRecord.from_json(meta)
             except (ValueError, KeyError, AssertionError, zlib.error) as error:
@@ -271,7 +260,6 @@ class CommitHistory:
                 else:
                     changes_json = None if record.changes_follow else _changes_json(record.changes)
                     self._stored.append(_stored(record, changes_json, segment, start, length))
-            offset = _aligned(start + length)
             count += 1
         if offset < len(data):
             if last:
@@ -407,7 +395,7 @@ class CommitHistory:
             return  # no segment can have emptied since the last look
         self._oldest_segment = oldest
         live = {s.segment for s in self._stored} | ({self._segment} if self._segment else set())
-        for segment in self._segments():
+        for segment in _segment_paths(self.directory):
             if segment not in live:
                 segment.unlink(missing_ok=True)
 
@@ -433,6 +421,25 @@ def _frame_at(data: bytes, offset: int) -> tuple[int, int] | None:
     return start, length
 
 
+def _frames(data: bytes) -> Iterator[tuple[int, int]]:
+    """(payload start, payload length) of each intact frame of a segment, up to the first torn or bad one."""
+    offset = 0
+    while (frame := _frame_at(data, offset)) is not None:
+        yield frame
+        offset = _aligned(frame[0] + frame[1])
+
+
+def _segment_paths(directory: Path) -> list[Path]:
+    """The journal's segments in ``directory``, oldest first (by the first commit id in their names)."""
+    found = []
+    for path in directory.glob(_SEGMENT.format("*")):
+        try:
+            found.append((int(path.name[len("journal-"):-len(".log")]), path))
+        except ValueError:
+            continue
+    return [path for _, path in sorted(found)]
+
+
 def _unpack(payload: bytes) -> tuple[dict[str, object], bytes]:
     """(record JSON, snapshot) of a frame's payload. Raises ValueError, zlib.error."""
     raw = zlib.decompress(payload)
@@ -453,20 +460,10 @@ def read_journal(data_dir: Path) -> list[tuple[dict[str, object], bytes]]:
     Read only (a torn tail is skipped, not cut off): for tools and tests
     that look at a data directory. Raises OSError.
     """
-    directory = Path(data_dir) / "commits"
-    segments = []
-    for path in directory.glob(_SEGMENT.format("*")):
-        try:
-            segments.append((int(path.name[len("journal-"):-len(".log")]), path))
-        except ValueError:
-            continue
     found: list[tuple[dict[str, object], bytes]] = []
-    for _, segment in sorted(segments):
+    for segment in _segment_paths(Path(data_dir) / "commits"):
         data = segment.read_bytes()
-        offset = 0
-        while (frame := _frame_at(data, offset)) is not None:
-            start, length = frame
-            offset = _aligned(start + length)
+        for start, length in _frames(data):
             try:
                 meta, snapshot = _unpack(data[start:start + length])
             except (ValueError, zlib.error):
