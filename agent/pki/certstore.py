@@ -212,6 +212,13 @@ class CertificateStore:
             fsync_dir(self._dir)  # the new directory entry is durable too
         return path
 
+    def has_directory(self, tp: str) -> bool:
+        """Whether ``tp`` has a directory: without one it has no certificate and no request.
+
+        Raises InvalidTrustpointNameError.
+        """
+        return os.path.isdir(self._dir / validate_trustpoint_name(tp))
+
     def trustpoints(self) -> list[str]:
         """Names of the trustpoints that have a directory, sorted. Raises OSError."""
         with os.scandir(self._dir) as entries:  # the entry types come with the listing: no stat each

@@ -707,7 +707,10 @@ class Pki:
         import.
         Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
         """
-        validate_trustpoint_name(name)
+        if not self._certstore.has_directory(name):
+            # Never authenticated nor enrolled: one stat instead of eight files not found
+            # (a filtered <get> of such a trustpoint spent a fifth of its time on them).
+            return TrustpointState(name=name, ca=None, ra=(), certificates={}, requests={})
         ca = self._certstore.ca(name)
         ras: tuple[RaCertificate, ...] = ()
         if ca is not None:

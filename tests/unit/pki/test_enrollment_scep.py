@@ -21,7 +21,7 @@ from fakeclock import SetClock
 
 from agent.labca import LabCa, LabCaServer
 from agent.labca import RequestState as LabState
-from agent.pki.certstore import CaNotAuthenticatedError, CertificateStore
+from agent.pki.certstore import CaNotAuthenticatedError, CertificateStore, InvalidTrustpointNameError
 from agent.pki.csr import InvalidChallengePasswordError, InvalidSubjectNameError, build_csr
 from agent.pki.enrollment import Pki
 from agent.pki.keystore import DEFAULT_LABEL, KeyPairType, KeyStore, KeyUsage
@@ -175,6 +175,19 @@ def test_authenticate_shows_without_installing_then_accept(env: Env, lab) -> Non
     state = env.pki.state("myca")
     assert state.ca is not None and state.ca.valid_to == ca.ca_certificate.not_valid_after_utc
     assert env.pki.authenticate(tp, accept=True).installed  # again with the same CA: harmless
+
+
+def test_state_of_a_trustpoint_without_directory_is_that_of_an_empty_one(env: Env, lab) -> None:
+    _, server = lab["auto"]
+    env.pki.configure([tp_for(server)])
+    assert not env.certstore.has_directory("myca")
+    without = env.pki.state("myca")  # answered from one stat
+    env.certstore.trustpoint_dir("myca")  # an empty directory: every file looked for and not found
+    assert env.certstore.has_directory("myca")
+    assert env.pki.state("myca") == without
+    assert without.ca is None and without.ra == () and without.certificates == {} and without.requests == {}
+    with pytest.raises(InvalidTrustpointNameError):
+        env.pki.state("../keys")
 
 
 @pytest.mark.parametrize("kind", ["md5", "sha1", "sha256"])
