@@ -93,7 +93,7 @@ def ratio_chart(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_yticks(range(len(shown)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("times ahead of the peer (> 1: ca-agent better; log scale)")
-    ax.set_title("ca-agent against netconfd and netopeer2 (each enforcing access control), per figure")
+    ax.set_title("ca-agent against netconfd and netopeer2\n(each enforcing access control), per figure")
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.2f}", va="center", fontsize=7)
     fig.tight_layout()
