@@ -62,12 +62,15 @@ SITECUSTOMIZE = textwrap.dedent(
 
     _MODE = os.environ.get("CA_AGENT_BENCH_FLOOR")
     if _MODE in ("fsync", "none", "validated"):
+        import inspect
+
         from lxml import etree
 
         from agent.datastore import store as _store
         from agent.datastore.edit import EditResult
 
         _real_edit = _store.Datastores.edit
+        _edit_signature = inspect.signature(_real_edit)
         _files = {}
 
         def _floor_edit(self, target, config, who, *args, **kwargs):
@@ -82,9 +85,11 @@ SITECUSTOMIZE = textwrap.dedent(
                     with self._mutex:
                         self._check_writable(_store.Target.RUNNING, who)
                     base = self._running
-                    # edit(target, config, who, default_operation, test_option, error_option, guard=...)
-                    result = _store.apply_edit(base, config, self.schema, self.namer, args[0], args[2],
-                                               kwargs.get("guard"))
+                    call = _edit_signature.bind(self, target, config, who, *args, **kwargs)
+                    call.apply_defaults()  # the edit's options by name, however the caller passed them
+                    options = call.arguments
+                    result = _store.apply_edit(base, config, self.schema, self.namer, options["default_operation"],
+                                               options["error_option"], options["guard"])
                     self._validate(result.root, full=True, base=base, changes=result.touched)
                 if _MODE in ("fsync", "validated"):
                     fd = _files.get(id(self))

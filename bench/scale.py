@@ -204,6 +204,12 @@ def restart_time(server: Server) -> float:
 OPEN_ATTEMPTS = 6  # back-offs of 0.1-0.2, 0.2-0.4, ... 1.6-3.2 s: ~6 s at most
 
 
+def backoff(rng: random.Random, attempt: int, first: float, most: float) -> float:
+    """A randomized exponential back-off, as a controller would wait: ``first`` doubling up to ``most``,
+    times a random factor in [0.5, 1)."""
+    return rng.uniform(0.5, 1.0) * min(most, first * 2 ** attempt)
+
+
 def _mixed_worker(params: dict[str, Any], readers: int, writers: int, size: int, duration: float, seed: int,
                   results: Any) -> None:
     from ncclient.operations.rpc import RPCError
@@ -225,7 +231,7 @@ def _mixed_worker(params: dict[str, Any], readers: int, writers: int, size: int,
                 if attempt + 1 < OPEN_ATTEMPTS:
                     with lock:
                         record["open_retries"] += 1
-                    time.sleep(local.uniform(0.5, 1.0) * 0.2 * 2 ** attempt)
+                    time.sleep(backoff(local, attempt, 0.2, 3.2))
                     continue
                 with lock:
                     record["errors"].append(f"open: {error!r}")
@@ -280,8 +286,7 @@ def _mixed_worker(params: dict[str, Any], readers: int, writers: int, size: int,
                             raise
                         with lock:
                             record["lock_retries"] += 1
-                        # randomized exponential back-off, as a controller would: 2 ms doubling to 100 ms
-                        time.sleep(local.uniform(0.5, 1.0) * min(0.1, 0.002 * 2 ** attempt))
+                        time.sleep(backoff(local, attempt, 0.002, 0.1))  # 2 ms doubling to 100 ms
                         attempt += 1
                 try:
                     mgr.edit_config(target="candidate", config=(
@@ -352,7 +357,7 @@ def concurrent_sessions(server: Server, size: int, sessions: int, duration: floa
         "write_ms_p50": pct(writes, 0.5), "write_ms_p99": pct(writes, 0.99),
         "errors": len(errors), "error_samples": errors[:3],
         "lock_retries": sum(r["lock_retries"] for r in records),
-        "open_retries": sum(r.get("open_retries", 0) for r in records),
+        "open_retries": sum(r["open_retries"] for r in records),
         "memory_per_session_kib": round((pss_open - pss_before) / max(opened, 1), 1),
         "server_cpu_s": round(cpu, 2),
     }
