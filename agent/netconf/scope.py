@@ -12,6 +12,7 @@ applied to the result, so a scope may only ever be wider than the filter.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import cast
@@ -40,6 +41,7 @@ class StateScope:
     filter_el: etree._Element | None = None
     # Answers already worked out: every state provider and the pruning ask about the same lists.
     _keys: dict[tuple[tuple[str, ...], str], set[str] | None] = field(default_factory=dict, compare=False, repr=False)
+    _selectable: dict[tuple[str, ...], bool] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def everything(self) -> bool:
@@ -47,6 +49,11 @@ class StateScope:
 
     def top_tags(self) -> frozenset[str] | None:
         """The top-level Clark tags the filter can select; None when it may select any."""
+        return self._top_tags
+
+    @functools.cached_property
+    def _top_tags(self) -> frozenset[str] | None:
+        # Worked out once: every state provider asks, and so does the pruning (11 times per <get>).
         if self.filter_el is None:
             return None
         tags = set()
@@ -68,8 +75,11 @@ class StateScope:
         the top). Conservative: True whenever it cannot tell (see :meth:`_filter_nodes`)."""
         if self.filter_el is None:
             return True
-        nodes = self._filter_nodes(path)
-        return nodes is None or bool(nodes)
+        known = self._selectable.get(path)
+        if known is None:
+            nodes = self._filter_nodes(path)
+            known = self._selectable[path] = nodes is None or bool(nodes)
+        return known
 
     def list_keys(self, list_tags: tuple[str, ...], key_tag: str) -> set[str] | None:
         """The key values of the entries of the list at ``list_tags`` the filter can select.

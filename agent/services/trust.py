@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _TP = f"{tag('crypto')}/{tag('ca')}/{tag('trustpoint')}"
 _POLICY = f"{tag('crypto')}/{tag('ca')}/{tag('trustpool')}/{tag('policy')}"
+_TRUSTPOOL_TAGS = (tag("crypto"), tag("ca"), tag("trustpool"))
 _INFO = "%SECURITY-CEPKI-6-INFO"
 
 
@@ -268,8 +269,9 @@ class TrustService:
         crypto = container("crypto")
         ca_el = etree.SubElement(crypto, tag("ca"))
         wanted = scope.list_keys(TRUSTPOINT_TAGS, tag("name"))
-        for name in self.settings().trustpoints if wanted is None else sorted(wanted):
-            if name not in self.settings().trustpoints:
+        trustpoints = self.settings().trustpoints
+        for name in trustpoints if wanted is None else sorted(wanted):
+            if name not in trustpoints:
                 continue
             try:
                 ca = self.certstore.ca(name)
@@ -287,6 +289,8 @@ class TrustService:
                 leaf(crl, "last-fetch", record.last_fetch)
             if record.last_error:
                 leaf(crl, "last-error", record.last_error)
+        if not scope.can_select(_TRUSTPOOL_TAGS):  # a <get> of trustpoints only: no trustpool to make
+            return [crypto]
         trustpool = etree.SubElement(ca_el, tag("trustpool"))
         status = self.updater.status()
         if status.url is not None:
