@@ -157,12 +157,26 @@ def apply_edit(
     return EditResult(new, editor.errors, editor.changed, touched)
 
 
-def merge_trees(base: etree._Element, overlay: etree._Element, schema: SchemaLookup, namer: PathNamer) -> etree._Element:
-    """Return ``base`` with ``overlay`` merged in (used to join config and state).
+def merge_trees(
+    base: etree._Element, overlay: etree._Element, schema: SchemaLookup, namer: PathNamer, *, in_place: bool = False
+) -> etree._Element:
+    """``base`` with ``overlay`` merged in (used to join config and state).
+
+    The tree a merge of ``overlay`` (which carries no operations) makes with
+    :func:`apply_edit`, without an edit's bookkeeping: no access check, no
+    record of what changed, paths made only for an error (a ``<get>`` of one
+    trustpoint: 0.046 -> ~0.02 ms). ``in_place``: ``base`` is the caller's
+    own copy (a filtered read's pruned running), changed and returned; else
+    it is copied first.
 
     Raises DatastoreError if ``overlay`` holds nodes the schema does not know.
     """
-    return apply_edit(base, overlay, schema, namer).root
+    merged = base if in_place else copy.deepcopy(base)
+    editor = _Editor(schema, namer, ErrorOption.STOP_ON_ERROR)
+    for item in overlay:
+        if isinstance(item.tag, str):
+            editor.merge_child(merged, None, item, "")
+    return merged
 
 
 class _Editor:
@@ -376,6 +390,37 @@ class _Editor:
                 continue
             self.edit_child(existing, info, child, child_op, path, spot)
 
+    def merge_child(
+        self, target_parent: etree._Element, parent_info: NodeInfo | None, item: etree._Element,
+        parent_path: str | Callable[[], str],
+    ) -> None:
+        """``item`` merged into ``target_parent``: :meth:`edit_child` with operation merge, for a
+        subtree without operations and an editor without guard (see :func:`merge_trees`)."""
+        info = self.schema.node_info(parent_info, str(item.tag))
+        path = partial(self._child_path, parent_path, item, info)
+        if info is None:
+            raise _unknown_element(item, path())
+        existing = self.find_existing(target_parent, item, info, path)
+        if existing is not None and info.kind is NodeKind.LEAF_LIST:
+            return  # found by its value: merged already
+        if existing is None or info.kind in _LEAVES or info.kind is NodeKind.ANYDATA:
+            fresh = self.build(item, info, path)
+            assert fresh is not None  # build raises (stop-on-error) rather than return None
+            if existing is not None and _equal(existing, fresh):
+                return
+            if info.other_case_tags:
+                self.drop_other_cases(target_parent, parent_info, info, path(), ())
+            if existing is not None:
+                target_parent.replace(existing, fresh)
+            else:
+                target_parent.append(fresh)
+                self.added(target_parent, fresh, info)
+            return
+        keys = info.keys if info.kind is NodeKind.LIST else ()
+        for child in item:
+            if isinstance(child.tag, str) and child.tag not in keys:
+                self.merge_child(existing, info, child, path)
+
     def check_key_operation(self, key_el: etree._Element, path: str) -> None:
         value = key_el.get(OPERATION_ATTR)
         if value not in (None, "merge", "replace", "create"):
@@ -390,17 +435,18 @@ class _Editor:
             )
 
     def find_existing(
-        self, parent: etree._Element, item: etree._Element, info: NodeInfo, path: str,
+        self, parent: etree._Element, item: etree._Element, info: NodeInfo, path: str | Callable[[], str],
         written: tuple[str | None, ...] | None = None,
     ) -> etree._Element | None:
-        """The node ``item`` edits, if there; ``written``: a list entry's key texts, if read already."""
+        """The node ``item`` edits, if there; ``written``: a list entry's key texts, if read already;
+        ``path`` (or a function making it) names ``item`` in an error."""
         if info.kind is NodeKind.LIST:
             if written is None:
                 written = tuple(item.findtext(key) for key in info.keys)
             wanted: list[str] = []
             for key, text in zip(info.keys, written, strict=True):
                 if text is None:
-                    raise _missing_key(key, path)
+                    raise _missing_key(key, _text(path))
                 wanted.append(text.strip())
             index = self._entries.get((parent, item.tag))
             if index is None and (parent, item.tag) not in self._looked_up:

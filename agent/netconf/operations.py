@@ -204,8 +204,8 @@ class BaseOperations:
             for node in source.nodes(scope):
                 state.append(node)
         if not scope.everything:
-            running = pruned(running, scope, self.scoped_lists)
-        merged = merge_trees(running, state, self.store.schema, self.store.namer)
+            running = pruned(running, scope, self.scoped_lists)  # a copy of its own: merged into in place
+        merged = merge_trees(running, state, self.store.schema, self.store.namer, in_place=not scope.everything)
         for unmodelled in self.agent.unmodelled_state:
             merged.extend(unmodelled.provider())  # merge_trees returned a new tree: running is not touched
         return merged
