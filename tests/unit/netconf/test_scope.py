@@ -67,6 +67,11 @@ def test_can_select_follows_the_filters_containment_nodes() -> None:
     assert not one_tp.can_select((f"{{{S}}}hostname",))
     keys = scope_of(flt(f'<crypto xmlns="{C}"><key/></crypto>'))
     assert keys.can_select(KEY) and keys.can_select((*KEY, f"{{{C}}}rsa")) and not keys.can_select(TP)
+    pool = (*TP[:2], f"{{{C}}}trustpool")
+    assert not one_tp.can_select(pool)  # the trustpool's state is not made for a <get> of one trustpoint
+    assert not one_tp.can_select(pool)  # the same answer when asked again (kept per request)
+    assert scope_of(flt(f'<crypto xmlns="{C}"><ca><trustpool/></ca></crypto>')).can_select(pool)
+    assert scope_of(flt(f'<crypto xmlns="{C}"><ca/></crypto>')).can_select(pool)
 
 
 def test_can_select_is_true_whenever_it_cannot_tell() -> None:
