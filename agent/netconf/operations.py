@@ -203,9 +203,11 @@ class BaseOperations:
         for source in self.agent.state_sources:
             for node in source.nodes(scope):
                 state.append(node)
-        if not scope.everything:
-            running = pruned(running, scope, self.scoped_lists)  # a copy of its own: merged into in place
-        merged = merge_trees(running, state, self.store.schema, self.store.namer, in_place=not scope.everything)
+        if scope.everything:
+            merged = merge_trees(running, state, self.store.schema, self.store.namer)
+        else:  # the pruned copy is this read's own: state is merged into it in place
+            merged = merge_trees(pruned(running, scope, self.scoped_lists), state, self.store.schema,
+                                 self.store.namer, in_place=True)
         for unmodelled in self.agent.unmodelled_state:
             merged.extend(unmodelled.provider())  # merge_trees returned a new tree: running is not touched
         return merged
