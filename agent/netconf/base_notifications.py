@@ -23,12 +23,18 @@
   (remembered in ``capabilities.json`` next to the replay log), with
   ``changed-by`` ``<server/>``.
 
-Datastore listeners run on the committer thread: they only hand a builder to
-:meth:`Notifications.publish`; the XML is built on the dispatcher thread.
+A commit's ``netconf-config-change`` is built by its datastore listener, on
+the thread that delivers the commit (the requesting session's, after its reply
+when nothing else is in flight), and handed to :meth:`Notifications.publish`;
+the dispatcher thread only serializes, logs and delivers it. It was built on
+the dispatcher thread: for a bulk commit of 1,000 entries that thread then
+traded the GIL with the next request's edit and validation for ~60 ms, and
+made it ~5 ms slower than building it beforehand (measured over SSH, A/B).
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import logging
@@ -117,14 +123,32 @@ def config_change(commit: CommitEvent, prefixes: Mapping[str, str]) -> etree._El
     changes = _top_level_edits(commit.record.changes)
     if len(changes) > MAX_EDITS:
         return event
+    # Each edit is a copy of a ready <edit> for its operation and prefixes, its target's text set: making the
+    # three elements one by one, each target declaring its namespaces, cost 5 µs an edit (a bulk commit of
+    # 1,000 entries: ~5.6 ms on the notification thread, while the next request waits for the GIL).
+    templates: dict[tuple[object, ...], etree._Element] = {}
+    append = event.append
     for change in changes:
-        edit = etree.SubElement(event, _n("edit"))
-        # The instance-identifier's prefixes must be in scope where it is read (RFC 7950 9.13.2).
-        used = {p: prefixes[p] for p in _PREFIX.findall(change.path) if p and p in prefixes}
-        target = etree.SubElement(edit, _n("target"), nsmap=used)
-        target.text = change.path
-        _leaf(edit, "operation", _OPERATION[change.kind])
+        path = change.path
+        found = _PREFIX.findall(path)
+        key = (change.kind, *found)
+        template = templates.get(key)
+        if template is None:
+            # The instance-identifier's prefixes must be in scope where it is read (RFC 7950 9.13.2).
+            used = {p: prefixes[p] for p in found if p and p in prefixes}
+            template = templates[key] = _edit_template(used, _OPERATION[change.kind])
+        edit = copy.copy(template)  # an lxml element's copy is a deep copy
+        edit[0].text = path
+        append(edit)
     return event
+
+
+def _edit_template(nsmap: dict[str, str], operation: str) -> etree._Element:
+    """``<edit><target/><operation>operation</operation></edit>``, the target declaring ``nsmap``."""
+    edit = etree.SubElement(_top("edits"), _n("edit"))  # under the module's default namespace, as in the event
+    etree.SubElement(edit, _n("target"), nsmap=nsmap)
+    _leaf(edit, "operation", operation)
+    return edit
 
 
 def _top_level_edits(changes: Sequence[Change]) -> list[Change]:
@@ -222,10 +246,9 @@ class BaseNotifications:
             self.notifications.publish(session_end(session))
 
     def datastore_event(self, event: DatastoreEvent) -> None:
-        """Datastore listener (committer thread): only queues a builder. Raises nothing."""
+        """Datastore listener (the thread delivering the commit): builds and queues the notification. Raises nothing."""
         if isinstance(event, CommitEvent):
-            prefixes = self.agent.schema.prefixes()
-            self.notifications.publish(lambda: config_change(event, prefixes), event.record.timestamp)
+            self.notifications.publish(config_change(event, self.agent.schema.prefixes()), event.record.timestamp)
         elif isinstance(event, ConfirmEvent):
             self.notifications.publish(confirmed_commit(event))
 

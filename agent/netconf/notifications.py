@@ -36,7 +36,7 @@ import datetime as dt
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -73,9 +73,6 @@ NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NETMOD_NOTIF_NS = "urn:ietf:params:xml:ns:netmod:notification"
 NOTIFICATION_CAPABILITY = "urn:ietf:params:netconf:capability:notification:1.0"
 INTERLEAVE_CAPABILITY = "urn:ietf:params:netconf:capability:interleave:1.0"
-
-EventSource = etree._Element | Callable[[], "etree._Element | None"]
-"""An event element, or a function that builds it on the dispatcher thread (None: nothing to send)."""
 
 _DATE_AND_TIME = re.compile(
     r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})\Z", re.IGNORECASE
@@ -210,7 +207,7 @@ class Notifications:
         self.agent.add_session_listener(self._session_event)
 
     # -- publishing ------------------------------------------------------------
-    def publish(self, event: EventSource, event_time: dt.datetime | None = None) -> None:
+    def publish(self, event: etree._Element, event_time: dt.datetime | None = None) -> None:
         """Queue one notification (its event element, which the caller hands over). Never blocks.
 
         ``event_time`` defaults to now. Ignored after :meth:`close`. Raises nothing.
@@ -308,10 +305,7 @@ class Notifications:
         return [netconf]
 
     # -- the dispatcher thread -------------------------------------------------------------
-    def _dispatch(self, sequence: int, source: EventSource, when: dt.datetime) -> None:
-        event = source if isinstance(source, etree._Element) else source()
-        if event is None:
-            return
+    def _dispatch(self, sequence: int, event: etree._Element, when: dt.datetime) -> None:
         notification = notification_message(event, when)
         xml = etree.tostring(notification)
         self.log.append(sequence, when, xml)

@@ -68,3 +68,22 @@ def test_each_target_declares_the_prefixes_its_path_uses_and_no_other() -> None:
         {None: NCN, "s": PREFIXES["s"]},
         {None: NCN, "c": PREFIXES["c"]},
     ]
+
+
+def test_every_target_carries_its_own_declarations_and_operation_when_serialized() -> None:
+    # Edits are copied from one ready <edit> per operation and prefixes: each copy keeps the declaration on
+    # its own target (a subscription's filter may copy a target out alone) and gets its own text.
+    changes = [Change(f"{TP}[c:name='tp{i}']", kind) for i, kind in
+               enumerate([ChangeKind.CREATE, ChangeKind.DELETE, ChangeKind.CREATE, ChangeKind.DELETE])]
+    changes.append(Change("/s:hostname", ChangeKind.REPLACE, "a", "b"))
+    record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit", changes=tuple(changes))
+    root = etree.Element("root")
+    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), PREFIXES)
+    edits = list(event.iter(f"{{{NCN}}}edit"))
+    assert [etree.tostring(edit, with_tail=False).decode() for edit in edits] == [
+        f'<edit xmlns="{NCN}"><target xmlns:c="{PREFIXES["c"]}">{TP}[c:name=\'tp{i}\']</target>'
+        f"<operation>{op}</operation></edit>"
+        for i, op in enumerate(["create", "delete", "create", "delete"])
+    ] + [f'<edit xmlns="{NCN}"><target xmlns:s="{PREFIXES["s"]}">/s:hostname</target><operation>replace</operation></edit>']
+    serialized = etree.tostring(event).decode()
+    assert serialized.count("<target xmlns:") == 5 and 'xmlns:c=' not in serialized.split("<edit>")[0]
