@@ -9,7 +9,7 @@ from lxml import etree
 from agent.datastore.diff import Change, ChangeKind
 from agent.datastore.history import CommitRecord
 from agent.datastore.store import CommitEvent, Principal
-from agent.netconf.base_notifications import config_change
+from agent.netconf.base_notifications import MAX_EDITS, config_change
 
 NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
 PREFIXES = {"c": "urn:ca-agent:yang:crypto", "s": "urn:ca-agent:yang:system"}
@@ -87,3 +87,21 @@ def test_every_target_carries_its_own_declarations_and_operation_when_serialized
     ] + [f'<edit xmlns="{NCN}"><target xmlns:s="{PREFIXES["s"]}">/s:hostname</target><operation>replace</operation></edit>']
     serialized = etree.tostring(event).decode()
     assert serialized.count("<target xmlns:") == 5 and 'xmlns:c=' not in serialized.split("<edit>")[0]
+
+
+def test_up_to_max_edits_are_listed_and_a_longer_change_is_reported_without_its_edits() -> None:
+    def entries(count: int) -> list[Change]:
+        changes: list[Change] = []
+        for i in range(count):
+            changes.append(Change(f"{TP}[c:name='tp{i}']", ChangeKind.CREATE))
+            changes.append(Change(f"{TP}[c:name='tp{i}']/c:rsakeypair", ChangeKind.CREATE, new_value="k"))
+        return changes
+
+    assert len(edits(entries(MAX_EDITS))) == MAX_EDITS
+    record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit",
+                          changes=tuple(entries(MAX_EDITS + 1)))
+    root = etree.Element("root")
+    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), PREFIXES)
+    assert list(event.iter(f"{{{NCN}}}edit")) == []  # RFC 6470: the edit list MAY be omitted
+    assert event.findtext(f"{{{NCN}}}datastore") == "running"
+    assert event.find(f"{{{NCN}}}changed-by/{{{NCN}}}username") is not None
