@@ -117,20 +117,21 @@ class StateScope:
         for tag in path:
             below: list[etree._Element] = []
             for node in level:
-                children = [c for c in node if isinstance(c.tag, str)]
-                if not children or all(_content_match(c) for c in children):
-                    return None
-                for child in children:
-                    if not _namespaced(child.tag):
+                # One pass per node (every state provider of a <get> asks): element children only,
+                # whether any is more than a content match node, and their namespaces.
+                selects_all = True
+                for child in node.iterchildren(etree.Element):
+                    child_tag = child.tag
+                    if not _namespaced(child_tag):
                         return None
-                    if child.tag == tag:
+                    if selects_all and (len(child) or not (child.text or "").strip()):
+                        selects_all = False
+                    if child_tag == tag:
                         below.append(child)
+                if selects_all:  # no element children, or content match nodes only
+                    return None
             level = below
         return level
-
-
-def _content_match(node: etree._Element) -> bool:
-    return len(node) == 0 and bool((node.text or "").strip())
 
 
 EVERYTHING = StateScope()

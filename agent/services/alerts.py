@@ -243,6 +243,13 @@ class AlertService:
 
         Only of the trustpoints ``scope`` names, when it does (a <get> of one trustpoint).
         """
+        try:
+            alerting = self.monitor.status()
+        except OSError as exc:
+            _log.warning("expiry state unavailable: %s", exc)
+            return []
+        if not alerting:  # the common case: no lookups in running at all
+            return []
         wanted = scope.list_keys(TRUSTPOINT_TAGS, tag("name"))
         running = self._running()
         if wanted is not None:
@@ -252,11 +259,7 @@ class AlertService:
                 e.text or ""
                 for e in running.iterfind(f"{tag('crypto')}/{tag('ca')}/{tag('trustpoint')}/{tag('name')}")
             }
-        try:
-            statuses = [s for s in self.monitor.status() if s.trustpoint in configured]
-        except OSError as exc:
-            _log.warning("expiry state unavailable: %s", exc)
-            return []
+        statuses = [s for s in alerting if s.trustpoint in configured]
         if not statuses:
             return []
         crypto = container("crypto")

@@ -274,7 +274,8 @@ class TrustService:
             if name not in trustpoints:
                 continue
             try:
-                ca = self.certstore.ca(name)
+                # Without a directory there is no CA certificate: one stat instead of a failed open.
+                ca = self.certstore.ca(name) if self.certstore.has_directory(name) else None
             except AgentError:
                 continue
             record = None if ca is None else self.crls.record(ca)
@@ -290,7 +291,7 @@ class TrustService:
             if record.last_error:
                 leaf(crl, "last-error", record.last_error)
         if not scope.can_select(_TRUSTPOOL_TAGS):  # a <get> of trustpoints only: no trustpool to make
-            return [crypto]
+            return [crypto] if len(ca_el) else []  # nothing to merge for trustpoints without CRL state
         trustpool = etree.SubElement(ca_el, tag("trustpool"))
         status = self.updater.status()
         if status.url is not None:

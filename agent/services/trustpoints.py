@@ -230,6 +230,8 @@ class TrustpointService:
         wanted = scope.list_keys(TRUSTPOINT_TAGS, _NAME)
         for name in sorted(n for n in wanted if n in self._configs) if wanted is not None else list(self._configs):
             tp_state = self.pki.state(name)
+            if not (tp_state.requests or tp_state.ca or tp_state.ra or tp_state.certificates):
+                continue  # its entry in running already shows it: an empty one would only cost a merge
             entry = etree.SubElement(ca, tag("trustpoint"))
             leaf(entry, "name", name)
             if tp_state.requests:
@@ -267,7 +269,7 @@ class TrustpointService:
                         leaf(cert_el, "revocation-reason", revoked.reason)
                 if certificate.info is not None:
                     cert_el.extend(_certificate_leaves(certificate.info))
-        return [crypto]
+        return [crypto] if len(ca) else []
 
 
 def _certificate_leaves(info: CertificateInfo, output: bool = False, key_first: str | None = None) -> list[etree._Element]:

@@ -206,6 +206,40 @@ def test_clear_certificates(agent: AgentProcess, openssl_ca: OpensslCa) -> None:
         assert everything.xpath("c:cleared/text()", namespaces=NS) == ["other"]
 
 
+def test_get_of_one_trustpoint_shows_what_the_whole_get_shows_of_it(agent: AgentProcess, openssl_ca: OpensslCa) -> None:
+    """A <get> filtered to one trustpoint (whose state is made for that trustpoint only, and left out when it
+    has none) gives the same entry as the whole <get>: authenticated, with a certificate, pending, cleared, bare."""
+    names = ("authed", "certified", "pending", "cleared", "bare")
+    with agent.connect() as m:
+        rpc(m, "key-generate-rsa", "<label>mykey</label><modulus>1024</modulus>")
+        configure(m, "".join(terminal_trustpoint(name) for name in names))
+        for name in names[:4]:
+            authenticate_terminal(m, name, openssl_ca)
+        for name in ("certified", "pending"):
+            request = rpc(m, "ca-enroll", f"<trustpoint>{name}</trustpoint>").findtext(
+                "c:certificate-request/c:pem", namespaces=NS)
+            if name == "certified":
+                signed = escape(openssl_ca.sign(request))
+                rpc(m, "ca-import-certificate", f"<trustpoint>{name}</trustpoint><certificate>{signed}</certificate>")
+        rpc(m, "ca-clear-certificates", "<trustpoint>cleared</trustpoint>")
+
+        def entries(data: etree._Element) -> dict[str, bytes]:
+            return {t.findtext("c:name", namespaces=NS): etree.tostring(t, method="c14n")
+                    for t in data.findall("c:crypto/c:ca/c:trustpoint", NS)}
+
+        whole = entries(m.get().data_ele)
+        assert list(whole) == list(names)
+        for name in names:
+            one = ("subtree", f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><name>{name}</name></trustpoint></ca></crypto>')
+            assert entries(m.get(filter=one).data_ele) == {name: whole[name]}, name
+        children = {name: [etree.QName(c).localname for c in etree.fromstring(whole[name])] for name in names}
+        assert children["bare"] == children["cleared"] == ["name", "enrollment", "rsakeypair"]
+        assert "ca-certificate" in children["authed"] and "certificate" not in children["authed"]
+        assert "certificate" in children["certified"] and "enrollment" in children["pending"]
+        missing = ("subtree", f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><name>nope</name></trustpoint></ca></crypto>')
+        assert entries(m.get(filter=missing).data_ele) == {}
+
+
 def test_regenerate_flow_against_scepserver(scepserver, agent: AgentProcess) -> None:
     """clear -> key-generate-rsa replace -> ca-authenticate -> ca-enroll (the seed's 'Regenerate the Certificate')."""
     with agent.connect() as m:
