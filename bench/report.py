@@ -220,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         sizes = sorted(int(n) for n in scale["sizes"])
         servers = sorted({s for n in scale["sizes"].values() for s in n})
         growth_chart(scale, args.out / "growth.png")
+        scale_meta = scale.get("meta", {})
+        scale_machine = scale_meta.get("machine", {})
         lines += ["", "## Scale", "", "![growth curves](growth.png)", "",
+                  f"Agent {scale_meta.get('agent_version')}, `bench/scale.py` (load average "
+                  f"{scale_machine.get('loadavg_start')} at the start, {scale_machine.get('loadavg_end')} at the end, "
+                  f"on {scale_machine.get('cpus')} CPUs; it can be from another day than the run above).", "",
                   "Cost per operation (ms; RSS in MiB) at each size, and the order of growth read from the "
                   "slope between the two largest sizes on a log-log scale (cost ∝ n^slope: < 0.25 constant, "
                   "< 0.8 sublinear, < 1.2 linear).", "",
