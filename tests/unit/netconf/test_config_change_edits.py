@@ -16,10 +16,15 @@ PREFIXES = {"c": "urn:ca-agent:yang:crypto", "s": "urn:ca-agent:yang:system"}
 TP = "/c:crypto/c:ca/c:trustpoint"
 
 
-def edits(changes: list[Change]) -> list[tuple[str, str]]:
+def event_of(changes: list[Change], prefixes: dict[str, str] = PREFIXES) -> etree._Element:
+    """The netconf-config-change of a commit by admin whose record lists ``changes``."""
     record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit", changes=tuple(changes))
     root = etree.Element("root")
-    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), PREFIXES)
+    return config_change(CommitEvent(root, root, record, Principal(1, "admin")), prefixes)
+
+
+def edits(changes: list[Change]) -> list[tuple[str, str]]:
+    event = event_of(changes)
     return [
         (edit.findtext(f"{{{NCN}}}target") or "", edit.findtext(f"{{{NCN}}}operation") or "")
         for edit in event.iter(f"{{{NCN}}}edit")
@@ -60,9 +65,7 @@ def test_each_target_declares_the_prefixes_its_path_uses_and_no_other() -> None:
         # "c:" inside "abc:" and "x:" inside the key's literal name no prefix of theirs; "tp" is not a prefix here.
         Change(f"{TP}[c:name='abc:x:1']", ChangeKind.CREATE),
     ]
-    record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit", changes=tuple(changes))
-    root = etree.Element("root")
-    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), prefixes)
+    event = event_of(changes, prefixes)
     targets = list(event.iter(f"{{{NCN}}}target"))
     assert [dict(t.nsmap) for t in targets] == [
         {None: NCN, "s": PREFIXES["s"]},
@@ -76,9 +79,7 @@ def test_every_target_carries_its_own_declarations_and_operation_when_serialized
     changes = [Change(f"{TP}[c:name='tp{i}']", kind) for i, kind in
                enumerate([ChangeKind.CREATE, ChangeKind.DELETE, ChangeKind.CREATE, ChangeKind.DELETE])]
     changes.append(Change("/s:hostname", ChangeKind.REPLACE, "a", "b"))
-    record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit", changes=tuple(changes))
-    root = etree.Element("root")
-    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), PREFIXES)
+    event = event_of(changes)
     edits = list(event.iter(f"{{{NCN}}}edit"))
     assert [etree.tostring(edit, with_tail=False).decode() for edit in edits] == [
         f'<edit xmlns="{NCN}"><target xmlns:c="{PREFIXES["c"]}">{TP}[c:name=\'tp{i}\']</target>'
@@ -98,10 +99,7 @@ def test_up_to_max_edits_are_listed_and_a_longer_change_is_reported_without_its_
         return changes
 
     assert len(edits(entries(MAX_EDITS))) == MAX_EDITS
-    record = CommitRecord("1", "admin", 1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "commit",
-                          changes=tuple(entries(MAX_EDITS + 1)))
-    root = etree.Element("root")
-    event = config_change(CommitEvent(root, root, record, Principal(1, "admin")), PREFIXES)
+    event = event_of(entries(MAX_EDITS + 1))
     assert list(event.iter(f"{{{NCN}}}edit")) == []  # RFC 6470: the edit list MAY be omitted
     assert event.findtext(f"{{{NCN}}}datastore") == "running"
     assert event.find(f"{{{NCN}}}changed-by/{{{NCN}}}username") is not None
