@@ -167,7 +167,6 @@ class CertificateStore:
         Raises OSError.
         """
         self._dir = ensure_private_dir(directory)
-        self._dir_name = os.fspath(self._dir)
         self._clock = clock
         self._listeners_lock = threading.Lock()  # guards the listener list only
         self._listeners: list[ChangeListener] = []
@@ -219,7 +218,7 @@ class CertificateStore:
         Raises InvalidTrustpointNameError.
         """
         # A string path: this runs for every trustpoint a <get> names, and pathlib's joins cost more than the stat.
-        return os.path.isdir(os.path.join(self._dir_name, validate_trustpoint_name(tp)))
+        return os.path.isdir(os.path.join(self._dir, validate_trustpoint_name(tp)))
 
     def trustpoints(self) -> list[str]:
         """Names of the trustpoints that have a directory, sorted. Raises OSError."""

@@ -406,6 +406,11 @@ class TrustpointState:
         """True if a CA certificate is installed."""
         return self.ca is not None
 
+    @property
+    def empty(self) -> bool:
+        """True if there is nothing to show: no CA or RA certificate, no certificate, no request."""
+        return self.ca is None and not (self.ra or self.certificates or self.requests)
+
 
 @dataclass(frozen=True)
 class RequestOutcome:

@@ -230,7 +230,7 @@ class TrustpointService:
         wanted = scope.list_keys(TRUSTPOINT_TAGS, _NAME)
         for name in sorted(n for n in wanted if n in self._configs) if wanted is not None else list(self._configs):
             tp_state = self.pki.state(name)
-            if not (tp_state.requests or tp_state.ca or tp_state.ra or tp_state.certificates):
+            if tp_state.empty:
                 continue  # its entry in running already shows it: an empty one would only cost a merge
             entry = etree.SubElement(ca, tag("trustpoint"))
             leaf(entry, "name", name)
