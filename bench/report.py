@@ -138,6 +138,17 @@ def growth_chart(scale: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def load_phrase(machine: dict[str, Any]) -> str:
+    """"load average 1.30, 2.93, 2.13 at the start, ... at the end, on 2 CPUs" from a run's machine facts."""
+
+    def loads(key: str) -> str:
+        values = machine.get(key)
+        return ", ".join(f"{v:.2f}" for v in values) if values else "-"
+
+    return (f"load average {loads('loadavg_start')} at the start, {loads('loadavg_end')} at the end, "
+            f"on {machine.get('cpus')} CPUs")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True)
@@ -153,9 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = run["meta"]
     lines += [
         f"Agent {meta.get('agent_version')}, {meta.get('mode')} run of `bench/run.py` "
-        f"({meta.get('seconds')} s; load average {meta['machine'].get('loadavg_start')} at the start, "
-        f"{meta['machine'].get('loadavg_end')} at the end, on {meta['machine'].get('cpus')} CPUs shared with "
-        "other developers). netconfd: " + str(meta.get("netconfd_module")) + "; "
+        f"({meta.get('seconds')} s; {load_phrase(meta['machine'])} shared with other developers). netconfd: "
+        + str(meta.get("netconfd_module")) + "; "
         + str(meta.get("netconfd_access", "access control off")) + ". netopeer2: "
         + str(meta.get("netopeer2")) + ".", "",
         "![ratio per figure and peer](ratios.png)", "",
@@ -221,11 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         servers = sorted({s for n in scale["sizes"].values() for s in n})
         growth_chart(scale, args.out / "growth.png")
         scale_meta = scale.get("meta", {})
-        scale_machine = scale_meta.get("machine", {})
         lines += ["", "## Scale", "", "![growth curves](growth.png)", "",
-                  f"Agent {scale_meta.get('agent_version')}, `bench/scale.py` (load average "
-                  f"{scale_machine.get('loadavg_start')} at the start, {scale_machine.get('loadavg_end')} at the end, "
-                  f"on {scale_machine.get('cpus')} CPUs; it can be from another day than the run above).", "",
+                  f"Agent {scale_meta.get('agent_version')}, `bench/scale.py` "
+                  f"({load_phrase(scale_meta.get('machine', {}))}; it can be from another day than the run above).",
+                  "",
                   "Cost per operation (ms; RSS in MiB) at each size, and the order of growth read from the "
                   "slope between the two largest sizes on a log-log scale (cost ∝ n^slope: < 0.25 constant, "
                   "< 0.8 sublinear, < 1.2 linear).", "",
