@@ -105,3 +105,8 @@ class YangSupport:
             return False
         self._cooked.put(root, value)
         return True
+
+    def release_old_bases(self) -> None:
+        """Free the validated trees too old to be the base of the next validation (call after a
+        commit has been answered, off the reply's path)."""
+        self._cooked.trim()
