@@ -91,6 +91,7 @@ class Application:
             return self.yang.validate(root, full=full, base=base, changes=changes)
 
         self.datastores = Datastores(data_dir, self.yang, self.yang, validate, initial)
+        # After each commit's reply (listeners run then): free the validated trees no longer a base.
         self.datastores.add_event_listener(lambda _event: self.yang.release_old_bases())
         self.identity = SystemIdentity(lambda: self.datastores.get(Target.RUNNING))
         self.agent = NetconfAgent(self.datastores, self.yang)
