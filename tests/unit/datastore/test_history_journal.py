@@ -148,7 +148,6 @@ def test_kept_records_hold_their_changes_packed_not_as_objects(tmp_path: Path) -
     assert CommitHistory(tmp_path).records[0].changes == many  # and the same through the journal
 
 
-
 def test_a_small_commits_changes_are_kept_as_they_are_and_a_large_ones_compressed(tmp_path: Path) -> None:
     """Compressing a one-entry commit's few hundred bytes costs the committer more than it saves."""
     few = (Change("/sys:hostname", ChangeKind.REPLACE, "a", "b"),)
@@ -162,6 +161,7 @@ def test_a_small_commits_changes_are_kept_as_they_are_and_a_large_ones_compresse
     assert not large.startswith(b"[") and len(large) < len(json.dumps([c[:4] for c in many])) // 4
     assert [r.changes for r in history.records] == [few, many]
     assert [r.changes for r in CommitHistory(tmp_path).records] == [few, many]
+
 
 @pytest.fixture(scope="module")
 def yang() -> YangSupport:
