@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,46 @@ class SerialExecutor:
             future.set_result(result)
             if then is not None:  # after the job's context has closed (a state writer's directory syncs)
                 _logged(then)
+
+
+class SpareThreads:
+    """A few threads that take a caller's side job only when one of them is idle.
+
+    For overlapping two independent waits of one caller (two HTTP exchanges
+    with a CA). A job is never queued behind another caller's: when every
+    spare thread is busy (a CA that never answers holds one until its
+    timeout), the caller runs the job itself, as it would without them.
+    """
+
+    def __init__(self, name: str, count: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)  # threads made on demand
+        self._idle = threading.BoundedSemaphore(count)
+
+    def beside(self, job: Callable[[], _T]) -> Callable[[], _T] | None:
+        """Start ``job`` on an idle spare thread; None when none is idle (run it yourself).
+
+        Returns a function that waits for ``job`` and gives its result or
+        raises its exception.
+        """
+        if not self._idle.acquire(blocking=False):
+            return None
+
+        def run() -> _T:
+            try:
+                return job()
+            finally:
+                self._idle.release()
+
+        try:
+            future = self._pool.submit(run)
+        except RuntimeError:  # shut down
+            self._idle.release()
+            return None
+        return future.result
+
+    def close(self) -> None:
+        """Take no more jobs; the running ones finish on their own. Raises nothing."""
+        self._pool.shutdown(wait=False)
 
 
 def _logged(job: Callable[[], object]) -> None:

@@ -33,6 +33,7 @@ from agent.pki.trustpoint import (
     UnexpectedCaCertificateError,
     UntrustedCaError,
 )
+from agent.serial import SpareThreads
 
 __all__ = [
     "check_ca_certificate",
@@ -46,11 +47,20 @@ __all__ = [
 
 
 def fetch_ca_certificates(
-    tp: TrustpointConfig, *, timeout: float, clock: Clock, caps_cache: CapabilitiesCache | None = None
+    tp: TrustpointConfig,
+    *,
+    timeout: float,
+    clock: Clock,
+    caps_cache: CapabilitiesCache | None = None,
+    spare: SpareThreads | None = None,
 ) -> CaCertificates:
-    """GetCACaps then GetCACert from ``tp``'s enrollment URL, both within ``timeout`` seconds.
+    """GetCACaps and GetCACert from ``tp``'s enrollment URL, both within ``timeout`` seconds.
 
-    The GetCACaps answer refreshes ``caps_cache``, for the enrollment that usually follows.
+    The GetCACaps answer refreshes ``caps_cache``, for the enrollment that
+    usually follows. With ``spare`` threads, GetCACaps is asked on an idle
+    one while this thread asks GetCACert (neither depends on the other: the
+    CA's round trips overlap); otherwise, or when none is idle, one after
+    the other. Either way a GetCACaps failure is the one reported.
 
     Raises ScepUrlError (not an http(s) URL) and CaUnreachableError naming
     the URL (unreachable, too slow, redirected elsewhere, HTTP error, or an
@@ -61,8 +71,17 @@ def fetch_ca_certificates(
         tp.enrollment_url, timeout=timeout, clock=clock, deadline=clock.monotonic() + timeout, caps_cache=caps_cache
     )
     try:
-        client.get_ca_caps()
-        return client.get_ca_certificates()
+        caps_answer = spare.beside(client.get_ca_caps) if spare is not None else None
+        if caps_answer is None:
+            client.get_ca_caps()
+            return client.get_ca_certificates()
+        try:
+            ca_certs = client.get_ca_certificates()
+        except ScepError:
+            caps_answer()  # raises GetCACaps' own failure first, as when the two are asked in turn
+            raise
+        caps_answer()
+        return ca_certs
     except ScepError as exc:
         where = "" if client.url in exc.message else f" from {client.url}"
         raise CaUnreachableError(

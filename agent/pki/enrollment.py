@@ -103,7 +103,7 @@ from agent.pki.trustpoint import (
     request_outcome,
     summarize,
 )
-from agent.serial import SerialExecutor
+from agent.serial import SerialExecutor, SpareThreads
 
 __all__ = ["EnrollmentListener", "Pki"]
 
@@ -183,6 +183,8 @@ class Pki:
         self._writer = SerialExecutor("pki-state", around=deferred_directory_syncs)
         self._events = SerialExecutor("pki-events")
         self._caps = CapabilitiesCache(clock=clock)
+        # ca-authenticate asks GetCACaps here while its own thread asks GetCACert (~0.3 ms less each).
+        self._discovery = SpareThreads("pki-scep-discovery", 4)
         # At most a quarter of the pollers per CA: a CA that never answers holds only those
         # (each poll until the HTTP timeout) while the other CAs' requests are polled.
         self._scheduler: PollScheduler[PollKey] = PollScheduler(
@@ -279,6 +281,7 @@ class Pki:
             _log.warning("the enrollment poller did not stop within %g s", timeout)
         self._writer.close(timeout)
         self._events.close(timeout)
+        self._discovery.close()
 
     def add_listener(self, listener: EnrollmentListener) -> None:
         """Call ``listener`` whenever a request reaches a final state.
@@ -334,8 +337,8 @@ class Pki:
     ) -> AuthenticationResult:
         """``crypto ca authenticate``: get the CA certificate, show it, install it when confirmed.
 
-        SCEP trustpoints fetch it (GetCACaps, GetCACert: CA alone or CA and
-        RA certificates) from the enrollment URL; terminal trustpoints take
+        SCEP trustpoints fetch it (GetCACaps and GetCACert, at once: CA alone
+        or CA and RA certificates) from the enrollment URL; terminal trustpoints take
         ``ca_pem``. It is installed only with ``accept`` or when
         ``fingerprint`` (MD5, SHA-1 or SHA-256 hex; case, spaces and colons
         ignored) matches; with neither it is only shown ("Do you accept this
@@ -368,7 +371,7 @@ class Pki:
                     "ca-certificate is only for enrollment terminal"
                 )
             ca_certs = fetch_ca_certificates(
-                tp, timeout=self._http_timeout, clock=self._clock, caps_cache=self._caps
+                tp, timeout=self._http_timeout, clock=self._clock, caps_cache=self._caps, spare=self._discovery
             )
         ca = ca_certs.ca
         info = CertificateInfo.from_x509(ca)

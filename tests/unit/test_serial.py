@@ -1,4 +1,4 @@
-"""SerialExecutor: one thread, FIFO; run_then answers the caller before its follow-up runs."""
+"""SerialExecutor: one thread, FIFO; run_then answers the caller before its follow-up runs. SpareThreads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.serial import SerialExecutor
+from agent.serial import SerialExecutor, SpareThreads
 
 
 def test_run_then_answers_before_the_follow_up_and_keeps_order() -> None:
@@ -73,3 +73,32 @@ def test_run_then_on_its_own_thread_runs_inline() -> None:
     assert executor.run(outer) == "inner"
     assert order == ["inner then", "outer after inner"]
     executor.close()
+
+
+def test_spare_threads_run_a_job_beside_the_caller_and_hand_back_its_result_or_error() -> None:
+    spare = SpareThreads("test-spare", 2)
+    answer = spare.beside(lambda: threading.current_thread().name)
+    assert answer is not None and answer() != threading.current_thread().name
+
+    def fails() -> None:
+        raise ValueError("from the spare thread")
+
+    failed = spare.beside(fails)
+    assert failed is not None
+    with pytest.raises(ValueError, match="from the spare thread"):
+        failed()
+    spare.close()
+
+
+def test_spare_threads_never_queue_a_job_when_all_are_busy() -> None:
+    spare = SpareThreads("test-spare", 1)
+    release = threading.Event()
+    busy = spare.beside(lambda: release.wait(5))
+    assert busy is not None
+    assert spare.beside(lambda: None) is None  # the caller runs it itself rather than wait behind the first
+    release.set()
+    assert busy() is True
+    again = spare.beside(lambda: "free again")
+    assert again is not None and again() == "free again"
+    spare.close()
+    assert spare.beside(lambda: None) is None  # closed: nothing more is taken
