@@ -40,15 +40,12 @@ class RecordingCa:
                 pass
 
             def _answer(self, status: int, body: bytes, content_type: str) -> None:
-                if status in (301, 302):
-                    self.send_response(status)
-                    self.send_header("Location", "http://elsewhere.invalid/scep")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                headers = {"Content-Type": content_type}
+                if status in (301, 302):  # to another host: refused by the agent
+                    headers, body = {"Location": "http://elsewhere.invalid/scep"}, b""
                 self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
