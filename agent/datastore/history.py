@@ -140,8 +140,9 @@ _STORE_UP_TO = 32 * 1024
 """A frame's record and snapshot up to this size are written as a stored zlib stream (level 0: the
 bytes as they are, with zlib's framing and checksum), larger ones compressed (level 1). Compressing a
 small datastore's ~25 KB took ~65 µs of the committer's time before the reply, against ~10 µs to
-store it, to save disk a frame mostly pads to 4 KiB anyway; the journal's frames of small commits
-then take at most 200 × 32 KiB. Every reader decompresses both alike (earlier agents included)."""
+store it, to save ~24 KiB of disk per commit (compressed, its frame pads to 4 KiB); the journal's
+frames then take at most 200 × 36 KiB below this size (the newest ``keep`` commits, in at most two
+segments). Every reader decompresses both alike (earlier agents included)."""
 
 
 def _packed(changes_json: str) -> bytes:
