@@ -16,6 +16,7 @@ from cryptography import x509
 
 from agent.clock import SYSTEM_CLOCK
 from agent.pki.authentication import fetch_ca_certificates
+from agent.pki.scep import CaCertificates
 from agent.pki.scep.capabilities import CapabilitiesCache
 from agent.pki.trustpoint import CaUnreachableError, TrustpointConfig
 from agent.serial import SpareThreads
@@ -80,7 +81,7 @@ def spare() -> Iterator[SpareThreads]:
     threads.close()
 
 
-def _fetch(ca: RecordingCa, spare: SpareThreads | None, cache: CapabilitiesCache | None = None):  # type: ignore[no-untyped-def]
+def _fetch(ca: RecordingCa, spare: SpareThreads | None, cache: CapabilitiesCache | None = None) -> CaCertificates:
     tp = TrustpointConfig("myca", enrollment_url=ca.url)
     return fetch_ca_certificates(tp, timeout=10.0, clock=SYSTEM_CLOCK, caps_cache=cache, spare=spare)
 
