@@ -37,6 +37,10 @@ from agent.netconf.session import NetconfSession, SessionLimits
 log = logging.getLogger(__name__)
 
 
+# How long a connection's channel drain waits before asking whether the transport still runs (s).
+_ACCEPT_WAIT = 0.5
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """Limits of the SSH server (``ca-agent`` flags; defaults documented in the README)."""
@@ -79,8 +83,18 @@ class _Connection:
     def _drain_channels(self) -> None:
         # paramiko queues every opened channel until accept()ed; sessions are
         # started by the subsystem request, so here we only take them off the
-        # queue. accept() returns None once the transport is closed.
-        while (channel := self.transport.accept(None)) is not None:
+        # queue. accept() never returns None for a closed transport by itself:
+        # the transport wakes a waiting accept() once, when it ends, and a
+        # thread not waiting at that instant (not yet started, or between two
+        # accepts, when a client connects and leaves at once) would wait for
+        # ever, its connection counted against --max-sessions: 256 port probes
+        # refused every login. So the wait is bounded and the transport asked.
+        while True:
+            channel = self.transport.accept(_ACCEPT_WAIT)
+            if channel is None:
+                if self.transport.is_active():
+                    continue
+                break
             with self._lock:
                 self.channels = {c for c in self.channels if not c.closed}
                 self.channels.add(channel)

@@ -327,6 +327,37 @@ def test_closed_connections_leave_no_threads_and_little_memory(agent: AgentProce
     assert rss_kib(pid) - baseline_rss < 20 * 1024
 
 
+def test_connections_closed_at_once_leave_nothing_behind_and_logins_go_on(agent_factory) -> None:
+    """Port probes (a TCP connect and close, as a load balancer's health check) hold no connection.
+
+    paramiko wakes a thread waiting for the transport's channels once, when
+    the transport ends; the agent's thread for them, not yet waiting then,
+    waited for ever, and its connection counted against --max-sessions: with
+    4, a few hundred probes left 4 behind and every later login was refused.
+    """
+    agent = agent_factory(args=["--max-sessions", "4"]).start()
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    baseline_threads = threads(pid)
+    for _ in range(300):
+        probe = socket.create_connection(("127.0.0.1", agent.port))
+        probe.close()
+
+    def logs_in() -> bool:
+        try:
+            client, channel = netconf_session(agent.port)
+        except (OSError, EOFError, paramiko.SSHException):
+            return False  # refused: the last probes may still hold the 4 places for a moment
+        try:
+            return b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+        finally:
+            client.close()
+
+    wait_until(logs_in, 15, "a login after the probes")
+    wait_until(lambda: threads(pid) <= baseline_threads, 10, "the probes' threads to end")
+    for _ in range(5):  # more logins than --max-sessions, one after the other: none is refused now
+        assert logs_in()
+
+
 # -- message sizes ----------------------------------------------------------------------------------
 def test_a_message_over_the_cap_is_refused_with_malformed_message_and_memory_comes_back(agent_factory) -> None:
     agent = agent_factory(args=["--max-message-size", "1000000"]).start()
