@@ -21,11 +21,17 @@ pair (both untimed). Four runs, each on a fresh agent and lab CA (``ca-agent lab
 4. ``poll-dead-ca``: as 3, but every tenth trustpoint reaches the lab CA
    through a proxy that stops answering once its requests are pending: their
    polls hang until the HTTP timeout, while the others are polled.
+5. ``poll-restart``: as 3, but the agent is stopped and started again once
+   every request is pending (it finds them on disk and polls them again;
+   its restart is timed), then the bench approves them all. Each key pair's
+   first signature after a restart goes through the key check, on the PKI
+   state writer.
 
 Reported per run: seconds until the last good enrollment finished, good
 enrollments per second, p50/p99 of the good ones' ca-enroll round trips
-(runs 1-2), failures. The others must finish as if the dead CA did not
-exist: compare 2 with 1 and 4 with 3.
+(runs 1-2), failures, and the restart's seconds (run 5). The others must
+finish as if the dead CA did not exist: compare 2 with 1 and 4 with 3; and
+5 with 3 for what a restart with every request pending costs the polling.
 """
 
 from __future__ import annotations
@@ -166,7 +172,9 @@ def trustpoint_xml(name: str, url: str) -> str:
             f"<rsakeypair>{name}</rsakeypair><subject-name>CN={name},O=bench</subject-name></trustpoint>")
 
 
-def run_once(workdir: Path, count: int, sessions: int, dead_every: int, poll: bool) -> dict[str, Any]:
+def run_once(
+    workdir: Path, count: int, sessions: int, dead_every: int, poll: bool, restart: bool = False
+) -> dict[str, Any]:
     """One run on a fresh agent and lab CA; see the module docstring."""
     ca = LabCa(workdir / "lab-ca", manual=poll)
     dead = DeadCa(forward_to=ca.url if poll else None) if dead_every else None
@@ -249,6 +257,13 @@ def run_once(workdir: Path, count: int, sessions: int, dead_every: int, poll: bo
         for thread in threads:
             thread.join(600)
         result: dict[str, Any] = {}
+        if restart:  # every request is pending now: the new agent must find them on disk
+            figures.close(mgr)
+            agent.stop()
+            began = time.monotonic()
+            agent.start()
+            mgr = figures.connect(agent.connect_params())
+            result.update(restart_s=round(time.monotonic() - began, 2))
         if poll:
             # Every request is pending at the CA now (the proxy passed them); the dead CA stops answering.
             if dead is not None:
@@ -292,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--sessions", type=int, default=50)
-    parser.add_argument("--runs", default="issue,issue-dead-ca,poll,poll-dead-ca")
+    parser.add_argument("--runs", default="issue,issue-dead-ca,poll,poll-dead-ca,poll-restart")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     out: dict[str, Any] = {"meta": {"agent_version": agent_version(), "count": args.count,
@@ -303,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             log(f"run {run}")
             out["runs"][run] = run_once(workdir, args.count, args.sessions, 10 if "dead" in run else 0,
-                                        run.startswith("poll"))
+                                        run.startswith("poll"), restart=run.endswith("restart"))
             log(f"{run}: {out['runs'][run]}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

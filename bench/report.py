@@ -284,14 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "## Enrollment at scale", "",
                   f"{enroll['meta']['count']} trustpoints, {enroll['meta']['driver']} (each takes the next "
                   "trustpoint and runs `ca-enroll`), lab CA on 127.0.0.1; `dead-ca`: every tenth trustpoint points "
-                  "at a CA that never answers.", "",
+                  "at a CA that never answers; `restart`: the agent restarted once every request is pending.", "",
                   "| run | good enrollments done after | good /s | ca-enroll p50 / p99 ms | polling until all issued "
                   "| failed (good) | dead CA outcome |", "|---|---|---|---|---|---|---|"]
         for name, r in enroll["runs"].items():
             lines.append(
                 f"| {name} | {r['good_finished_s']} s | {r['good_per_s']} | {r['enroll_ms_p50']} / {r['enroll_ms_p99']} "
                 f"| {str(r.get('poll_seconds', '-')) + ' s' if 'poll_seconds' in r else '-'} "
-                f"({r.get('issued', '-')} issued) | {r['good_failed']} | {', '.join(r['dead_outcomes']) or '-'} |")
+                f"({r.get('issued', '-')} issued{'; after a restart of ' + str(r['restart_s']) + ' s' if 'restart_s' in r else ''}) "
+                f"| {r['good_failed']} | {', '.join(r['dead_outcomes']) or '-'} |")
     if args.notes and args.notes.exists():
         lines += ["", args.notes.read_text().strip()]
     (args.out / "REPORT.md").write_text("\n".join(lines) + "\n")
