@@ -240,7 +240,7 @@ _PROBE = b"ca-agent key check"
 def check_private_key(key: rsa.RSAPrivateKey) -> None:
     """Check that ``key``'s private numbers fit together and that it signs what its public key verifies.
 
-    Instead of OpenSSL's check at parse time, which also tests p and q for
+    It replaces OpenSSL's check at parse time, which also tests p and q for
     primality and takes ~36 ms for 2048 bits (after a restart, every key's
     first signature paid it, on the PKI state writer: each background poll
     of a pending request too). This one takes ~1 ms, of which most is the
