@@ -401,6 +401,18 @@ def test_corrupt_file(store: KeyStore, keydir: Path) -> None:
         store.private_key("bad", KeyUsage.GENERAL)
 
 
+def _key_file(keydir: Path, label: str, numbers: rsa.RSAPrivateNumbers) -> rsa.RSAPrivateKey:
+    """Write a well-formed key-pair file holding ``numbers``, whatever they are; returns its key."""
+    key = numbers.private_key(unsafe_skip_rsa_key_validation=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    record = {"format": "ca-agent-rsa-keypair/1", "label": label, "type": "general-purpose",
+              "size": key.key_size, "created": T0.isoformat(), "keys": {"general": pem}}
+    (keydir / f"{label}.rsa.json").write_text(json.dumps(record))
+    return key
+
+
 def test_keys_read_from_disk_are_listed_unchecked_and_checked_before_signing(
     store: KeyStore, keydir: Path, clock: SetClock
 ) -> None:
@@ -414,16 +426,10 @@ def test_keys_read_from_disk_are_listed_unchecked_and_checked_before_signing(
     """
     good = store.generate_rsa("good", KeyPairType.GENERAL_PURPOSE, 1024)
     numbers = rsa.generate_private_key(65537, 1024).private_numbers()
-    damaged = rsa.RSAPrivateNumbers(
+    damaged = _key_file(keydir, "bad", rsa.RSAPrivateNumbers(
         p=numbers.p, q=numbers.q, d=numbers.d, dmp1=numbers.dmp1 + 2, dmq1=numbers.dmq1, iqmp=numbers.iqmp,
         public_numbers=numbers.public_numbers,
-    ).private_key(unsafe_skip_rsa_key_validation=True)
-    pem = damaged.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
-    record = {"format": "ca-agent-rsa-keypair/1", "label": "bad", "type": "general-purpose", "size": 1024,
-              "created": T0.isoformat(), "keys": {"general": pem}}
-    (keydir / "bad.rsa.json").write_text(json.dumps(record))
+    ))
 
     reopened = KeyStore(keydir, clock)  # as after a restart: nothing cached
     listed = {info.label: info for info in reopened.list_rsa()}
@@ -437,17 +443,6 @@ def test_keys_read_from_disk_are_listed_unchecked_and_checked_before_signing(
         reopened.private_key("bad", KeyUsage.GENERAL)
     signature = reopened.private_key("good", KeyUsage.GENERAL).sign(b"data", padding.PKCS1v15(), hashes.SHA256())
     reopened.public_key("good", KeyUsage.GENERAL).verify(signature, b"data", padding.PKCS1v15(), hashes.SHA256())
-
-
-def _key_file(keydir: Path, label: str, numbers: rsa.RSAPrivateNumbers) -> None:
-    """A well-formed key-pair file holding ``numbers``, whatever they are."""
-    key = numbers.private_key(unsafe_skip_rsa_key_validation=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
-    record = {"format": "ca-agent-rsa-keypair/1", "label": label, "type": "general-purpose",
-              "size": key.key_size, "created": T0.isoformat(), "keys": {"general": pem}}
-    (keydir / f"{label}.rsa.json").write_text(json.dumps(record))
 
 
 @pytest.mark.parametrize("damage", ["d", "dmp1", "dmq1", "iqmp", "swapped"])
