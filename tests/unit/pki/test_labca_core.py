@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AttributeOID, ExtendedKeyUsageOID, NameOID
 
-from agent.labca import LabCa, LabCaNotFoundError, LabCaRequestError, LabCaStateError, RequestState
+from agent.labca import LabCa, LabCaError, LabCaNotFoundError, LabCaRequestError, LabCaStateError, RequestState
 from agent.labca.store import RequestRecord, parse_serial, serial_hex
 from agent.pki import cms
 from agent.pki.scep import CertRep, FailInfo, MessageType, PkiMessage, PkiRequest, PkiStatus
@@ -201,3 +201,36 @@ def test_labca_request_record_round_trip() -> None:
 def test_labca_serial_text(text: str, value: int) -> None:
     assert parse_serial(text) == value
     assert serial_hex(value) in ("6E", "01")
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def test_labca_opens_its_keys_checked_and_refuses_a_damaged_or_foreign_one(tmp_path: Path) -> None:
+    """The CA and RA keys are checked when the CA opens (numbers, a signature, the certificate's key).
+
+    The check replaced OpenSSL's primality test at parse time (~36 ms a key);
+    a damaged CRT exponent must still be refused, and so must a sound key
+    that is not the one its certificate names: the CA would otherwise sign
+    certificates and CRLs that nothing verifies.
+    """
+    root = tmp_path / "ca"
+    first = LabCa(root, challenge="pw", ra=True, key_size=1024)
+    LabCa(root, challenge="pw", ra=True)  # reopens as it is
+    store = first.store
+    good = store.ca_key_path.read_bytes()
+
+    numbers = first.ca_key.private_numbers()
+    damaged = rsa.RSAPrivateNumbers(
+        numbers.p, numbers.q, numbers.d, numbers.dmp1 + 2, numbers.dmq1, numbers.iqmp, numbers.public_numbers)
+    _write_key(store.ca_key_path, damaged.private_key(unsafe_skip_rsa_key_validation=True))
+    with pytest.raises(LabCaError, match="ca.key is damaged"):
+        LabCa(root, challenge="pw", ra=True)
+
+    store.ca_key_path.write_bytes(good)
+    _write_key(store.ra_key_path, rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    with pytest.raises(LabCaError, match="ra.key is not the key of"):
+        LabCa(root, challenge="pw", ra=True)
+    LabCa(root, challenge="pw", ra=False)  # the CA alone is sound
