@@ -262,6 +262,7 @@ class CertificateStore:
         """
         folder = self._dir / validate_trustpoint_name(tp)
         data = self._read(folder / _CA_FILE)
+        unchanged = 0
         while data is not None:
             result: list[x509.Certificate] = []
             for fp in self._listed_ras(data):
@@ -273,10 +274,15 @@ class CertificateStore:
             else:
                 return result
             # A listed RA file is gone: a new CA+RA set replaced this one meanwhile (its ca.pem is
-            # in place before the old set's RA files go), or the store is damaged.
+            # in place before the old set's RA files go), or the store is damaged. The same ca.pem
+            # read again does not prove damage: the set may have been replaced and put back in
+            # between (a CA's RA files are written again before its ca.pem), so only a file missing
+            # at three looks, with ca.pem the same each time, is.
             again = self._read(folder / _CA_FILE)
             if again == data:
-                raise CertificateStoreCorruptError(f"RA certificate file {path.name} of {tp} is missing")
+                unchanged += 1
+                if unchanged == 3:
+                    raise CertificateStoreCorruptError(f"RA certificate file {path.name} of {tp} is missing")
             data = again
         return []
 

@@ -194,6 +194,19 @@ def test_readers_during_ca_replacements_see_one_whole_set(store: CertificateStor
     assert len(reads) > 150
 
 
+def test_a_missing_ra_file_with_its_ca_file_in_place_is_reported(
+    store: CertificateStore, data: Path, cas: dict[str, OpensslCa]
+) -> None:
+    """A reader looks again before it calls a missing RA file damage (the set may have been replaced and put
+    back meanwhile), but a file that stays missing is reported, not skipped."""
+    store.set_ca("myca", cas["myca"].cert, [cas["ra"].cert])
+    (ra_file,) = (data / "trustpoints" / "myca").glob("ra-*.pem")
+    ra_file.unlink()
+    with pytest.raises(CertificateStoreCorruptError, match=f"RA certificate file {ra_file.name} of myca is missing"):
+        store.ra("myca")
+    assert store.ca("myca") == cas["myca"].cert
+
+
 def test_router_certificates_set_get_remove(
     store: CertificateStore, keystore: KeyStore, data: Path, cas: dict[str, OpensslCa]
 ) -> None:
