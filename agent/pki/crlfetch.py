@@ -6,33 +6,43 @@ Two transports, chosen by the URL scheme:
   search of the DN for ``certificateRevocationList;binary`` (the attribute the
   seed's CDP points at); a URL without a DN (the seed's ``query url
   ldap://my-ldap.domain.com``) searches the CA's own DN, as the router does.
-- HTTP(S) (urllib): a GET of the URL; the body may be DER or PEM.
+- HTTP(S) (:mod:`agent.pki.deadline_http`): a GET of the URL; the body may be
+  DER or PEM. Redirects are followed (a CDP may move behind a CDN), to http
+  and https URLs only, at most :data:`MAX_REDIRECTS` times.
 
 No lock is ever held here: callers pass values in and get bytes back. Every
-call has a deadline (``timeout`` seconds per connection / read) and a size
-limit, and every failure is a :class:`FetchError` naming the URL.
+call has one deadline, ``timeout`` seconds from its start, for everything it
+does (connecting, redirects, every read): a server that trickles its answer
+a byte at a time costs the caller at most that. Every call has a size limit
+too, and every failure is a :class:`FetchError` naming the URL.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import math
 import re
-import urllib.error
+import socket
+import threading
 import urllib.parse
-import urllib.request
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.uri import parse_uri
 
+from agent.clock import SYSTEM_CLOCK
 from agent.errors import PkiError
+from agent.pki.deadline_http import REDIRECTS, BodyTooLargeError, Deadline, origin, printable, request
 
-__all__ = ["FetchError", "MAX_CRL_BYTES", "MAX_BUNDLE_BYTES", "fetch_crl", "fetch_url", "is_supported_crl_url"]
+__all__ = [
+    "FetchError", "MAX_CRL_BYTES", "MAX_BUNDLE_BYTES", "MAX_REDIRECTS", "fetch_crl", "fetch_url", "is_supported_crl_url",
+]
 
 MAX_CRL_BYTES = 16 * 1024 * 1024
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
+MAX_REDIRECTS = 5
 CRL_ATTRIBUTE = "certificateRevocationList;binary"
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----(.*?)-----END X509 CRL-----", re.DOTALL)
 
@@ -66,29 +76,45 @@ def fetch_crl(url: str, default_dn: str, timeout: float) -> bytes:
 
 
 def fetch_url(url: str, timeout: float, limit: int) -> bytes:
-    """The body of an HTTP(S) GET of ``url`` (at most ``limit`` bytes).
+    """The body of an HTTP(S) GET of ``url`` (at most ``limit`` bytes), all within ``timeout`` seconds.
 
-    Raises FetchError (unreachable, HTTP error status, too large, not http).
+    Raises FetchError (unreachable, HTTP error status, a redirect elsewhere
+    than http or https or too many of them, too large, empty, not http, the
+    deadline passed).
     """
-    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+    if origin(url) is None:
         raise FetchError(f"{url}: not an http or https URL")
-    request = urllib.request.Request(url, headers={"User-Agent": "ca-agent"})
+    deadline = Deadline.after(SYSTEM_CLOCK, timeout)
+    target = url
     try:
-        # Plain urlopen: no proxy is consulted for 127.0.0.1 in tests, and a
-        # deployment's proxy settings are honoured as for any HTTP client.
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
-            body = response.read(limit + 1)
-    except urllib.error.HTTPError as exc:
-        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FetchError(f"{url}: {exc.reason}") from None
-    except (OSError, ValueError) as exc:
-        raise FetchError(f"{url}: {exc}") from None
-    if len(body) > limit:
-        raise FetchError(f"{url}: the answer is larger than {limit} bytes")
-    if not body:
-        raise FetchError(f"{url}: the answer is empty")
-    return body
+        for _hop in range(MAX_REDIRECTS + 1):
+            reply = request("GET", target, deadline=deadline, limit=limit, headers={"User-Agent": "ca-agent"})
+            if reply.status in REDIRECTS:
+                location = (reply.headers.get("Location") or "").strip()
+                if not location:
+                    raise FetchError(f"{url}: HTTP {reply.status} without a Location")
+                target = urllib.parse.urljoin(target, location)
+                if origin(target) is None:
+                    raise FetchError(f"{url}: redirected to {printable(target)}, which is not an http or https URL")
+                continue
+            if not 200 <= reply.status < 300:
+                raise FetchError(f"{url}: HTTP {reply.status} {reply.reason}".rstrip())
+            if not reply.body:
+                raise FetchError(f"{url}: the answer is empty")
+            return reply.body
+        raise FetchError(f"{url}: redirected more than {MAX_REDIRECTS} times")
+    except TimeoutError:
+        raise FetchError(f"{url}: no complete answer within {timeout:g} s") from None
+    except BodyTooLargeError:
+        raise FetchError(f"{url}: the answer is larger than {limit} bytes") from None
+    except http.client.InvalidURL as exc:  # a ValueError: a redirect to a URL with control characters
+        raise FetchError(f"{url}: redirected to an unusable URL ({exc})") from None
+    except http.client.HTTPException as exc:
+        raise FetchError(f"{url}: malformed HTTP answer ({type(exc).__name__} {exc})".rstrip()) from None
+    except socket.gaierror as exc:
+        raise FetchError(f"{url}: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise FetchError(f"{url}: {exc.strerror or exc}") from None
 
 
 def _unpem_crl(body: bytes, url: str) -> bytes:
@@ -116,32 +142,74 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
     server = ldap3.Server(
         parts["host"], port=parts.get("port"), use_ssl=bool(parts.get("ssl")), connect_timeout=timeout, get_info=ldap3.NONE
     )
+    # ldap3 bounds each connect and each read, not the exchange: a server that trickles its answer would
+    # hold the caller for as long as it liked. The watchdog shuts the connection's socket down at the
+    # deadline, which ends any read in progress (ldap3 then reports the connection closed).
+    # ldap3 packs receive_timeout into a struct: it must be an int.
+    connection = ldap3.Connection(server, receive_timeout=max(1, math.ceil(timeout)), read_only=True)
+    watchdog = _Watchdog(connection, timeout)
     try:
-        # ldap3 packs receive_timeout into a struct: it must be an int.
-        connection = ldap3.Connection(server, auto_bind=True, receive_timeout=max(1, math.ceil(timeout)), read_only=True)
-    except (LDAPException, OSError) as exc:
-        raise FetchError(f"{url}: cannot reach the LDAP server ({_ldap_reason(exc)})") from None
-    try:
-        found = connection.search(base, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[attribute])
-        if not found or not connection.response:
-            result = connection.result or {}
-            description = result.get("description") or "no such entry"
-            raise FetchError(f"{url}: LDAP search of {base!r} failed ({description})")
-        raw = connection.response[0].get("raw_attributes") or {}
-        values = next((v for k, v in raw.items() if k.lower() == attribute.lower()), None)
-        if not values:
-            raise FetchError(f"{url}: the LDAP entry {base!r} has no {attribute}")
-        data = bytes(values[0])
-    except (LDAPException, OSError) as exc:
-        raise FetchError(f"{url}: LDAP search failed ({_ldap_reason(exc)})") from None
+        try:
+            connection.open()
+            bound = connection.bind()
+        except (LDAPException, OSError) as exc:
+            raise FetchError(f"{url}: {watchdog.why(exc, 'cannot reach the LDAP server')}") from None
+        if not bound:
+            description = (connection.result or {}).get("description") or "refused"
+            raise FetchError(f"{url}: the LDAP server refused an anonymous bind ({description})")
+        try:
+            found = connection.search(base, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[attribute])
+            if not found or not connection.response:
+                result = connection.result or {}
+                description = result.get("description") or "no such entry"
+                raise FetchError(f"{url}: LDAP search of {base!r} failed ({description})")
+            raw = connection.response[0].get("raw_attributes") or {}
+            values = next((v for k, v in raw.items() if k.lower() == attribute.lower()), None)
+            if not values:
+                raise FetchError(f"{url}: the LDAP entry {base!r} has no {attribute}")
+            data = bytes(values[0])
+        except (LDAPException, OSError) as exc:
+            raise FetchError(f"{url}: {watchdog.why(exc, 'LDAP search failed')}") from None
     finally:
+        watchdog.cancel()
         try:
             connection.unbind()
-        except LDAPException:
+        except (LDAPException, OSError):
             pass  # the connection is gone either way
     if len(data) > MAX_CRL_BYTES:
         raise FetchError(f"{url}: the CRL is larger than {MAX_CRL_BYTES} bytes")
     return data
+
+
+class _Watchdog:
+    """Shuts an ldap3 connection's socket down ``timeout`` seconds from now, unless cancelled first."""
+
+    def __init__(self, connection: ldap3.Connection, timeout: float) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self.fired = False
+        self._timer = threading.Timer(timeout, self._fire)
+        self._timer.daemon = True
+        self._timer.name = "pki-ldap-deadline"
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self._connection.socket  # set by ldap3 while the connection is open
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected yet, or closed meanwhile
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def why(self, exc: Exception, what: str) -> str:
+        """What a failure is called: the deadline's when the watchdog ended it."""
+        if self.fired:
+            return f"no complete answer within {self._timeout:g} s"
+        return f"{what} ({_ldap_reason(exc)})"
 
 
 def _ldap_reason(exc: Exception) -> str:
