@@ -1,9 +1,10 @@
 """The SCEP client against hostile HTTP servers on 127.0.0.1: trickling answers and redirects (issue 11).
 
-Each server is a real threaded http.server in this process. A trickling
-server sends one byte at a time, forever (until the client leaves or the test
-ends): a client without one overall deadline per exchange never returns, and
-the worker-thread join below turns that into a failure instead of a hang.
+Each server is a real threaded http.server in this process
+(tests/hostile_http.py). A trickling server sends one byte at a time,
+forever (until the client leaves or the test ends): a client without one
+overall deadline per exchange never returns, and the worker-thread join of
+``bounded`` turns that into a failure instead of a hang.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from hostile_http import Behaviour, HostileHandler, HostileServer, Seen, bounded, start_server
 
 from agent.labca import LabCa
 from agent.pki.authentication import fetch_ca_certificates
@@ -45,68 +46,10 @@ from agent.pki.scep import (
 from agent.pki.scep.http import ScepTransport
 from agent.pki.trustpoint import CaUnreachableError, TrustpointConfig
 
-PACE = 0.02  # seconds between two trickled bytes
 LIVENESS = 60.0  # a call that has not returned by then ignored its deadline (of 0.5 s)
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Behaviour = Callable[["_Handler", Seen], None]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    behaviour: Behaviour
-    stop: threading.Event
-    seen: list[Seen]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base class signature
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._handle(b"")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-
-    def _handle(self, body: bytes) -> None:
-        seen = Seen(self.command, self.path, body, dict(self.headers.items()))
-        self.server.seen.append(seen)
-        try:
-            self.server.behaviour(self, seen)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up: that is the point
-
-    # helpers for behaviours
-    def trickle(self, data: bytes) -> None:
-        self.wfile.write(data)
-        while not self.server.stop.wait(PACE):  # forever, one byte per PACE
-            self.wfile.write(b"a")
-
-    def answer(self, content_type: str, body: bytes, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def redirect(self, location: str, status: int = 302) -> None:
-        self.send_response(status)
-        self.send_header("Location", location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
+class _Handler(HostileHandler):
     @property
     def operation(self) -> str:
         return urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("operation", [""])[0]
@@ -121,15 +64,11 @@ class Hostile:
 
 @pytest.fixture
 def hostile() -> Iterator[Callable[[Behaviour], Hostile]]:
-    servers: list[_Server] = []
+    servers: list[HostileServer] = []
     stop = threading.Event()
 
     def start(behaviour: Behaviour) -> Hostile:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.behaviour = behaviour
-        server.stop = stop
-        server.seen = []
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        server = start_server(behaviour, stop, _Handler)
         servers.append(server)
         port = int(server.server_address[1])
         return Hostile(url=f"http://127.0.0.1:{port}/scep", port=port, seen=server.seen)
@@ -143,19 +82,7 @@ def hostile() -> Iterator[Callable[[Behaviour], Hostile]]:
 
 def _outcome(call: Callable[[], object]) -> BaseException | object:
     """Run ``call`` in a worker; its exception or result. Fails if it outlives LIVENESS."""
-    result: list[BaseException | object] = []
-
-    def work() -> None:
-        try:
-            result.append(call())
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            result.append(exc)
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    worker.join(LIVENESS)
-    assert not worker.is_alive(), "the SCEP exchange did not stop at its deadline"
-    return result[0]
+    return bounded(call, LIVENESS)
 
 
 # --------------------------------------------------------------------------- one deadline per exchange
@@ -516,15 +443,12 @@ def tls_files(tmp_path, rsa_key) -> tuple[str, str]:
 
 @pytest.fixture
 def https_server(tls_files) -> Iterator[Callable[[Behaviour], Hostile]]:
-    servers: list[_Server] = []
+    servers: list[HostileServer] = []
 
     def start(behaviour: Behaviour) -> Hostile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls_files)
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.socket = context.wrap_socket(server.socket, server_side=True)  # handshake at accept
-        server.behaviour, server.stop, server.seen = behaviour, threading.Event(), []
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        server = start_server(behaviour, threading.Event(), _Handler, tls=context)
         servers.append(server)
         port = int(server.server_address[1])
         return Hostile(url=f"https://127.0.0.1:{port}/scep", port=port, seen=server.seen)

@@ -15,97 +15,44 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hostile_http import PACE, Behaviour, HostileHandler, HostileServer, Seen, bounded, start_server
 from lxml import etree
 from ncclient.operations import RPCError
 from trust_e2e_helpers import configure, rpc, text, tp_state
 
 from agent.pki.crlfetch import MAX_REDIRECTS, FetchError, fetch_crl, fetch_url
 
-PACE = 0.05  # seconds between two trickled bytes
 DEADLINE = 1.0  # the fetch's timeout in these tests
 LIVENESS = 30.0  # a fetch still running by then ignored its deadline
 CRL = b"0\x82\x01\x00" + b"\x00" * 256  # any body: fetching does not parse it
-
-Behaviour = Callable[["_Handler"], None]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    behaviour: Behaviour
-    stop: threading.Event
-    hits: list[str]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base class signature
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.server.hits.append(self.path)
-        try:
-            self.server.behaviour(self)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up: that is the point
-
-    def trickle(self, data: bytes) -> None:
-        self.wfile.write(data)
-        self.wfile.flush()
-        while not self.server.stop.wait(PACE):
-            self.wfile.write(b"a")
-            self.wfile.flush()
-
-    def answer(self, body: bytes, status: int = 200, **headers: str) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+CRL_TYPE = "application/pkix-crl"
 
 
 @pytest.fixture
 def http_server() -> Iterator[Callable[[Behaviour], str]]:
     """Start HTTP servers on 127.0.0.1 with a behaviour; yields a function returning the base URL."""
-    servers: list[_Server] = []
+    servers: list[HostileServer] = []
+    stop = threading.Event()
 
     def start(behaviour: Behaviour) -> str:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.behaviour = behaviour
-        server.stop = threading.Event()
-        server.hits = []
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = start_server(behaviour, stop)
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
 
     yield start
+    stop.set()
     for server in servers:
-        server.stop.set()
         server.shutdown()
         server.server_close()
 
 
 def _bounded(call: Callable[[], object]) -> tuple[object, float]:
-    """(result or exception, seconds) of ``call`` in a worker thread; fails if it outlives LIVENESS."""
-    outcome: list[object] = []
+    """(result or exception, seconds) of ``call``; fails if it outlives LIVENESS."""
     start = time.monotonic()
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except Exception as exc:  # noqa: BLE001 - handed to the test
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(LIVENESS)
-    assert not worker.is_alive(), f"the fetch ignored its deadline of {DEADLINE} s"
-    return outcome[0], time.monotonic() - start
+    result = bounded(call, LIVENESS)
+    return result, time.monotonic() - start
 
 
 def _fails_at_the_deadline(call: Callable[[], object]) -> FetchError:
@@ -117,26 +64,21 @@ def _fails_at_the_deadline(call: Callable[[], object]) -> FetchError:
 
 
 def test_a_trickled_crl_body_fails_at_the_deadline(http_server) -> None:
-    def body(h: _Handler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Type", "application/pkix-crl")
-        h.end_headers()
-        h.trickle(b"0")
-
-    url = http_server(body) + "/ca.crl"
+    url = http_server(lambda h, seen: h.trickle(f"HTTP/1.0 200 OK\r\nContent-Type: {CRL_TYPE}\r\n\r\n0".encode()))
+    url += "/ca.crl"
     _fails_at_the_deadline(lambda: fetch_crl(url, "CN=CA", DEADLINE))
 
 
 def test_a_trickled_status_line_fails_at_the_deadline_and_so_does_a_bundle(http_server) -> None:
-    url = http_server(lambda h: h.trickle(b"HTTP/1.0 2")) + "/x"
+    url = http_server(lambda h, seen: h.trickle(b"HTTP/1.0 2")) + "/x"
     _fails_at_the_deadline(lambda: fetch_crl(url, "CN=CA", DEADLINE))
     _fails_at_the_deadline(lambda: fetch_url(url, DEADLINE, 1024))  # a cabundle url
 
 
 def test_a_slow_but_timely_answer_is_read(http_server) -> None:
-    def slow(h: _Handler) -> None:
+    def slow(h: HostileHandler, seen: Seen) -> None:
         time.sleep(DEADLINE / 3)
-        h.answer(CRL, Content_Type="application/pkix-crl")
+        h.answer(CRL_TYPE, CRL)
 
     url = http_server(slow) + "/ca.crl"
     result, took = _bounded(lambda: fetch_crl(url, "CN=CA", DEADLINE))
@@ -144,37 +86,38 @@ def test_a_slow_but_timely_answer_is_read(http_server) -> None:
 
 
 def test_redirects_are_followed_to_http_within_one_deadline_and_nowhere_else(http_server) -> None:
-    cdn = http_server(lambda h: h.answer(CRL))
-    moved = http_server(lambda h: h.answer(b"", 302, Location=f"{cdn}/ca.crl"))
+    cdn = http_server(lambda h, seen: h.answer(CRL_TYPE, CRL))
+    moved = http_server(lambda h, seen: h.redirect(f"{cdn}/ca.crl"))
     result, _ = _bounded(lambda: fetch_crl(f"{moved}/ca.crl", "CN=CA", DEADLINE))
     assert result == CRL  # another origin: a CDP may move behind a CDN
 
     for target in ("file:///etc/passwd", "ftp://127.0.0.1/ca.crl", "ldap://127.0.0.1/cn=x"):
-        elsewhere = http_server(lambda h, t=target: h.answer(b"", 301, Location=t))
+        elsewhere = http_server(lambda h, seen, t=target: h.redirect(t, 301))
         refused, _ = _bounded(lambda u=elsewhere: fetch_crl(f"{u}/ca.crl", "CN=CA", DEADLINE))
         assert isinstance(refused, FetchError) and "not an http or https URL" in refused.message, target
 
     hits: list[int] = []
 
-    def loop(h: _Handler) -> None:
+    def loop(h: HostileHandler, seen: Seen) -> None:
         hits.append(1)
-        h.answer(b"", 302, Location=h.path)
+        h.redirect(h.path)
 
     looping = http_server(loop)
     refused, _ = _bounded(lambda: fetch_crl(f"{looping}/ca.crl", "CN=CA", DEADLINE))
     assert isinstance(refused, FetchError) and f"more than {MAX_REDIRECTS} times" in refused.message
     assert len(hits) == MAX_REDIRECTS + 1
 
-    def slow_hop(h: _Handler) -> None:  # each hop in time, all of them not
+    def slow_hop(h: HostileHandler, seen: Seen) -> None:  # each hop in time, all of them not
         time.sleep(DEADLINE / 3)
-        h.answer(b"", 302, Location=h.path + "x")
+        h.redirect(h.path + "x")
 
     slow = http_server(slow_hop)
     _fails_at_the_deadline(lambda: fetch_crl(f"{slow}/ca.crl", "CN=CA", DEADLINE))
 
 
 def test_errors_name_the_url_and_what_went_wrong(http_server) -> None:
-    base = http_server(lambda h: h.answer(b"no", 404) if h.path == "/missing" else h.answer(b"x" * 2048))
+    base = http_server(
+        lambda h, seen: h.answer("text/plain", b"no", 404) if h.path == "/missing" else h.answer(CRL_TYPE, b"x" * 2048))
     missing, _ = _bounded(lambda: fetch_crl(f"{base}/missing", "CN=CA", DEADLINE))
     assert isinstance(missing, FetchError) and missing.message == f"{base}/missing: HTTP 404 Not Found"
     large, _ = _bounded(lambda: fetch_url(f"{base}/big", DEADLINE, 1024))
