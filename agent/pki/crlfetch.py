@@ -195,7 +195,9 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
-        sock = self._connection.socket  # set by ldap3 while the connection is open
+        # Connection.socket is a plain attribute ldap3 (2.9) sets while the connection is open; that a
+        # shutdown ends the read in progress is what tests/e2e/trust/test_crl_fetch_hostile.py checks.
+        sock = self._connection.socket
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
