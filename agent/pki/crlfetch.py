@@ -111,9 +111,7 @@ def fetch_url(url: str, timeout: float, limit: int) -> bytes:
         raise FetchError(f"{url}: redirected to an unusable URL ({exc})") from None
     except http.client.HTTPException as exc:
         raise FetchError(f"{url}: malformed HTTP answer ({type(exc).__name__} {exc})".rstrip()) from None
-    except socket.gaierror as exc:
-        raise FetchError(f"{url}: {exc.strerror or exc}") from None
-    except OSError as exc:
+    except OSError as exc:  # refused, unreachable, a name that does not resolve, TLS
         raise FetchError(f"{url}: {exc.strerror or exc}") from None
 
 
