@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AttributeOID, ExtendedKeyUsageOID, NameOID
 
@@ -203,11 +203,6 @@ def test_labca_serial_text(text: str, value: int) -> None:
     assert serial_hex(value) in ("6E", "01")
 
 
-def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-
-
 def test_labca_opens_its_keys_checked_and_refuses_a_damaged_or_foreign_one(tmp_path: Path) -> None:
     """The CA and RA keys are checked when the CA opens (numbers, a signature, the certificate's key).
 
@@ -225,12 +220,15 @@ def test_labca_opens_its_keys_checked_and_refuses_a_damaged_or_foreign_one(tmp_p
     numbers = first.ca_key.private_numbers()
     damaged = rsa.RSAPrivateNumbers(
         numbers.p, numbers.q, numbers.d, numbers.dmp1 + 2, numbers.dmq1, numbers.iqmp, numbers.public_numbers)
-    _write_key(store.ca_key_path, damaged.private_key(unsafe_skip_rsa_key_validation=True))
+    store.write_identity(store.ca_key_path, store.ca_cert_path,
+                         damaged.private_key(unsafe_skip_rsa_key_validation=True), first.ca_certificate)
     with pytest.raises(LabCaError, match="ca.key is damaged"):
         LabCa(root, challenge="pw", ra=True)
 
     store.ca_key_path.write_bytes(good)
-    _write_key(store.ra_key_path, rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    assert first.ra_certificate is not None
+    store.write_identity(store.ra_key_path, store.ra_cert_path,
+                         rsa.generate_private_key(public_exponent=65537, key_size=1024), first.ra_certificate)
     with pytest.raises(LabCaError, match="ra.key is not the key of"):
         LabCa(root, challenge="pw", ra=True)
     LabCa(root, challenge="pw", ra=False)  # the CA alone is sound
