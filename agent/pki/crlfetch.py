@@ -14,7 +14,9 @@ No lock is ever held here: callers pass values in and get bytes back. Every
 call has one deadline, ``timeout`` seconds from its start, for everything it
 does (connecting, redirects, every read): a server that trickles its answer
 a byte at a time costs the caller at most that. Every call has a size limit
-too, and every failure is a :class:`FetchError` naming the URL.
+too (over LDAP, :mod:`agent.pki.ldap_watch` also bounds the answer's messages
+and their elements, before ldap3 decodes them), and every failure is a
+:class:`FetchError` naming the URL.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ import binascii
 import http.client
 import math
 import re
-import socket
-import threading
 import urllib.parse
 
 import ldap3
@@ -35,6 +35,7 @@ from ldap3.utils.uri import parse_uri
 from agent.clock import SYSTEM_CLOCK
 from agent.errors import PkiError
 from agent.pki.deadline_http import REDIRECTS, BodyTooLargeError, Deadline, origin, printable, request
+from agent.pki.ldap_watch import LdapWatch
 
 __all__ = [
     "FetchError", "MAX_CRL_BYTES", "MAX_BUNDLE_BYTES", "MAX_REDIRECTS", "fetch_crl", "fetch_url", "is_supported_crl_url",
@@ -43,6 +44,7 @@ __all__ = [
 MAX_CRL_BYTES = 16 * 1024 * 1024
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 MAX_REDIRECTS = 5
+_LDAP_FRAMING = 64 * 1024  # an LDAP answer's bytes beyond the CRL itself: the bind's answer, the entry's names
 CRL_ATTRIBUTE = "certificateRevocationList;binary"
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----(.*?)-----END X509 CRL-----", re.DOTALL)
 
@@ -140,18 +142,16 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
     server = ldap3.Server(
         parts["host"], port=parts.get("port"), use_ssl=bool(parts.get("ssl")), connect_timeout=timeout, get_info=ldap3.NONE
     )
-    # ldap3 bounds each connect and each read, not the exchange: a server that trickles its answer would
-    # hold the caller for as long as it liked. The watchdog shuts the connection's socket down at the
-    # deadline, which ends any read in progress (ldap3 then reports the connection closed).
     # ldap3 packs receive_timeout into a struct: it must be an int.
     connection = ldap3.Connection(server, receive_timeout=max(1, math.ceil(timeout)), read_only=True)
-    watchdog = _Watchdog(connection, timeout)
+    watch = LdapWatch(connection, timeout, MAX_CRL_BYTES + _LDAP_FRAMING)
     try:
         try:
             connection.open()
+            watch.guard_answers()
             bound = connection.bind()
         except (LDAPException, OSError) as exc:
-            raise FetchError(f"{url}: {watchdog.why(exc, 'cannot reach the LDAP server')}") from None
+            raise FetchError(f"{url}: {watch.why(exc, 'cannot reach the LDAP server')}") from None
         if not bound:
             description = (connection.result or {}).get("description") or "refused"
             raise FetchError(f"{url}: the LDAP server refused an anonymous bind ({description})")
@@ -167,9 +167,9 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
                 raise FetchError(f"{url}: the LDAP entry {base!r} has no {attribute}")
             data = bytes(values[0])
         except (LDAPException, OSError) as exc:
-            raise FetchError(f"{url}: {watchdog.why(exc, 'LDAP search failed')}") from None
+            raise FetchError(f"{url}: {watch.why(exc, 'LDAP search failed')}") from None
     finally:
-        watchdog.cancel()
+        watch.cancel()
         try:
             connection.unbind()
         except (LDAPException, OSError):
@@ -177,41 +177,3 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
     if len(data) > MAX_CRL_BYTES:
         raise FetchError(f"{url}: the CRL is larger than {MAX_CRL_BYTES} bytes")
     return data
-
-
-class _Watchdog:
-    """Shuts an ldap3 connection's socket down ``timeout`` seconds from now, unless cancelled first."""
-
-    def __init__(self, connection: ldap3.Connection, timeout: float) -> None:
-        self._connection = connection
-        self._timeout = timeout
-        self.fired = False
-        self._timer = threading.Timer(timeout, self._fire)
-        self._timer.daemon = True
-        self._timer.name = "pki-ldap-deadline"
-        self._timer.start()
-
-    def _fire(self) -> None:
-        self.fired = True
-        # Connection.socket is a plain attribute ldap3 (2.9) sets while the connection is open; that a
-        # shutdown ends the read in progress is what tests/e2e/trust/test_crl_fetch_hostile.py checks.
-        sock = self._connection.socket
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # not connected yet, or closed meanwhile
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-    def why(self, exc: Exception, what: str) -> str:
-        """What a failure is called: the deadline's when the watchdog ended it."""
-        if self.fired:
-            return f"no complete answer within {self._timeout:g} s"
-        return f"{what} ({_ldap_reason(exc)})"
-
-
-def _ldap_reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text or type(exc).__name__

@@ -2,9 +2,10 @@
 
 A CRL distribution point, a ``query url`` and a ``cabundle url`` are servers
 the agent does not control. Each test server here is real (a threaded
-http.server, or a raw TCP server speaking just enough LDAP) and trickles its
-answer one byte at a time, forever: with a timeout per socket read, as
-urllib and ldap3 give, the fetch never ends. Each call runs in a worker
+http.server, or a raw TCP server speaking just enough LDAP). Most trickle
+their answer one byte at a time, forever: with a timeout per socket read, as
+urllib and ldap3 give, the fetch never ends. The LDAP ones also flood, or
+send what ldap3 would decode into far more memory than the bytes they cost. Each call runs in a worker
 thread joined with a liveness bound, so a fetch without one overall deadline
 fails the test instead of hanging it.
 """
@@ -22,7 +23,10 @@ from lxml import etree
 from ncclient.operations import RPCError
 from trust_e2e_helpers import configure, rpc, text, tp_state
 
-from agent.pki.crlfetch import MAX_REDIRECTS, FetchError, fetch_crl, fetch_url
+from agent.pki.crlfetch import MAX_CRL_BYTES, MAX_REDIRECTS, FetchError, fetch_crl, fetch_url
+from agent.pki.ldap_watch import MAX_ELEMENTS, MAX_MESSAGES
+
+from rawnetconf import status_value
 
 DEADLINE = 1.0  # the fetch's timeout in these tests
 LIVENESS = 30.0  # a fetch still running by then ignored its deadline
@@ -129,15 +133,21 @@ def test_errors_name_the_url_and_what_went_wrong(http_server) -> None:
     assert isinstance(refused, FetchError) and "refused" in refused.message.lower()
 
 
-class _TricklingLdap:
-    """Accepts LDAP connections, reads the bind request, then announces a long message and trickles it."""
+LdapBehaviour = Callable[[socket.socket, bytes, threading.Event], None]
 
-    def __init__(self) -> None:
+
+class _HostileLdap:
+    """Accepts LDAP connections on 127.0.0.1, reads the bind request, lets ``behaviour`` answer it."""
+
+    def __init__(self, behaviour: LdapBehaviour) -> None:
+        self.behaviour = behaviour
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
+        self.url = f"ldap://127.0.0.1:{self.port}/cn=CA,o=Example"
         self.stop = threading.Event()
+        self.closed_by_client = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -146,27 +156,207 @@ class _TricklingLdap:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    def _trickle(self, conn: socket.socket) -> None:
+    def _answer(self, conn: socket.socket) -> None:
         with conn:
             try:
-                conn.recv(65536)
-                conn.sendall(b"\x30\x84\x00\x01\x00\x00")  # a SEQUENCE of 65,536 bytes follows...
-                while not self.stop.wait(PACE):
-                    conn.sendall(b"\x04")  # ...one byte at a time
+                self.behaviour(conn, conn.recv(65536), self.stop)
             except OSError:
-                pass
+                self.closed_by_client.set()  # the client shut the connection while we sent
 
     def close(self) -> None:
         self.stop.set()
         self.sock.close()
 
 
-def test_a_trickling_ldap_server_fails_at_the_deadline() -> None:
-    server = _TricklingLdap()
+def _tlv(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + body
+
+
+def _message(operation: bytes, message_id: bytes = b"\x02") -> bytes:
+    """An LDAPMessage; answers echo their request's ID (ldap3 numbers its requests per process)."""
+    return _tlv(0x30, _tlv(0x02, message_id) + operation)
+
+
+def _message_id(request: bytes) -> bytes:
+    """The messageID of an LDAPMessage (a SEQUENCE whose length may take several bytes), as sent."""
+    at = 2 + (request[1] & 0x7F if request[1] & 0x80 else 0)
+    return request[at + 2:at + 2 + request[at + 1]]
+
+
+_SUCCESS = b"\x0a\x01\x00\x04\x00\x04\x00"  # resultCode success, no matchedDN, no diagnostic
+SEARCH_DONE = _message(_tlv(0x65, _SUCCESS))
+
+
+def _entry(values: list[bytes], attribute: bytes = b"certificateRevocationList;binary") -> bytes:
+    attributes = _tlv(0x30, _tlv(0x30, _tlv(0x04, attribute) + _tlv(0x31, b"".join(_tlv(0x04, v) for v in values))))
+    return _message(_tlv(0x64, _tlv(0x04, b"cn=CA,o=Example") + attributes))
+
+
+def _bind_and_search(conn: socket.socket, request: bytes) -> bytes:
+    """Answer the bind ``request``, read the search request: its ID (``b"\\x02"`` in every answer replaced)."""
+    conn.sendall(_message(_tlv(0x61, _SUCCESS), _message_id(request)))
+    return _message_id(conn.recv(65536))
+
+
+def _as(message_id: bytes, answer: bytes) -> bytes:
+    """``answer`` (messages built with ID 2) with ``message_id`` instead."""
+    return answer.replace(_tlv(0x02, b"\x02"), _tlv(0x02, message_id))
+
+
+def _trickle(conn: socket.socket, _bind: bytes, stop: threading.Event) -> None:
+    conn.sendall(b"\x30\x84\x00\x01\x00\x00")  # a SEQUENCE of 65,536 bytes follows...
+    while not stop.wait(PACE):
+        conn.sendall(b"\x04")  # ...one byte at a time
+
+
+def _answers(*parts: bytes, pace: float = 0.0) -> LdapBehaviour:
+    """A behaviour sending ``parts`` in turn after the bind's answer (each one byte at a time if ``pace``)."""
+
+    def send(conn: socket.socket, bind: bytes, stop: threading.Event) -> None:
+        message_id = _bind_and_search(conn, bind)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a byte sent is a segment
+        for part in (_as(message_id, part) for part in parts):
+            if not pace:
+                conn.sendall(part)
+                continue
+            for at in range(len(part)):
+                conn.sendall(part[at:at + 1])
+                stop.wait(pace)
+        stop.wait(LIVENESS)
+
+    return send
+
+
+def _hostile_ldap_fetch(behaviour: LdapBehaviour, timeout: float = DEADLINE) -> tuple[object, float, _HostileLdap]:
+    server = _HostileLdap(behaviour)
     try:
-        _fails_at_the_deadline(lambda: fetch_crl(f"ldap://127.0.0.1:{server.port}/cn=CA,o=Example", "", DEADLINE))
+        result, took = _bounded(lambda: fetch_crl(server.url, "", timeout))
+    finally:
+        server.close()
+    return result, took, server
+
+
+def test_a_trickling_ldap_server_fails_at_the_deadline() -> None:
+    server = _HostileLdap(_trickle)
+    try:
+        _fails_at_the_deadline(lambda: fetch_crl(server.url, "", DEADLINE))
+    finally:
+        server.close()
+
+
+def test_an_ldap_answer_sent_a_byte_at_a_time_in_time_is_read() -> None:
+    """Every message boundary and BER header falls between two reads somewhere: all are followed."""
+    result, _, _ = _hostile_ldap_fetch(_answers(_entry([CRL]) + SEARCH_DONE, pace=0.001), timeout=10.0)
+    assert result == CRL, result
+
+
+def test_a_crl_as_large_as_allowed_is_read_whole_over_ldap() -> None:
+    """The limits leave room for the largest CRL accepted over HTTP (ldap3 once took 1.7 s for it here)."""
+    crl = b"0" + bytes(range(256)) * ((MAX_CRL_BYTES - 1024) // 256)
+    result, _, _ = _hostile_ldap_fetch(_answers(_entry([crl]) + SEARCH_DONE), timeout=10.0)
+    assert result == crl
+
+
+def test_an_ldap_server_flooding_search_entries_is_cut_off_at_once() -> None:
+    """Before: ldap3 kept and decoded every entry until the deadline (717 MiB in 10 s, measured)."""
+    flood = _entry([CRL]) * 2000
+
+    def send(conn: socket.socket, bind: bytes, stop: threading.Event) -> None:
+        message_id = _bind_and_search(conn, bind)
+        while True:  # until the client closes the connection
+            conn.sendall(_as(message_id, flood))
+
+    result, took, server = _hostile_ldap_fetch(send)
+    assert isinstance(result, FetchError), result
+    assert f"the LDAP server's answer holds more than {MAX_MESSAGES} messages" in result.message
+    assert took < DEADLINE, took
+    assert server.closed_by_client.wait(5.0)
+
+
+def test_an_ldap_entry_of_too_many_values_is_refused_before_it_is_decoded() -> None:
+    """A small message can hold millions of one-byte values, each a Python object once decoded (425 MiB for
+    3 MB, measured): the message is refused on its element count."""
+    result, took, _ = _hostile_ldap_fetch(_answers(_entry([b"x"] * (MAX_ELEMENTS + 1)) + SEARCH_DONE))
+    assert isinstance(result, FetchError), result
+    assert f"holds a message of more than {MAX_ELEMENTS} elements" in result.message
+    assert took < DEADLINE, took
+    within, _, _ = _hostile_ldap_fetch(_answers(_entry([CRL] + [b"x"] * 100) + SEARCH_DONE))
+    assert within == CRL, within
+
+
+def test_an_ldap_answer_larger_than_a_crl_may_be_is_refused_as_it_arrives() -> None:
+    announced = b"\x30\x84\x7f\xff\xff\xff"  # a message of 2 GiB
+
+    def send(conn: socket.socket, bind: bytes, stop: threading.Event) -> None:
+        _bind_and_search(conn, bind)
+        conn.sendall(announced)
+        chunk = b"\x00" * (1 << 20)
+        while not stop.is_set():
+            conn.sendall(chunk)
+
+    result, took, _ = _hostile_ldap_fetch(send)
+    assert isinstance(result, FetchError), result
+    assert f"is larger than {MAX_CRL_BYTES + 64 * 1024} bytes" in result.message, result.message
+    assert took < DEADLINE, took
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (b"\x30\x80" + b"\x00" * 64, "is malformed"),  # an indefinite length, which RFC 4511 forbids
+        (_message(_tlv(0x64, b"\x04\x7f" + b"x" * 8)), "is malformed"),  # a string running past its entry
+        (b"\x04\x03abc", "is not an LDAP message"),
+    ],
+    ids=["indefinite-length", "string-past-its-entry", "not-a-message"],
+)
+def test_malformed_ldap_answers_are_named(answer: bytes, why: str) -> None:
+    result, took, _ = _hostile_ldap_fetch(_answers(answer))
+    assert isinstance(result, FetchError), result
+    assert f"the LDAP server's answer {why}" in result.message, result.message
+    assert took < DEADLINE, took
+
+
+CRYPTO = "urn:ca-agent:yang:crypto"
+
+
+def _trustpoint_querying(m, ca_url: str, server: _HostileLdap) -> None:
+    """Trustpoint T, its CA authenticated, with the seed's ``query url ldap://host`` at ``server``."""
+    configure(m, f'<crypto xmlns="{CRYPTO}"><ca><trustpoint><name>T</name><enrollment><url>{ca_url}</url>'
+                 f"</enrollment><query-url>ldap://127.0.0.1:{server.port}</query-url></trustpoint></ca>"
+                 "</crypto>")
+    assert text(rpc(m, "ca-authenticate", "<trustpoint>T</trustpoint><accept/>"), "c:installed") == "true"
+
+
+def test_ca_crl_request_from_a_flooding_query_url_fails_at_once_and_costs_no_memory(agent, lab_cas) -> None:
+    """Over NETCONF: before, the agent decoded the flood until the deadline (~700 MiB more in 10 s)."""
+    flood = _entry([CRL]) * 2000
+
+    def send(conn: socket.socket, bind: bytes, stop: threading.Event) -> None:
+        message_id = _bind_and_search(conn, bind)
+        while True:  # until the client closes the connection
+            conn.sendall(_as(message_id, flood))
+
+    server = _HostileLdap(send)
+    ca = lab_cas("ca")
+    try:
+        with agent.connect() as m:
+            _trustpoint_querying(m, ca.url, server)
+            peak_before = status_value(agent.proc.pid, "VmHWM")
+            start = time.monotonic()
+            with pytest.raises(RPCError) as failed:
+                rpc(m, "ca-crl-request", "<trustpoint>T</trustpoint>")
+            took = time.monotonic() - start
+            assert failed.value.tag == "operation-failed"
+            assert f"holds more than {MAX_MESSAGES} messages" in failed.value.message, failed.value.message
+            assert took < 5.0, took
+            grown = status_value(agent.proc.pid, "VmHWM") - peak_before
+            assert grown < 50 * 1024, f"peak RSS grew by {grown} KiB"
     finally:
         server.close()
 
@@ -174,15 +364,12 @@ def test_a_trickling_ldap_server_fails_at_the_deadline() -> None:
 def test_ca_crl_request_from_a_trickling_query_url_fails_and_other_sessions_go_on(agent, lab_cas) -> None:
     """Over NETCONF, with the seed's ``query url ldap://...``: the RPC ends with operation-failed at the
     agent's CRL deadline (10 s), and meanwhile another session is answered as usual."""
-    server = _TricklingLdap()
+    server = _HostileLdap(_trickle)
     ca = lab_cas("ca")
-    crypto = "urn:ca-agent:yang:crypto"
+    crypto = CRYPTO
     try:
         with agent.connect() as m, agent.connect() as other:
-            configure(m, f'<crypto xmlns="{crypto}"><ca><trustpoint><name>T</name><enrollment><url>{ca.url}</url>'
-                         f"</enrollment><query-url>ldap://127.0.0.1:{server.port}</query-url></trustpoint></ca>"
-                         "</crypto>")
-            assert text(rpc(m, "ca-authenticate", "<trustpoint>T</trustpoint><accept/>"), "c:installed") == "true"
+            _trustpoint_querying(m, ca.url, server)
             answered: list[float] = []
 
             def meanwhile() -> None:
