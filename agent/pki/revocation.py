@@ -60,6 +60,7 @@ _log = logging.getLogger(__name__)
 
 _RECORD_FORMAT = "ca-agent-crl/1"
 MAX_SOURCES = 8
+REFRESH_WORKERS = 4  # background CRL fetches at once, of different CAs
 NO_NEXT_UPDATE_VALIDITY = dt.timedelta(hours=1)
 """How long a CRL without nextUpdate is used before it is fetched again."""
 MAX_REFRESH_MARGIN = dt.timedelta(hours=1)
@@ -272,7 +273,12 @@ class CrlManager:
         self._write_lock = threading.Lock()  # orders file writes only; readers never take it
         self._records: dict[str, CrlRecord] = {}
         self._crls: dict[str, x509.CertificateRevocationList] = {}
-        self._scheduler: PollScheduler[str] = PollScheduler(self._refresh, clock=clock, name="pki-crl-refresh")
+        # A CA whose sources never answer costs up to MAX_SOURCES timeouts per attempt, every retry: on one
+        # thread it delayed every other CA's refresh by that much, each. One job per CA at a time.
+        self._scheduler: PollScheduler[str] = PollScheduler(
+            self._refresh, clock=clock, name="pki-crl-refresh", workers=REFRESH_WORKERS, group=lambda key: key,
+            per_group=1,
+        )
         self._listeners: list[CrlListener] = []
         for path in sorted(self._dir.glob("*.json")):
             try:

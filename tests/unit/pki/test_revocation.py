@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from trust_helpers import NOW, MiniCa, Served, http_server, name  # noqa: E402
 
 from agent.pki.revocation import (  # noqa: E402
+    MAX_SOURCES,
     CrlInvalidError,
     CrlManager,
     CrlUnavailableError,
@@ -123,3 +126,42 @@ def test_background_refresh_fetches_again(tmp_path: Path, served: Served) -> Non
         assert served.hits["/s.crl"] == 2
     finally:
         crls.close()
+
+
+def test_a_ca_whose_crl_sources_never_answer_does_not_hold_back_another_cas_refresh(
+    tmp_path: Path, served: Served
+) -> None:
+    """Before: one refresh thread fetched every CA's CRL in turn, so each CA whose sources never answer (a
+    firewalled CDP: each of up to MAX_SOURCES sources costs the timeout) delayed every other CA's refresh."""
+    dead_server = socket.socket()
+    dead_server.bind(("127.0.0.1", 0))
+    dead_server.listen(64)  # connections complete in the backlog and are never answered
+    dead_port = dead_server.getsockname()[1]
+    timeout = 0.5
+    crls = CrlManager(tmp_path / "crls", timeout=timeout, retry_seconds=0.5)
+    try:
+        dead_cas = [MiniCa.root(f"Dead CA {n}") for n in range(3)]
+        sources = [f"http://127.0.0.1:{dead_port}/{n}.crl" for n in range(MAX_SOURCES)]
+
+        def fail_once(ca: MiniCa) -> None:  # a first fetch, which schedules the retries
+            with pytest.raises(CrlUnavailableError):
+                crls.fetch(ca.cert, sources)
+
+        first = [threading.Thread(target=fail_once, args=(ca,)) for ca in dead_cas]
+        for thread in first:
+            thread.start()
+        for thread in first:
+            thread.join()
+        healthy = MiniCa.root("Healthy CA")
+        in_two_seconds = dt.datetime.now(dt.UTC) - NOW + dt.timedelta(seconds=2)
+        url = served.put("/h.crl", healthy.crl(next_update=in_two_seconds))
+        crls.fetch(healthy.cert, [url])
+        due = time.monotonic() + crls.refresh_due()[issuer_key(healthy.cert)]
+        served.put("/h.crl", healthy.crl())
+        while crls.record(healthy.cert).crl_number != healthy.crl_number:
+            late = time.monotonic() - due
+            assert late < 3.0, f"the refresh is {late:.1f} s late (each dead CA costs {MAX_SOURCES * timeout:g} s)"
+            time.sleep(0.05)
+    finally:
+        crls.close()
+        dead_server.close()
