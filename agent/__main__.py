@@ -1,7 +1,5 @@
 """`python -m agent` runs the agent (same as `ca-agent`)."""
 
-import sys
+from agent.main import run
 
-from agent.main import main
-
-sys.exit(main())
+run()

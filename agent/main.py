@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from agent.errors import AgentError
 from agent.netconf.budget import DEFAULT_XPATH_BUDGET
@@ -188,5 +189,24 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(arguments)
 
 
+def run() -> NoReturn:
+    """The process's entry point (`ca-agent`, `python -m agent`): :func:`main`, then the process ends at once.
+
+    Once the agent has stopped in order, threads still waiting on a CA (a poll, a
+    CRL fetch in the background) have nothing left to do: their work is either
+    durable or will be done again after a restart, as after a crash. Python's own
+    exit would wait for them: ``concurrent.futures`` joins every pool thread, and a
+    poll of a CA that never answers ends only at its 30 s deadline.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # closed or gone: nothing to flush to
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

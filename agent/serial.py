@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+class ExecutorClosedError(RuntimeError):
+    """A job given to a :class:`SerialExecutor` after its :meth:`~SerialExecutor.close`."""
+
+
 class SerialExecutor:
     """Runs callables on one daemon thread, FIFO."""
 
@@ -30,6 +34,10 @@ class SerialExecutor:
         self._around = around
         # (job, its future, whether the job returns (result, then)): see run_then.
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any], bool] | None] = queue.SimpleQueue()
+        # Orders every put against close()'s end marker: a job queued after it would never run, and its
+        # caller would wait for ever (a CA's answer arriving after shutdown once held the agent's exit so).
+        self._put_lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -42,11 +50,12 @@ class SerialExecutor:
         """Run ``job`` after every job queued before it and return its result (or raise its exception).
 
         A job calling :meth:`run` would wait for itself: it runs inline instead.
+        Raises ExecutorClosedError after :meth:`close`.
         """
         if self.on_thread:
             return job()
         future: Future[Any] = Future()
-        self._jobs.put((job, future, False))
+        self._put((job, future, False))
         result: _T = future.result()
         return result
 
@@ -65,19 +74,31 @@ class SerialExecutor:
                 _logged(then)
             return result
         future: Future[Any] = Future()
-        self._jobs.put((job, future, True))
+        self._put((job, future, True))
         value: _T = future.result()
         return value
 
     def submit(self, job: Callable[[], object]) -> None:
-        """Queue ``job`` without waiting; its exception is logged."""
-        self._jobs.put((lambda: _logged(job), Future(), False))
+        """Queue ``job`` without waiting; its exception is logged. After :meth:`close` it is dropped."""
+        try:
+            self._put((lambda: _logged(job), Future(), False))
+        except ExecutorClosedError:
+            log.debug("%s: a job given after close was dropped", self._thread.name)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Finish the queued jobs, then stop (bounded wait)."""
-        self._jobs.put(None)
+        """Finish the queued jobs, then stop (bounded wait). Jobs given later are refused."""
+        with self._put_lock:
+            if not self._closed:
+                self._closed = True
+                self._jobs.put(None)
         if not self.on_thread:
             self._thread.join(timeout)
+
+    def _put(self, item: tuple[Callable[[], Any], Future[Any], bool]) -> None:
+        with self._put_lock:
+            if self._closed:
+                raise ExecutorClosedError(f"{self._thread.name} has stopped")
+            self._jobs.put(item)
 
     def _loop(self) -> None:
         while True:

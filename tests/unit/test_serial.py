@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.serial import SerialExecutor, SpareThreads
+from agent.serial import ExecutorClosedError, SerialExecutor, SpareThreads
 
 
 def test_run_then_answers_before_the_follow_up_and_keeps_order() -> None:
@@ -73,6 +73,33 @@ def test_run_then_on_its_own_thread_runs_inline() -> None:
     assert executor.run(outer) == "inner"
     assert order == ["inner then", "outer after inner"]
     executor.close()
+
+
+def test_jobs_given_after_close_are_refused_not_left_waiting() -> None:
+    """Before: a job queued behind close()'s end marker never ran and its caller waited for ever (a poll
+    whose CA answered after shutdown held the agent's exit so)."""
+    executor = SerialExecutor("test")
+    ran: list[str] = []
+    executor.submit(lambda: ran.append("queued before close"))
+    executor.close()
+    assert ran == ["queued before close"]
+    outcome: list[object] = []
+
+    def late_caller() -> None:
+        for give in (executor.run, lambda job: executor.run_then(lambda: (job(), None))):
+            try:
+                give(lambda: ran.append("late"))
+            except ExecutorClosedError as error:
+                outcome.append(error)
+
+    caller = threading.Thread(target=late_caller, daemon=True)
+    caller.start()
+    caller.join(5)
+    assert not caller.is_alive(), "a caller after close waits for ever"
+    assert len(outcome) == 2 and "has stopped" in str(outcome[0])
+    executor.submit(lambda: ran.append("late"))  # fire and forget: dropped
+    executor.close()  # twice is harmless
+    assert ran == ["queued before close"]
 
 
 def test_spare_threads_run_a_job_beside_the_caller_and_hand_back_its_result_or_error() -> None:
