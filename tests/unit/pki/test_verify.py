@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from trust_helpers import EKU_CLIENT, EKU_SERVER, NOW, MiniCa, Served, http_server, pem  # noqa: E402
+from trust_helpers import EKU_CLIENT, EKU_SERVER, NOW, MiniCa, Served, http_server, key, name, pem  # noqa: E402
 
 from agent.pki.certificate import InvalidCertificateError  # noqa: E402
 from agent.pki.revocation import CrlManager  # noqa: E402
 from agent.pki.verify import (  # noqa: E402
+    MAX_CHAIN,
+    MAX_SAME_SUBJECT,
     TRUSTPOOL,
     Anchor,
     Failure,
@@ -172,3 +176,35 @@ def test_bad_input(ca_a: MiniCa, verifier: PeerVerifier) -> None:
         verifier.verify("not a certificate", [Anchor("A", ca_a.cert)])
     with pytest.raises(NoAnchorError):
         verifier.verify(pem(ca_a.issue("x")[0]), [])
+
+
+def _loop_ca(subject: str, issuer: str, public: object, signer: object) -> x509.Certificate:
+    """A CA certificate without key identifiers: path building can match it to its issuer by name only."""
+    return (
+        x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer)).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(signer, hashes.SHA256())
+    )
+
+
+def test_many_certificates_of_one_name_are_refused_before_path_building(ca_a: MiniCa, verifier: PeerVerifier) -> None:
+    """Nine CA certificates named 'Loop', each issued by 'Loop', after a peer issued by 'Loop': the path
+    builder walked every ordering of them (105 s of CPU, measured) before it found no anchor."""
+    keys = [key() for _ in range(MAX_CHAIN - 1)]
+    loop = [_loop_ca("Loop", "Loop", k.public_key(), keys[(i + 1) % len(keys)]) for i, k in enumerate(keys)]
+    peer = _loop_ca("peer", "Loop", key().public_key(), keys[0])
+    start = time.monotonic()
+    with pytest.raises(InvalidCertificateError, match=f"at most {MAX_SAME_SUBJECT} certificates with one subject name"):
+        verifier.verify(pem(peer, *loop), [Anchor("A", ca_a.cert)])
+    assert time.monotonic() - start < 2.0
+    # Three of one name (a CA and two cross-signed copies) are still verified, and quickly.
+    groups = [[key() for _ in range(MAX_SAME_SUBJECT)] for _ in range(3)]
+    crossed = [
+        _loop_ca(f"G{g}", f"G{(g + 1) % 3}", k.public_key(), groups[(g + 1) % 3][(j + 1) % MAX_SAME_SUBJECT])
+        for g, group in enumerate(groups) for j, k in enumerate(group)
+    ]
+    start = time.monotonic()
+    result = verifier.verify(pem(_loop_ca("peer", "G0", key().public_key(), groups[0][0]), *crossed), [Anchor("A", ca_a.cert)])
+    assert result.failure is Failure.UNKNOWN_CA and time.monotonic() - start < 2.0
