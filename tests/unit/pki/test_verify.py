@@ -208,3 +208,35 @@ def test_many_certificates_of_one_name_are_refused_before_path_building(ca_a: Mi
     start = time.monotonic()
     result = verifier.verify(pem(_loop_ca("peer", "G0", key().public_key(), groups[0][0]), *crossed), [Anchor("A", ca_a.cert)])
     assert result.failure is Failure.UNKNOWN_CA and time.monotonic() - start < 2.0
+
+
+def test_a_large_trustpool_beside_the_anchor_changes_nothing(ca_a: MiniCa, ca_b: MiniCa, verifier: PeerVerifier) -> None:
+    """Only anchors named in the chain are given to the library (its cost grew with every anchor)."""
+    import certifi
+
+    from agent.pki.certificate import load_certificates
+
+    pool = [Anchor(TRUSTPOOL, c) for c in load_certificates(Path(certifi.where()).read_text())]
+    sub = ca_a.intermediate("Pool Sub CA")
+    peer, _ = sub.issue("peer")
+    result = verifier.verify(pem(peer, sub.cert), [*pool, Anchor("B", ca_b.cert), Anchor("A", ca_a.cert)])
+    assert result.valid and result.trustpoint == "A" and len(result.chain) == 3
+    # The same CA in a trustpoint and in the trustpool: the first given anchors it, as before.
+    assert verifier.verify(pem(peer, sub.cert), [Anchor("A", ca_a.cert), *pool, Anchor(TRUSTPOOL, ca_a.cert)]).trustpoint == "A"
+    assert verifier.verify(pem(peer, sub.cert), [*pool]).failure is Failure.UNKNOWN_CA
+    # The CA certificate itself, trusted on a trustpoint of its own.
+    assert verifier.verify(pem(sub.cert), [*pool, Anchor("S", sub.cert)]).trustpoint == "S"
+
+
+def test_names_match_as_the_library_compares_them_case_folded(ca_a: MiniCa, verifier: PeerVerifier) -> None:
+    """A peer whose issuer name differs from its CA's subject in case only is still anchored (RFC 5280 7.1)."""
+    folded = x509.Name([x509.NameAttribute(a.oid, str(a.value).upper()) for a in ca_a.subject])
+    peer = (
+        x509.CertificateBuilder().subject_name(name("Folded peer")).issuer_name(folded).public_key(key().public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(hours=1)).not_valid_after(NOW + dt.timedelta(days=30))
+        .sign(ca_a.key, hashes.SHA256())
+    )
+    assert folded != ca_a.subject
+    result = verifier.verify(pem(peer), [Anchor("A", ca_a.cert)])
+    assert result.valid and result.trustpoint == "A", result.message
