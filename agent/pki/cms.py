@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from agent.errors import PkiError
 
 __all__ = [
+    "MAX_CERTS",
     "CmsDecryptError",
     "CmsError",
     "CmsFormatError",
@@ -59,7 +60,8 @@ OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 OID_SIGNING_TIME = "1.2.840.113549.1.9.5"
 
-_MAX_CERTS = 64
+MAX_CERTS = 64
+"""Certificates one CMS message (or a GetCACert answer in PEM) may carry."""
 
 
 class CmsError(PkiError):
@@ -226,7 +228,7 @@ def _load_certificates(choices: cms.CertificateSet | None) -> tuple[x509.Certifi
             certs.append(x509.load_der_x509_certificate(_signed_bytes(choice.chosen, x509.load_der_x509_certificate)))
         except ValueError as exc:
             raise CmsFormatError(f"a certificate inside the CMS message is invalid: {exc}") from exc
-        if len(certs) > _MAX_CERTS:
+        if len(certs) > MAX_CERTS:
             raise CmsFormatError("the CMS message carries too many certificates")
     return tuple(certs)
 

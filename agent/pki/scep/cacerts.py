@@ -121,7 +121,10 @@ class CaCertificates:
             raise ScepProtocolError("GetCACert returned an empty body")
         try:
             if body.lstrip().startswith(b"-----BEGIN CERTIFICATE"):
-                return cls.from_certificates(x509.load_pem_x509_certificates(body))
+                pem = x509.load_pem_x509_certificates(body)
+                if len(pem) > cms.MAX_CERTS:  # as for a PKCS#7 bag: the classification below is quadratic
+                    raise ScepProtocolError(f"GetCACert returned more than {cms.MAX_CERTS} certificates")
+                return cls.from_certificates(pem)
             if media == CA_CERT_CONTENT_TYPE:
                 return cls.from_certificates([x509.load_der_x509_certificate(body)])
         except ValueError:
