@@ -201,7 +201,7 @@ def _asn1(cert: x509.Certificate) -> ax509.Certificate:
 
 @functools.lru_cache(maxsize=4096)
 def _subject_key(cert: x509.Certificate) -> str:
-    """An anchor's subject as the library compares names (RFC 5280 7.1: case and spaces folded); cached."""
+    """A certificate's subject as the library compares names (RFC 5280 7.1: case and spaces folded); cached."""
     return str(_asn1(cert).subject.hashable)
 
 
@@ -236,11 +236,14 @@ class PeerVerifier:
         certs = load_certificates(pem)
         if len(certs) > MAX_CHAIN:
             raise InvalidCertificateError(f"give at most {MAX_CHAIN} certificates (the peer's and its chain)")
-        crowded, count = collections.Counter(c.subject for c in certs).most_common(1)[0]
+        # Counted as the library compares names (case and spaces folded): 'Loop', 'LOOP', 'loop'... are one.
+        by_name = collections.Counter(_subject_key(c) for c in certs)
+        crowded, count = by_name.most_common(1)[0]
         if count > MAX_SAME_SUBJECT:
+            example = next(c for c in certs if _subject_key(c) == crowded)
             raise InvalidCertificateError(
                 f"give at most {MAX_SAME_SUBJECT} certificates with one subject name (a CA and its cross-signed "
-                f"copies); {count} name {format_name(crowded)}"
+                f"copies); {count} name {format_name(example.subject)}"
             )
         if not anchors:
             raise NoAnchorError(

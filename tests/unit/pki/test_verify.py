@@ -199,6 +199,14 @@ def test_many_certificates_of_one_name_are_refused_before_path_building(ca_a: Mi
     with pytest.raises(InvalidCertificateError, match=f"at most {MAX_SAME_SUBJECT} certificates with one subject name"):
         verifier.verify(pem(peer, *loop), [Anchor("A", ca_a.cert)])
     assert time.monotonic() - start < 2.0
+    # Names that differ in case only are one name to the path builder: counted as one.
+    cases = ["Loop", "LOOP", "loop", "lOop", "loOp", "looP", "LOop", "lOOp", "loOP"]
+    folded = [_loop_ca(cases[i], cases[(i + 1) % len(keys)], k.public_key(), keys[(i + 1) % len(keys)])
+              for i, k in enumerate(keys)]
+    start = time.monotonic()
+    with pytest.raises(InvalidCertificateError, match=f"{len(keys)} name cn=Loop"):
+        verifier.verify(pem(peer, *folded), [Anchor("A", ca_a.cert)])
+    assert time.monotonic() - start < 2.0
     # Three of one name (a CA and two cross-signed copies) are still verified, and quickly.
     groups = [[key() for _ in range(MAX_SAME_SUBJECT)] for _ in range(3)]
     crossed = [
