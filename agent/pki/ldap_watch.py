@@ -4,10 +4,11 @@ ldap3 bounds each connect and each read, not an exchange, and it keeps and
 decodes whatever a server sends: a server that trickles its answer holds the
 caller for as long as it likes, and one that floods it makes the agent decode
 it all. Measured before this module, within a 10 s deadline: a server sending
-search entries without end took the fetching process to 717 MiB; one entry of
-3 MB holding three million one-byte values, to 425 MiB (ldap3 makes Python
-objects of every value). A CRL distribution point in a peer's certificate or
-a trustpoint's ``query url`` may name such a server.
+search entries without end took the fetching process to 701–717 MiB (one
+``ca-crl-request`` grew the agent's peak RSS by 987 MiB); one entry of 9 MB
+holding three million one-byte values, to 370 MiB (ldap3 makes Python objects
+of every value). A CRL distribution point in a peer's certificate or a
+trustpoint's ``query url`` may name such a server.
 
 :class:`LdapWatch` guards one :class:`ldap3.Connection` (sync strategy):
 
@@ -23,8 +24,10 @@ a trustpoint's ``query url`` may name such a server.
 Internals relied on (ldap3 2.9): ``Connection.socket`` is a plain attribute
 that the sync strategy reads for every ``recv``, ``sendall``, ``shutdown``
 and ``close``, and sets to ``None`` when it closes; a receive error raises an
-``LDAPException`` from the operation. tests/unit/pki/test_ldap_watch.py checks
-this against the installed ldap3; the version is checked at import.
+``LDAPException`` from the operation. tests/e2e/trust/test_crl_fetch_hostile.py
+checks this against the installed ldap3, over real connections to hostile
+servers (tests/unit/pki/test_ldap_watch.py, how messages are followed
+wherever reads split them); the version is checked at import.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ if tuple(int(part) for part in ldap3.__version__.split(".")[:2]) != _SUPPORTED: 
     )
 
 # ldap3 appends each read to a bytes object (a copy of all so far per read): with its default of 4 KiB
-# per read a 16 MB CRL took 1.7 s; with 1 MiB, 0.11 s. A public configuration parameter of ldap3's,
+# per read a 16 MB CRL took 1.72 s; with 1 MiB, 0.13 s. A public configuration parameter of ldap3's,
 # global to the process: the CRL fetch is ldap3's only user here.
 set_config_parameter("SOCKET_SIZE", 1 << 20)
 

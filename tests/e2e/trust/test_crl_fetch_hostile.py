@@ -280,8 +280,8 @@ def test_an_ldap_server_flooding_search_entries_is_cut_off_at_once() -> None:
 
 
 def test_an_ldap_entry_of_too_many_values_is_refused_before_it_is_decoded() -> None:
-    """A small message can hold millions of one-byte values, each a Python object once decoded (425 MiB for
-    3 MB, measured): the message is refused on its element count."""
+    """A small message can hold millions of one-byte values, each a Python object once decoded (370 MiB for
+    9 MB, measured): the message is refused on its element count."""
     result, took, _ = _hostile_ldap_fetch(_answers(_entry([b"x"] * (MAX_ELEMENTS + 1)) + SEARCH_DONE))
     assert isinstance(result, FetchError), result
     assert f"holds a message of more than {MAX_ELEMENTS} elements" in result.message
