@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from ber import tlv
 from hostile_http import PACE, Behaviour, HostileHandler, HostileServer, Seen, bounded, start_server
 from lxml import etree
 from ncclient.operations import RPCError
@@ -170,17 +171,9 @@ class _HostileLdap:
         self.sock.close()
 
 
-def _tlv(tag: int, body: bytes) -> bytes:
-    size = len(body)
-    if size < 0x80:
-        return bytes([tag, size]) + body
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + body
-
-
 def _message(operation: bytes, message_id: bytes = b"\x02") -> bytes:
     """An LDAPMessage; answers echo their request's ID (ldap3 numbers its requests per process)."""
-    return _tlv(0x30, _tlv(0x02, message_id) + operation)
+    return tlv(0x30, tlv(0x02, message_id) + operation)
 
 
 def _message_id(request: bytes) -> bytes:
@@ -190,23 +183,23 @@ def _message_id(request: bytes) -> bytes:
 
 
 _SUCCESS = b"\x0a\x01\x00\x04\x00\x04\x00"  # resultCode success, no matchedDN, no diagnostic
-SEARCH_DONE = _message(_tlv(0x65, _SUCCESS))
+SEARCH_DONE = _message(tlv(0x65, _SUCCESS))
 
 
 def _entry(values: list[bytes], attribute: bytes = b"certificateRevocationList;binary") -> bytes:
-    attributes = _tlv(0x30, _tlv(0x30, _tlv(0x04, attribute) + _tlv(0x31, b"".join(_tlv(0x04, v) for v in values))))
-    return _message(_tlv(0x64, _tlv(0x04, b"cn=CA,o=Example") + attributes))
+    attributes = tlv(0x30, tlv(0x30, tlv(0x04, attribute) + tlv(0x31, b"".join(tlv(0x04, v) for v in values))))
+    return _message(tlv(0x64, tlv(0x04, b"cn=CA,o=Example") + attributes))
 
 
 def _bind_and_search(conn: socket.socket, request: bytes) -> bytes:
     """Answer the bind ``request``, read the search request: its ID (``b"\\x02"`` in every answer replaced)."""
-    conn.sendall(_message(_tlv(0x61, _SUCCESS), _message_id(request)))
+    conn.sendall(_message(tlv(0x61, _SUCCESS), _message_id(request)))
     return _message_id(conn.recv(65536))
 
 
 def _as(message_id: bytes, answer: bytes) -> bytes:
     """``answer`` (messages built with ID 2) with ``message_id`` instead."""
-    return answer.replace(_tlv(0x02, b"\x02"), _tlv(0x02, message_id))
+    return answer.replace(tlv(0x02, b"\x02"), tlv(0x02, message_id))
 
 
 def _trickle(conn: socket.socket, _bind: bytes, stop: threading.Event) -> None:
@@ -310,7 +303,7 @@ def test_an_ldap_answer_larger_than_a_crl_may_be_is_refused_as_it_arrives() -> N
     ("answer", "why"),
     [
         (b"\x30\x80" + b"\x00" * 64, "is malformed"),  # an indefinite length, which RFC 4511 forbids
-        (_message(_tlv(0x64, b"\x04\x7f" + b"x" * 8)), "is malformed"),  # a string running past its entry
+        (_message(tlv(0x64, b"\x04\x7f" + b"x" * 8)), "is malformed"),  # a string running past its entry
         (b"\x04\x03abc", "is not an LDAP message"),
     ],
     ids=["indefinite-length", "string-past-its-entry", "not-a-message"],

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import cms as acms
 from asn1crypto import core
+from ber import tlv
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -82,21 +83,13 @@ def _children(content: bytes) -> list[tuple[int, bytes, bytes]]:
     return out
 
 
-def _der_tlv(tag: int, value: bytes) -> bytes:
-    n = len(value)
-    if n < 0x80:
-        return bytes([tag, n]) + value
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + value
-
-
 def _indef(tag: int, parts: list[bytes]) -> bytes:
     return bytes([tag, 0x80]) + b"".join(parts) + b"\x00\x00"
 
 
 def _chunked_octets(value: bytes) -> bytes:
     half = len(value) // 2
-    return _indef(0x24, [_der_tlv(0x04, value[:half]), _der_tlv(0x04, value[half:])])
+    return _indef(0x24, [tlv(0x04, value[:half]), tlv(0x04, value[half:])])
 
 
 def _ber_signed_data(der: bytes) -> bytes:
@@ -371,9 +364,9 @@ def test_cms_constructed_definite_encrypted_content_accepted(alice) -> None:
     version, recipients, eci = _children(ed_body)
     ctype, alg, content = _children(eci[1])
     assert content[0] == 0x80  # primitive [0] as we send it
-    eci_go = _der_tlv(0x30, ctype[2] + alg[2] + _der_tlv(0xA0, _der_tlv(0x04, content[1])))
-    ed_go = _der_tlv(0x30, version[2] + recipients[2] + eci_go)
-    env_go = _der_tlv(0x30, oid[2] + _der_tlv(0xA0, ed_go))
+    eci_go = tlv(0x30, ctype[2] + alg[2] + tlv(0xA0, tlv(0x04, content[1])))
+    ed_go = tlv(0x30, version[2] + recipients[2] + eci_go)
+    env_go = tlv(0x30, oid[2] + tlv(0xA0, ed_go))
     assert cms.decrypt_enveloped_data(env_go, key, cert) == b"go style"
 
 

@@ -8,25 +8,18 @@ against the installed ldap3 by tests/e2e/trust/test_crl_fetch_hostile.py.
 from __future__ import annotations
 
 import pytest
+from ber import tlv
 
 from agent.pki.ldap_watch import MAX_ELEMENTS, MAX_MESSAGES, _AnswerLimits
 
 
-def _tlv(tag: int, body: bytes) -> bytes:
-    size = len(body)
-    if size < 0x80:
-        return bytes([tag, size]) + body
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + body
-
-
 def _entry(values: list[bytes]) -> bytes:
-    attribute = _tlv(0x30, _tlv(0x04, b"certificateRevocationList;binary") + _tlv(0x31, b"".join(_tlv(0x04, v) for v in values)))
-    return _tlv(0x30, _tlv(0x02, b"\x02") + _tlv(0x64, _tlv(0x04, b"cn=CA") + _tlv(0x30, attribute)))
+    attribute = tlv(0x30, tlv(0x04, b"certificateRevocationList;binary") + tlv(0x31, b"".join(tlv(0x04, v) for v in values)))
+    return tlv(0x30, tlv(0x02, b"\x02") + tlv(0x64, tlv(0x04, b"cn=CA") + tlv(0x30, attribute)))
 
 
-BIND_OK = _tlv(0x30, _tlv(0x02, b"\x01") + _tlv(0x61, b"\x0a\x01\x00\x04\x00\x04\x00"))
-DONE = _tlv(0x30, _tlv(0x02, b"\x02") + _tlv(0x65, b"\x0a\x01\x00\x04\x00\x04\x00"))
+BIND_OK = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x61, b"\x0a\x01\x00\x04\x00\x04\x00"))
+DONE = tlv(0x30, tlv(0x02, b"\x02") + tlv(0x65, b"\x0a\x01\x00\x04\x00\x04\x00"))
 
 
 def _feed(stream: bytes, cuts: list[int], max_bytes: int = 1 << 20) -> tuple[_AnswerLimits, int | None]:
@@ -88,7 +81,7 @@ def test_once_refused_every_later_read_is_refused_too() -> None:
     [
         (b"\x30\x80\x00\x00", "is malformed (indefinite or oversized BER length)"),
         (b"\x30\x85\x00\x00\x00\x00\x01", "is malformed (indefinite or oversized BER length)"),
-        (_tlv(0x30, _tlv(0x02, b"\x01") + b"\x64\x7f" + b"x" * 4), "is malformed (an element runs past its container)"),
+        (tlv(0x30, tlv(0x02, b"\x01") + b"\x64\x7f" + b"x" * 4), "is malformed (an element runs past its container)"),
     ],
     ids=["indefinite", "five-length-bytes", "past-its-container"],
 )
@@ -98,8 +91,8 @@ def test_malformed_answers_are_refused(stream: bytes, why: str) -> None:
 
 
 def test_a_tag_of_several_bytes_is_read_whole() -> None:
-    control = _tlv(0xA0, _tlv(0x30, _tlv(0x04, b"1.2.3")))  # controls [0], inside a constructed element
+    control = tlv(0xA0, tlv(0x30, tlv(0x04, b"1.2.3")))  # controls [0], inside a constructed element
     multi_byte_tag = b"\x9f\x81\x00" + b"\x02ok"  # a context tag numbered 128, primitive
-    stream = _tlv(0x30, _tlv(0x02, b"\x03") + _tlv(0x65, b"\x0a\x01\x00\x04\x00\x04\x00") + control + multi_byte_tag)
+    stream = tlv(0x30, tlv(0x02, b"\x03") + tlv(0x65, b"\x0a\x01\x00\x04\x00\x04\x00") + control + multi_byte_tag)
     for cut in range(1, len(stream)):
         assert _feed(stream, [cut])[1] is None, cut
