@@ -9,6 +9,7 @@ requests (NDES ships separate ones; many RAs use one certificate for both).
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,8 +96,10 @@ class CaCertificates:
                 raise ScepProtocolError("GetCACert's RA certificates were not issued by the returned CA")
             ca = candidates[0]
         else:
-            # A chain without RA: the CA is the one that issued no other CA in the bag.
-            leaves = [c for c in cas if not any(o is not c and o.issuer == c.subject for o in cas)]
+            # A chain without RA: the CA is the one that issued no other CA in the bag (its own
+            # self-signature aside). Issuer names counted once: comparing every pair was quadratic.
+            issued = collections.Counter(o.issuer for o in cas)
+            leaves = [c for c in cas if issued[c.subject] - (c.issuer == c.subject) == 0]
             ca = (leaves or cas)[0]
         ra_signing = next((r for r in ras if _can_sign(r)), None)
         ra_encryption = next((r for r in ras if _can_encrypt(r)), None)
@@ -122,7 +125,7 @@ class CaCertificates:
         try:
             if body.lstrip().startswith(b"-----BEGIN CERTIFICATE"):
                 pem = x509.load_pem_x509_certificates(body)
-                if len(pem) > cms.MAX_CERTS:  # as for a PKCS#7 bag: the classification below is quadratic
+                if len(pem) > cms.MAX_CERTS:  # as for a PKCS#7 bag
                     raise ScepProtocolError(f"GetCACert returned more than {cms.MAX_CERTS} certificates")
                 return cls.from_certificates(pem)
             if media == CA_CERT_CONTENT_TYPE:
