@@ -213,7 +213,7 @@ def _candidates(certs: Sequence[x509.Certificate], anchors: Sequence[Anchor]) ->
     certifi's 117 CAs, in the trustpool, took 9 of a verification's 10 ms). In order, so the same
     CA in a trustpoint and in the trustpool anchors on the trustpoint as before.
     """
-    names = {str(n.hashable) for c in certs for n in (_asn1(c).issuer, _asn1(c).subject)}
+    names = {_subject_key(c) for c in certs} | {str(_asn1(c).issuer.hashable) for c in certs}
     return [a for a in anchors if _subject_key(a.certificate) in names]
 
 
