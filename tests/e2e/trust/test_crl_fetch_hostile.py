@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from ber import tlv
+from ber import LDAP_SEARCH_DONE, LDAP_SUCCESS, ldap_entry, ldap_message, tlv
 from hostile_http import PACE, Behaviour, HostileHandler, HostileServer, Seen, bounded, start_server
 from lxml import etree
 from ncclient.operations import RPCError
@@ -171,29 +171,18 @@ class _HostileLdap:
         self.sock.close()
 
 
-def _message(operation: bytes, message_id: bytes = b"\x02") -> bytes:
-    """An LDAPMessage; answers echo their request's ID (ldap3 numbers its requests per process)."""
-    return tlv(0x30, tlv(0x02, message_id) + operation)
-
-
 def _message_id(request: bytes) -> bytes:
     """The messageID of an LDAPMessage (a SEQUENCE whose length may take several bytes), as sent."""
     at = 2 + (request[1] & 0x7F if request[1] & 0x80 else 0)
     return request[at + 2:at + 2 + request[at + 1]]
 
 
-_SUCCESS = b"\x0a\x01\x00\x04\x00\x04\x00"  # resultCode success, no matchedDN, no diagnostic
-SEARCH_DONE = _message(tlv(0x65, _SUCCESS))
-
-
-def _entry(values: list[bytes], attribute: bytes = b"certificateRevocationList;binary") -> bytes:
-    attributes = tlv(0x30, tlv(0x30, tlv(0x04, attribute) + tlv(0x31, b"".join(tlv(0x04, v) for v in values))))
-    return _message(tlv(0x64, tlv(0x04, b"cn=CA,o=Example") + attributes))
-
-
 def _bind_and_search(conn: socket.socket, request: bytes) -> bytes:
-    """Answer the bind ``request``, read the search request: its ID (``b"\\x02"`` in every answer replaced)."""
-    conn.sendall(_message(tlv(0x61, _SUCCESS), _message_id(request)))
+    """Answer the bind ``request``, read the search request: its ID (``b"\\x02"`` in every answer replaced).
+
+    ldap3 numbers its requests per process, so answers echo the IDs they are sent.
+    """
+    conn.sendall(ldap_message(tlv(0x61, LDAP_SUCCESS), _message_id(request)))
     return _message_id(conn.recv(65536))
 
 
@@ -245,20 +234,20 @@ def test_a_trickling_ldap_server_fails_at_the_deadline() -> None:
 
 def test_an_ldap_answer_sent_a_byte_at_a_time_in_time_is_read() -> None:
     """Every message boundary and BER header falls between two reads somewhere: all are followed."""
-    result, _, _ = _hostile_ldap_fetch(_answers(_entry([CRL]) + SEARCH_DONE, pace=0.001), timeout=10.0)
+    result, _, _ = _hostile_ldap_fetch(_answers(ldap_entry([CRL]) + LDAP_SEARCH_DONE, pace=0.001), timeout=10.0)
     assert result == CRL, result
 
 
 def test_a_crl_as_large_as_allowed_is_read_whole_over_ldap() -> None:
     """The limits leave room for the largest CRL accepted over HTTP (ldap3 once took 1.7 s for it here)."""
     crl = b"0" + bytes(range(256)) * ((MAX_CRL_BYTES - 1024) // 256)
-    result, _, _ = _hostile_ldap_fetch(_answers(_entry([crl]) + SEARCH_DONE), timeout=10.0)
+    result, _, _ = _hostile_ldap_fetch(_answers(ldap_entry([crl]) + LDAP_SEARCH_DONE), timeout=10.0)
     assert result == crl
 
 
 def test_an_ldap_server_flooding_search_entries_is_cut_off_at_once() -> None:
     """Before: ldap3 kept and decoded every entry until the deadline (717 MiB in 10 s, measured)."""
-    flood = _entry([CRL]) * 2000
+    flood = ldap_entry([CRL]) * 2000
 
     def send(conn: socket.socket, bind: bytes, stop: threading.Event) -> None:
         message_id = _bind_and_search(conn, bind)
@@ -275,11 +264,11 @@ def test_an_ldap_server_flooding_search_entries_is_cut_off_at_once() -> None:
 def test_an_ldap_entry_of_too_many_values_is_refused_before_it_is_decoded() -> None:
     """A small message can hold millions of one-byte values, each a Python object once decoded (370 MiB for
     9 MB, measured): the message is refused on its element count."""
-    result, took, _ = _hostile_ldap_fetch(_answers(_entry([b"x"] * (MAX_ELEMENTS + 1)) + SEARCH_DONE))
+    result, took, _ = _hostile_ldap_fetch(_answers(ldap_entry([b"x"] * (MAX_ELEMENTS + 1)) + LDAP_SEARCH_DONE))
     assert isinstance(result, FetchError), result
     assert f"holds a message of more than {MAX_ELEMENTS} elements" in result.message
     assert took < DEADLINE, took
-    within, _, _ = _hostile_ldap_fetch(_answers(_entry([CRL] + [b"x"] * 100) + SEARCH_DONE))
+    within, _, _ = _hostile_ldap_fetch(_answers(ldap_entry([CRL] + [b"x"] * 100) + LDAP_SEARCH_DONE))
     assert within == CRL, within
 
 
@@ -303,7 +292,7 @@ def test_an_ldap_answer_larger_than_a_crl_may_be_is_refused_as_it_arrives() -> N
     ("answer", "why"),
     [
         (b"\x30\x80" + b"\x00" * 64, "is malformed"),  # an indefinite length, which RFC 4511 forbids
-        (_message(tlv(0x64, b"\x04\x7f" + b"x" * 8)), "is malformed"),  # a string running past its entry
+        (ldap_message(tlv(0x64, b"\x04\x7f" + b"x" * 8)), "is malformed"),  # a string running past its entry
         (b"\x04\x03abc", "is not an LDAP message"),
     ],
     ids=["indefinite-length", "string-past-its-entry", "not-a-message"],
@@ -328,7 +317,7 @@ def _trustpoint_querying(m, ca_url: str, server: _HostileLdap) -> None:
 
 def test_ca_crl_request_from_a_flooding_query_url_fails_at_once_and_costs_no_memory(agent, lab_cas) -> None:
     """Over NETCONF: before, the agent decoded the flood until the deadline (~700 MiB more in 10 s)."""
-    flood = _entry([CRL]) * 2000
+    flood = ldap_entry([CRL]) * 2000
 
     def send(conn: socket.socket, bind: bytes, stop: threading.Event) -> None:
         message_id = _bind_and_search(conn, bind)

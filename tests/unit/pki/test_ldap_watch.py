@@ -8,18 +8,9 @@ against the installed ldap3 by tests/e2e/trust/test_crl_fetch_hostile.py.
 from __future__ import annotations
 
 import pytest
-from ber import tlv
+from ber import LDAP_BIND_OK, LDAP_SEARCH_DONE, LDAP_SUCCESS, ldap_entry, tlv
 
 from agent.pki.ldap_watch import MAX_ELEMENTS, MAX_MESSAGES, _AnswerLimits
-
-
-def _entry(values: list[bytes]) -> bytes:
-    attribute = tlv(0x30, tlv(0x04, b"certificateRevocationList;binary") + tlv(0x31, b"".join(tlv(0x04, v) for v in values)))
-    return tlv(0x30, tlv(0x02, b"\x02") + tlv(0x64, tlv(0x04, b"cn=CA") + tlv(0x30, attribute)))
-
-
-BIND_OK = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x61, b"\x0a\x01\x00\x04\x00\x04\x00"))
-DONE = tlv(0x30, tlv(0x02, b"\x02") + tlv(0x65, b"\x0a\x01\x00\x04\x00\x04\x00"))
 
 
 def _feed(stream: bytes, cuts: list[int], max_bytes: int = 1 << 20) -> tuple[_AnswerLimits, int | None]:
@@ -36,7 +27,7 @@ def _feed(stream: bytes, cuts: list[int], max_bytes: int = 1 << 20) -> tuple[_An
 
 
 def test_a_valid_answer_passes_however_it_is_split() -> None:
-    stream = BIND_OK + _entry([b"0" + b"\xff" * 300, b"second"]) + DONE  # long and short lengths, two values
+    stream = LDAP_BIND_OK + ldap_entry([b"0" + b"\xff" * 300, b"second"]) + LDAP_SEARCH_DONE  # long and short lengths, two values
     for cut in range(1, len(stream)):
         limits, refused = _feed(stream, [cut])
         assert refused is None and limits.refused is None, cut
@@ -45,25 +36,25 @@ def test_a_valid_answer_passes_however_it_is_split() -> None:
 
 
 def test_a_message_of_too_many_elements_is_refused_on_its_last_byte_and_not_before() -> None:
-    hostile = _entry([b"x"] * MAX_ELEMENTS)
-    stream = BIND_OK + hostile
-    for cut in (len(BIND_OK), len(stream) - 1):
+    hostile = ldap_entry([b"x"] * MAX_ELEMENTS)
+    stream = LDAP_BIND_OK + hostile
+    for cut in (len(LDAP_BIND_OK), len(stream) - 1):
         limits, refused = _feed(stream, [cut])
         assert refused == len(stream), cut
         assert limits.refused == f"holds a message of more than {MAX_ELEMENTS} elements"
-    assert _feed(BIND_OK + _entry([b"x"] * (MAX_ELEMENTS - 20)), [])[1] is None
+    assert _feed(LDAP_BIND_OK + ldap_entry([b"x"] * (MAX_ELEMENTS - 20)), [])[1] is None
 
 
 def test_messages_beyond_the_limit_are_refused() -> None:
-    assert _feed(BIND_OK + _entry([b"x"]) * (MAX_MESSAGES - 2) + DONE, [])[1] is None
-    limits, refused = _feed(BIND_OK + _entry([b"x"]) * MAX_MESSAGES, [])
+    assert _feed(LDAP_BIND_OK + ldap_entry([b"x"]) * (MAX_MESSAGES - 2) + LDAP_SEARCH_DONE, [])[1] is None
+    limits, refused = _feed(LDAP_BIND_OK + ldap_entry([b"x"]) * MAX_MESSAGES, [])
     assert refused is not None and limits.refused == f"holds more than {MAX_MESSAGES} messages"
 
 
 def test_bytes_beyond_the_limit_are_refused_before_the_message_ends() -> None:
-    stream = BIND_OK + _entry([b"x" * 5000])
-    limits, refused = _feed(stream, [len(BIND_OK) + 100, len(BIND_OK) + 4100], max_bytes=4096)
-    assert refused == len(BIND_OK) + 4100 < len(stream)
+    stream = LDAP_BIND_OK + ldap_entry([b"x" * 5000])
+    limits, refused = _feed(stream, [len(LDAP_BIND_OK) + 100, len(LDAP_BIND_OK) + 4100], max_bytes=4096)
+    assert refused == len(LDAP_BIND_OK) + 4100 < len(stream)
     assert limits.refused == "is larger than 4096 bytes"
 
 
@@ -72,7 +63,7 @@ def test_once_refused_every_later_read_is_refused_too() -> None:
     with pytest.raises(OSError):
         limits.take(b"\x04\x01x")
     with pytest.raises(OSError):
-        limits.take(BIND_OK)
+        limits.take(LDAP_BIND_OK)
     assert limits.refused == "is not an LDAP message"
 
 
@@ -93,6 +84,6 @@ def test_malformed_answers_are_refused(stream: bytes, why: str) -> None:
 def test_a_tag_of_several_bytes_is_read_whole() -> None:
     control = tlv(0xA0, tlv(0x30, tlv(0x04, b"1.2.3")))  # controls [0], inside a constructed element
     multi_byte_tag = b"\x9f\x81\x00" + b"\x02ok"  # a context tag numbered 128, primitive
-    stream = tlv(0x30, tlv(0x02, b"\x03") + tlv(0x65, b"\x0a\x01\x00\x04\x00\x04\x00") + control + multi_byte_tag)
+    stream = tlv(0x30, tlv(0x02, b"\x03") + tlv(0x65, LDAP_SUCCESS) + control + multi_byte_tag)
     for cut in range(1, len(stream)):
         assert _feed(stream, [cut])[1] is None, cut
