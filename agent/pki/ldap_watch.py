@@ -68,7 +68,7 @@ class LdapWatch:
         self._connection = connection
         self._timeout = timeout
         self._answer = _AnswerLimits(max_bytes)
-        self.fired = False
+        self._fired = False
         self._timer = threading.Timer(timeout, self._fire)
         self._timer.daemon = True
         self._timer.name = "pki-ldap-deadline"
@@ -81,7 +81,7 @@ class LdapWatch:
             self._connection.socket = _GuardedSocket(sock, self._answer)
 
     def _fire(self) -> None:
-        self.fired = True
+        self._fired = True
         sock = self._connection.socket
         if sock is not None:
             try:
@@ -96,7 +96,7 @@ class LdapWatch:
         """What a failure is called: the deadline's or the limit's when one of them ended it."""
         if self._answer.refused is not None:
             return f"the LDAP server's answer {self._answer.refused}"
-        if self.fired:
+        if self._fired:
             return f"no complete answer within {self._timeout:g} s"
         text = str(exc).strip() or type(exc).__name__
         return f"{what} ({text})"
