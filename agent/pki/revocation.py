@@ -8,9 +8,11 @@ issued it (:func:`check_crl`: issuer name, signature with the CA's key, the
 CA's cRLSign usage, not older than the CRL it replaces), so everything in the
 cache may be handed to path validation as is.
 
-A cached CRL is used until its ``nextUpdate``; a background job (one
-:class:`~agent.pki.polling.PollScheduler` thread) fetches it again shortly
-before then, and retries a failed fetch every ``retry_seconds``. No lock is
+A cached CRL is used until its ``nextUpdate``; a background job
+(:class:`~agent.pki.polling.PollScheduler`, one fetch per CA at a time) fetches it again shortly
+before then, and retries a failed fetch every ``retry_seconds``; until that
+retry, a verification gets the failure again at once instead of waiting for
+the same sources (``ca-crl-request`` always fetches). No lock is
 held across a fetch: the record is read under the lock, the network is used
 without it, and the result is stored under it. A second lock orders only the
 file writes, so readers (state, verification) never wait for the disk.
@@ -318,12 +320,27 @@ class CrlManager:
     def obtain(self, ca: x509.Certificate, sources: Sequence[str]) -> CrlRecord:
         """``ca``'s CRL: the cached one while it is fresh, else fetched now (see :meth:`fetch`).
 
+        A fetch that failed is not tried again here until its background retry
+        is due (``retry_seconds`` after it), unless ``sources`` names a source
+        it did not try: the failure is raised again at once. Unreachable CDPs
+        are common, and each source costs up to the timeout: every
+        verification against such a CA waited 10 s per source for the same
+        answer. ``fetch`` (``ca-crl-request``) always tries.
         Raises NoCrlSourceError, CrlUnavailableError.
         """
         current = self.record(ca)
-        if current is not None and current.is_fresh(self._clock.now()):
+        now = self._clock.now()
+        if current is not None and current.is_fresh(now):
             self._remember_sources(ca, current, sources)
             return current
+        if current is not None and self._failed_recently(current, sources, now):
+            assert current.last_attempt is not None and current.last_error is not None
+            retry_at = current.last_attempt + dt.timedelta(seconds=self._retry)
+            raise CrlUnavailableError(
+                f"the CRL of {current.issuer} could not be obtained at {format_router_date(current.last_attempt)}: "
+                f"{current.last_error} (tried again in the background at {format_router_date(retry_at)}, "
+                "or now by ca-crl-request)"
+            )
         return self.fetch(ca, sources)
 
     def fetch(self, ca: x509.Certificate, sources: Sequence[str]) -> CrlRecord:
@@ -394,6 +411,14 @@ class CrlManager:
 
     # ------------------------------------------------------------------ internals
 
+    def _failed_recently(self, record: CrlRecord, sources: Sequence[str], now: dt.datetime) -> bool:
+        """The last fetch failed, its retry is not due yet, and ``sources`` adds nothing it did not try."""
+        if record.last_error is None or record.last_attempt is None:
+            return False
+        if not dt.timedelta(0) <= now - record.last_attempt < dt.timedelta(seconds=self._retry):
+            return False  # due (or the clock went back): try again
+        return set(_merge_sources(sources, ())) <= set(record.sources)
+
     def _remember_sources(self, ca: x509.Certificate, record: CrlRecord, sources: Sequence[str]) -> None:
         """A verification named sources the record does not list yet: keep them for later refreshes."""
         merged = _merge_sources(record.sources, sources)
@@ -423,6 +448,9 @@ class CrlManager:
             delay = self._retry
             if record.last_attempt is None:
                 delay = 0.0
+            elif record.last_error is not None:  # as obtain() says: retry_seconds after the failure, restart or not
+                since = (now - record.last_attempt).total_seconds()
+                delay = min(max(self._retry - since, 0.0), self._retry)
         else:
             start = record.this_update or record.last_fetch or now
             margin = min(MAX_REFRESH_MARGIN, max((until - start) / 10, dt.timedelta(0)))

@@ -22,7 +22,7 @@ from ber import LDAP_SEARCH_DONE, LDAP_SUCCESS, ldap_entry, ldap_message, tlv
 from hostile_http import PACE, Behaviour, HostileHandler, HostileServer, Seen, bounded, start_server
 from lxml import etree
 from ncclient.operations import RPCError
-from trust_e2e_helpers import configure, rpc, text, tp_state
+from trust_e2e_helpers import configure, enroll, rpc, text, tp_state
 
 from agent.pki.crlfetch import MAX_CRL_BYTES, MAX_REDIRECTS, FetchError, fetch_crl, fetch_url
 from agent.pki.ldap_watch import MAX_ELEMENTS, MAX_MESSAGES
@@ -376,3 +376,32 @@ def test_ca_crl_request_from_a_trickling_query_url_fails_and_other_sessions_go_o
             assert "no complete answer within 10 s" in (text(crl, "c:last-error") or "")
     finally:
         server.close()
+
+
+def test_a_cdp_that_never_answers_costs_one_verification_its_deadline_not_every_one(agent, lab_cas) -> None:
+    """A firewalled CDP (connections accepted, never answered) is common from a router. Before, every
+    ca-verify-certificate against its CA waited the CRL deadline (10 s per source) for the same unknown, even with
+    crl optional; now the failure is remembered until the background retry, and said so."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(64)  # connections complete in the backlog and are never answered
+    cdp = f"http://127.0.0.1:{dead.getsockname()[1]}/ca.crl"
+    ca = lab_cas("ca", "--crl-url", cdp)
+    try:
+        with agent.connect() as m:
+            mine = enroll(m, "T", ca.url, "router-t", "<crl-optional/>")
+            assert text(mine, "c:crl-distribution-point") == cdp
+            pem = text(mine, "c:pem")
+            took = []
+            for _ in range(3):
+                start = time.monotonic()
+                out = rpc(m, "ca-verify-certificate", f"<certificate>{pem}</certificate>")
+                took.append(time.monotonic() - start)
+                assert text(out, "c:valid") == "true" and text(out, "c:revocation") == "unknown"
+            assert 9.0 <= took[0] < 15.0, took  # the first one tries the CDP
+            assert max(took[1:]) < 1.0, took
+            assert "tried again in the background" in text(out, "c:message"), text(out, "c:message")
+            crl = tp_state(m, "T").find("c:crl", {"c": CRYPTO})
+            assert "no complete answer within 10 s" in (text(crl, "c:last-error") or "")
+    finally:
+        dead.close()

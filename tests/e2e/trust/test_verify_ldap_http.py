@@ -76,6 +76,9 @@ def test_peer_of_domain_b_with_crl_over_ldap(two_agents, lab_cas, slapd) -> None
         slapd.start()
         ca_der = x509.load_pem_x509_certificate(ca_b.ca_pem.read_bytes()).public_bytes(Encoding.DER)
         slapd.publish(B_DN, ca_der, crl_of(ca_b))
+        # The failure is remembered until the background retry; ca-crl-request fetches at once.
+        assert text(verify(r, pem), "c:failure") == "crl-unreachable"
+        rpc(r, "ca-crl-request", "<trustpoint>B</trustpoint>")
         out = verify(r, pem, "<purpose>ike</purpose>")
         assert text(out, "c:valid") == "true", etree.tostring(out).decode()
         assert text(out, "c:revocation") == "good" and text(out, "c:crl-source") == slapd.url
@@ -173,6 +176,11 @@ def test_http_cdp_unreachable_then_served(two_agents, lab_cas) -> None:
         assert text(verify(r, pem), "c:valid") == "true"
         again = LabCaProcess(ca_c.data_dir, "--port", port).start()  # the same URL serves the CRL again
         try:
+            # The failure is remembered until the background retry (5 minutes), so that an unreachable CDP does
+            # not cost every verification its timeout; ca-crl-request fetches at once.
+            out = verify(r, pem)
+            assert text(out, "c:revocation") == "unknown" and "ca-crl-request" in text(out, "c:message")
+            rpc(r, "ca-crl-request", "<trustpoint>C</trustpoint>")  # knows the CDP learnt from the peer
             out = verify(r, pem)
             assert text(out, "c:revocation") == "good" and text(out, "c:valid") == "true"
         finally:

@@ -16,6 +16,7 @@ from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from fakeclock import SetClock  # noqa: E402
 from trust_helpers import NOW, MiniCa, Served, http_server, name  # noqa: E402
 
 from agent.pki.revocation import (  # noqa: E402
@@ -100,6 +101,75 @@ def test_failed_fetch_keeps_the_old_crl_and_records_the_error(tmp_path: Path, se
             crls.fetch(ca.cert, [])
     finally:
         crls.close()
+
+
+def test_a_failed_fetch_is_not_tried_again_until_its_retry_is_due(tmp_path: Path, served: Served) -> None:
+    """Before: every verification against a CA whose CRL could not be obtained tried every source again, each
+    costing up to the timeout (10 s per unreachable CDP, on every ca-verify-certificate, even with crl optional)."""
+    ca = MiniCa.root("Unreachable CDP CA")
+    url = served.put("/u.crl", b"down", status=503)
+    clock = SetClock(dt.datetime.now(dt.UTC))
+    crls = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    try:
+        with pytest.raises(CrlUnavailableError, match="HTTP 503"):
+            crls.obtain(ca.cert, [url])
+        assert served.hits["/u.crl"] == 1
+        served.put("/u.crl", ca.crl())  # back, but the failure is remembered until its retry
+        clock.current += dt.timedelta(seconds=299)
+        with pytest.raises(CrlUnavailableError, match=r"could not be obtained at .*HTTP 503.*ca-crl-request"):
+            crls.obtain(ca.cert, [url])
+        with pytest.raises(CrlUnavailableError, match="HTTP 503"):
+            crls.obtain(ca.cert, [])  # no source named: the ones it tried
+        assert served.hits["/u.crl"] == 1
+        clock.current += dt.timedelta(seconds=1)  # the retry is due
+        record = crls.obtain(ca.cert, [url])
+        assert record.source == url and record.last_error is None and served.hits["/u.crl"] >= 2
+    finally:
+        crls.close()
+
+
+def test_a_source_not_tried_yet_and_an_explicit_request_are_fetched_at_once(tmp_path: Path, served: Served) -> None:
+    ca = MiniCa.root("Moved CDP CA")
+    old = served.put("/old.crl", b"gone", status=404)
+    clock = SetClock(dt.datetime.now(dt.UTC))
+    crls = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    try:
+        with pytest.raises(CrlUnavailableError):
+            crls.obtain(ca.cert, [old])
+        new = served.put("/new.crl", ca.crl())  # e.g. a changed query url, or a peer with another CDP
+        assert crls.obtain(ca.cert, [new]).source == new
+        assert served.hits["/new.crl"] == 1
+
+        other = MiniCa.root("Requested CA")
+        url = served.put("/r.crl", b"down", status=503)
+        with pytest.raises(CrlUnavailableError):
+            crls.obtain(other.cert, [url])
+        served.put("/r.crl", other.crl())
+        assert crls.fetch(other.cert, []).source == url  # ca-crl-request does not wait for the retry
+        assert crls.obtain(other.cert, []).source == url and served.hits["/r.crl"] == 2
+    finally:
+        crls.close()
+
+
+def test_the_failure_is_remembered_across_a_restart(tmp_path: Path, served: Served) -> None:
+    ca = MiniCa.root("Restarted CA")
+    url = served.put("/x.crl", b"down", status=503)
+    clock = SetClock(dt.datetime.now(dt.UTC))
+    crls = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    try:
+        with pytest.raises(CrlUnavailableError):
+            crls.obtain(ca.cert, [url])
+    finally:
+        crls.close()
+    clock.current += dt.timedelta(seconds=100)
+    again = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    try:
+        with pytest.raises(CrlUnavailableError, match="could not be obtained at"):
+            again.obtain(ca.cert, [url])
+        assert served.hits["/x.crl"] == 1
+        assert 199 < again.refresh_due()[issuer_key(ca.cert)] <= 200  # retried 300 s after the failure, as said
+    finally:
+        again.close()
 
 
 def test_no_source(tmp_path: Path) -> None:
