@@ -16,6 +16,7 @@ import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -31,18 +32,47 @@ PKI_MESSAGE_TYPE = "application/x-pki-message"
 CRL_TYPE = "application/pkix-crl"
 SHUTDOWN_TIMEOUT = 10.0
 CLIENT_TIMEOUT = 30.0
+MAX_CONNECTIONS = 64
+"""Connections served at once, a thread each; further ones wait in the listen backlog."""
+_SLOT_WAIT = 0.5  # how often a full server looks whether it is stopping
 
 
 class _HttpServer(ThreadingHTTPServer):
-    """Serves until :meth:`stop`, which wakes the accept loop at once (no polling tick)."""
+    """Serves until :meth:`stop`, which wakes the accept loop at once (no polling tick while not full).
+
+    At most :data:`MAX_CONNECTIONS` connections are served at once: without
+    a cap, every connection got a thread, and clients that connect and send
+    nothing held one each for CLIENT_TIMEOUT (200 such connections, 200
+    threads). When all are taken, the accept loop waits for one to end.
+    """
 
     daemon_threads = True
     timeout = None  # handle_request() blocks until a connection arrives
+    request_queue_size = 2 * MAX_CONNECTIONS  # the listen backlog that waits meanwhile (socketserver's default: 5)
     ca: LabCa
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
         self.stopping = threading.Event()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to a thread once one of the MAX_CONNECTIONS slots is free."""
+        while not self._slots.acquire(timeout=_SLOT_WAIT):
+            if self.stopping.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread was started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def serve_until_stopped(self) -> None:
         """Accept and dispatch connections until :meth:`stop`."""

@@ -6,6 +6,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.labca.cli import main as lab_ca_main
+from agent.labca.server import MAX_CONNECTIONS
 from agent.pki.scep import PkiStatus, ScepClient
 
 REPO = Path(__file__).resolve().parents[3]
@@ -116,3 +118,32 @@ def test_labca_cli_usage_and_missing_ca(tmp_path: Path, capsys) -> None:
     assert "there is no lab CA" in capsys.readouterr().err
     assert not (tmp_path / "nothing").exists()
     assert lab_ca_main(["revoke", "zz", "--data-dir", str(tmp_path)]) == 2
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def test_clients_that_send_nothing_get_at_most_max_connections_threads_and_then_others_are_served(
+    lab_ca_process,
+) -> None:
+    """Before: a thread per connection, each held for 30 s by a client that sends nothing (150 such: 150 threads)."""
+    proc, url, _ = lab_ca_process
+    host, port = url.split("/")[2].split(":")
+    baseline = _threads(proc.pid)
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(150)]
+    try:
+        time.sleep(1.0)
+        busy = _threads(proc.pid)
+        assert MAX_CONNECTIONS <= busy - baseline <= MAX_CONNECTIONS + 2, (baseline, busy)
+    finally:
+        for sock in idle:
+            sock.close()
+    start = time.monotonic()
+    assert ScepClient(url, timeout=20).get_ca_caps() is not None  # the idle ones gone, served again
+    assert time.monotonic() - start < 10.0
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
