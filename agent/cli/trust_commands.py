@@ -69,6 +69,10 @@ def render_crls(data: etree._Element) -> list[str]:
             lines.append(f"Last Fetch : {router_date(_t(crl, 'last-fetch'))}")
         if _t(crl, "last-error"):
             lines.append(f"Last Error : {_t(crl, 'last-error')}")
+            if _t(crl, "last-attempt"):
+                lines.append(f"Last Attempt : {router_date(_t(crl, 'last-attempt'))}")
+        if _t(crl, "next-fetch"):
+            lines.append(f"Next Fetch : {router_date(_t(crl, 'next-fetch'))}")
     return lines
 
 

@@ -16,6 +16,7 @@ and passed down as values; no lock is held while a CRL or a bundle is fetched.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -270,6 +271,7 @@ class TrustService:
         ca_el = etree.SubElement(crypto, tag("ca"))
         wanted = scope.list_keys(TRUSTPOINT_TAGS, tag("name"))
         trustpoints = self.settings().trustpoints
+        due: dict[str, float] | None = None  # seconds until each CA's next background fetch, asked once
         for name in trustpoints if wanted is None else sorted(wanted):
             if name not in trustpoints:
                 continue
@@ -290,6 +292,13 @@ class TrustService:
                 leaf(crl, "last-fetch", record.last_fetch)
             if record.last_error:
                 leaf(crl, "last-error", record.last_error)
+            if record.last_attempt is not None:
+                leaf(crl, "last-attempt", record.last_attempt)
+            if due is None:
+                due = self.crls.refresh_due()
+            if record.issuer_key in due:
+                seconds = max(due[record.issuer_key], 0.0)
+                leaf(crl, "next-fetch", self.clock.now() + dt.timedelta(seconds=round(seconds)))
         if not scope.can_select(_TRUSTPOOL_TAGS):  # a <get> of trustpoints only: no trustpool to make
             return [crypto] if len(ca_el) else []  # nothing to merge for trustpoints without CRL state
         trustpool = etree.SubElement(ca_el, tag("trustpool"))

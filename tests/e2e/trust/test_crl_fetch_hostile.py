@@ -12,6 +12,7 @@ fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import threading
 import time
@@ -403,5 +404,7 @@ def test_a_cdp_that_never_answers_costs_one_verification_its_deadline_not_every_
             assert "tried again in the background" in text(out, "c:message"), text(out, "c:message")
             crl = tp_state(m, "T").find("c:crl", {"c": CRYPTO})
             assert "no complete answer within 10 s" in (text(crl, "c:last-error") or "")
+            attempt, again = (dt.datetime.fromisoformat(text(crl, f"c:{leaf}")) for leaf in ("last-attempt", "next-fetch"))
+            assert 295 <= (again - attempt).total_seconds() <= 305, (attempt, again)  # the background retry
     finally:
         dead.close()

@@ -88,6 +88,9 @@ def test_peer_of_domain_b_with_crl_over_ldap(two_agents, lab_cas, slapd) -> None
         assert text(crl_state, "c:source") == slapd.url and text(crl_state, "c:revoked-certificates") == "0"
         assert text(crl_state, "c:issuer") == "cn=Domain B CA,o=Example"
         assert text(crl_state, "c:last-error") is None and text(crl_state, "c:next-update")
+        # fetched again in the background before its nextUpdate
+        assert text(crl_state, "c:last-attempt") == text(crl_state, "c:last-fetch")
+        assert text(crl_state, "c:last-fetch") < text(crl_state, "c:next-fetch") < text(crl_state, "c:next-update")
 
         # The lab CA revokes the peer; the new CRL replaces the old one in LDAP; ca-crl-request fetches it.
         ca_b.command("revoke", serial, "--reason", "keyCompromise")

@@ -50,7 +50,8 @@ def test_render_crls_and_trustpool() -> None:
         f'<data><crypto xmlns="{C}"><ca><trustpoint><name>B</name><crl><source>ldap://h</source>'
         "<issuer>cn=B CA</issuer><this-update>2026-01-01T00:00:00Z</this-update>"
         "<next-update>2026-01-08T00:00:00Z</next-update><revoked-certificates>2</revoked-certificates>"
-        "<last-error>ldap://h: refused</last-error></crl></trustpoint>"
+        "<last-error>ldap://h: refused</last-error><last-attempt>2026-01-02T10:00:00Z</last-attempt>"
+        "<next-fetch>2026-01-02T10:05:00Z</next-fetch></crl></trustpoint>"
         "<trustpool><certificate><fingerprint>AB</fingerprint><subject>cn=R</subject><issuer>cn=R</issuer>"
         "<serial-number>01</serial-number><valid-from>2026-01-01T00:00:00Z</valid-from>"
         "<valid-to>2036-01-01T00:00:00Z</valid-to></certificate></trustpool></ca></crypto></data>"
@@ -59,6 +60,7 @@ def test_render_crls_and_trustpool() -> None:
         "CRL Entry", "=" * 47, "Trustpoint : B", "Issuer : cn=B CA",
         "Last Update : 00:00:00 UTC Thu Jan 1 2026", "Next Update : 00:00:00 UTC Thu Jan 8 2026",
         "Revoked Certificates : 2", "CRL Distribution Point :", "ldap://h", "Last Error : ldap://h: refused",
+        "Last Attempt : 10:00:00 UTC Fri Jan 2 2026", "Next Fetch : 10:05:00 UTC Fri Jan 2 2026",
     ]
     pool = render_trustpool(data)
     assert "CA certificate" in pool and "  Serial Number  : 01" in pool and "        AB" in pool
