@@ -103,16 +103,33 @@ def test_failed_fetch_keeps_the_old_crl_and_records_the_error(tmp_path: Path, se
         crls.close()
 
 
-def test_a_failed_fetch_is_not_tried_again_until_its_retry_is_due(tmp_path: Path, served: Served) -> None:
+@pytest.fixture
+def clock() -> SetClock:
+    return SetClock(dt.datetime.now(dt.UTC))
+
+
+def _on_clock(directory: Path, clock: SetClock) -> CrlManager:
+    """A CRL manager on the test's clock: 2 s per fetch, a failed one retried 300 s later."""
+    return CrlManager(directory / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+
+
+def _fail_once(crls: CrlManager, ca: MiniCa, served: Served, path: str) -> str:
+    """Serve ``path`` as HTTP 503 and let one ``obtain`` of ``ca``'s CRL from it fail; its URL."""
+    url = served.put(path, b"down", status=503)
+    with pytest.raises(CrlUnavailableError, match="HTTP 503"):
+        crls.obtain(ca.cert, [url])
+    return url
+
+
+def test_a_failed_fetch_is_not_tried_again_until_its_retry_is_due(
+    tmp_path: Path, served: Served, clock: SetClock
+) -> None:
     """Before: every verification against a CA whose CRL could not be obtained tried every source again, each
     costing up to the timeout (10 s per unreachable CDP, on every ca-verify-certificate, even with crl optional)."""
     ca = MiniCa.root("Unreachable CDP CA")
-    url = served.put("/u.crl", b"down", status=503)
-    clock = SetClock(dt.datetime.now(dt.UTC))
-    crls = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    crls = _on_clock(tmp_path, clock)
     try:
-        with pytest.raises(CrlUnavailableError, match="HTTP 503"):
-            crls.obtain(ca.cert, [url])
+        url = _fail_once(crls, ca, served, "/u.crl")
         assert served.hits["/u.crl"] == 1
         served.put("/u.crl", ca.crl())  # back, but the failure is remembered until its retry
         clock.current += dt.timedelta(seconds=299)
@@ -128,22 +145,19 @@ def test_a_failed_fetch_is_not_tried_again_until_its_retry_is_due(tmp_path: Path
         crls.close()
 
 
-def test_a_source_not_tried_yet_and_an_explicit_request_are_fetched_at_once(tmp_path: Path, served: Served) -> None:
+def test_a_source_not_tried_yet_and_an_explicit_request_are_fetched_at_once(
+    tmp_path: Path, served: Served, clock: SetClock
+) -> None:
     ca = MiniCa.root("Moved CDP CA")
-    old = served.put("/old.crl", b"gone", status=404)
-    clock = SetClock(dt.datetime.now(dt.UTC))
-    crls = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    crls = _on_clock(tmp_path, clock)
     try:
-        with pytest.raises(CrlUnavailableError):
-            crls.obtain(ca.cert, [old])
+        _fail_once(crls, ca, served, "/old.crl")
         new = served.put("/new.crl", ca.crl())  # e.g. a changed query url, or a peer with another CDP
         assert crls.obtain(ca.cert, [new]).source == new
         assert served.hits["/new.crl"] == 1
 
         other = MiniCa.root("Requested CA")
-        url = served.put("/r.crl", b"down", status=503)
-        with pytest.raises(CrlUnavailableError):
-            crls.obtain(other.cert, [url])
+        url = _fail_once(crls, other, served, "/r.crl")
         served.put("/r.crl", other.crl())
         assert crls.fetch(other.cert, []).source == url  # ca-crl-request does not wait for the retry
         assert crls.obtain(other.cert, []).source == url and served.hits["/r.crl"] == 2
@@ -151,18 +165,15 @@ def test_a_source_not_tried_yet_and_an_explicit_request_are_fetched_at_once(tmp_
         crls.close()
 
 
-def test_the_failure_is_remembered_across_a_restart(tmp_path: Path, served: Served) -> None:
+def test_the_failure_is_remembered_across_a_restart(tmp_path: Path, served: Served, clock: SetClock) -> None:
     ca = MiniCa.root("Restarted CA")
-    url = served.put("/x.crl", b"down", status=503)
-    clock = SetClock(dt.datetime.now(dt.UTC))
-    crls = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    crls = _on_clock(tmp_path, clock)
     try:
-        with pytest.raises(CrlUnavailableError):
-            crls.obtain(ca.cert, [url])
+        url = _fail_once(crls, ca, served, "/x.crl")
     finally:
         crls.close()
     clock.current += dt.timedelta(seconds=100)
-    again = CrlManager(tmp_path / "crls", clock=clock, timeout=2.0, retry_seconds=300)
+    again = _on_clock(tmp_path, clock)
     try:
         with pytest.raises(CrlUnavailableError, match="could not be obtained at"):
             again.obtain(ca.cert, [url])
