@@ -193,16 +193,27 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-@functools.lru_cache(maxsize=4096)
+# Two kinds of certificates pass here. Anchors (up to MAX_POOL in the trustpool, plus one per authenticated
+# trustpoint) are looked at on every call, but only by subject name, which is all _anchor_key keeps of them.
+# Certificates to verify, and the few anchors that can end their paths, are converted in full: a parsed
+# certificate kept ~24 KiB once validated, and one cache of 4,096 for both kinds held ~100 MB after as many
+# distinct peers, and recomputed every anchor's name on every call beyond 4,096 anchors (0.44 s at 4,200).
+@functools.lru_cache(maxsize=256)
 def _asn1(cert: x509.Certificate) -> ax509.Certificate:
-    """The asn1crypto form the library takes; cached, as the trustpool's anchors are converted on every call."""
+    """The asn1crypto form the library takes (cached a little: a peer is often verified again soon)."""
     return ax509.Certificate.load(_der(cert))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _subject_key(cert: x509.Certificate) -> str:
     """A certificate's subject as the library compares names (RFC 5280 7.1: case and spaces folded); cached."""
     return str(_asn1(cert).subject.hashable)
+
+
+@functools.lru_cache(maxsize=65536)
+def _anchor_key(cert: x509.Certificate) -> str:
+    """:func:`_subject_key` of an anchor, from its subject alone (a few hundred bytes kept per anchor)."""
+    return str(ax509.Name.load(cert.subject.public_bytes()).hashable)
 
 
 def _candidates(certs: Sequence[x509.Certificate], anchors: Sequence[Anchor]) -> list[Anchor]:
@@ -214,7 +225,7 @@ def _candidates(certs: Sequence[x509.Certificate], anchors: Sequence[Anchor]) ->
     CA in a trustpoint and in the trustpool anchors on the trustpoint as before.
     """
     names = {_subject_key(c) for c in certs} | {str(_asn1(c).issuer.hashable) for c in certs}
-    return [a for a in anchors if _subject_key(a.certificate) in names]
+    return [a for a in anchors if _anchor_key(a.certificate) in names]
 
 
 class PeerVerifier:

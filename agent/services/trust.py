@@ -276,8 +276,7 @@ class TrustService:
             if name not in trustpoints:
                 continue
             try:
-                # Without a directory there is no CA certificate: one stat instead of a failed open.
-                ca = self.certstore.ca(name) if self.certstore.has_directory(name) else None
+                ca = self.certstore.ca(name)  # from memory once read
             except AgentError:
                 continue
             record = None if ca is None else self.crls.record(ca)

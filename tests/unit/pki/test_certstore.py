@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fakeclock import SetClock
 
+import agent.pki.certstore as certstore_module
 from agent.pki.certificate import CertificateInfo, InvalidCertificateError, format_router_date, load_certificate
 from agent.pki.certstore import (
     CaNotAuthenticatedError,
@@ -251,6 +252,74 @@ def test_remove_trustpoint(store: CertificateStore, data: Path, cas: dict[str, O
     assert store.trustpoints() == ["kept"]
     assert sorted(p.name for p in (data / "trustpoints").iterdir()) == ["kept"]
     store.remove_trustpoint("gone")  # absent: no error
+
+
+def test_the_ca_is_read_once_and_read_again_after_each_change(
+    store: CertificateStore, cas: dict[str, OpensslCa], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verification asks every configured trustpoint's CA: 10,000 ca.pem files that are not there took 80 ms."""
+    reads: list[Path] = []
+    real_read = CertificateStore._read
+
+    def counted(path: Path) -> bytes | None:
+        reads.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(CertificateStore, "_read", staticmethod(counted))
+    ca, other = cas["myca"].cert, cas["other"].cert
+    assert store.ca("t") is None and store.ca("t") is None
+    assert len(reads) == 1  # "not authenticated" is remembered too
+    store.set_ca("t", ca)
+    assert store.ca("t") == ca and store.ca("t") == ca
+    store.set_ca("t", other)
+    assert store.ca("t") == other
+    store.clear("t")
+    assert store.ca("t") is None
+    store.set_ca("t", ca)
+    store.remove_trustpoint("t")
+    assert store.ca("t") is None
+    assert len(reads) == 5  # once after each change
+
+
+def test_a_ca_read_that_raced_with_a_change_is_not_kept(
+    store: CertificateStore, cas: dict[str, OpensslCa], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca, other = cas["myca"].cert, cas["other"].cert
+    store.set_ca("t", ca)
+    real_read = CertificateStore._read
+    raced: list[bool] = []
+
+    def read_then_change(path: Path) -> bytes | None:
+        data = real_read(path)  # the old CA...
+        if not raced:
+            raced.append(True)
+            store.set_ca("t", other)  # ...replaced before the reader keeps it
+        return data
+
+    monkeypatch.setattr(CertificateStore, "_read", staticmethod(read_then_change))
+    assert store.ca("t") == ca  # what was on disk when it read
+    assert store.ca("t") == other  # not the stale one kept
+
+
+def test_a_ca_removed_by_a_clear_that_then_failed_is_not_remembered(
+    store: CertificateStore, data: Path, cas: dict[str, OpensslCa], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.set_ca("t", cas["myca"].cert)
+    assert store.ca("t") == cas["myca"].cert
+    real_fsync_dir = certstore_module.fsync_dir
+    calls: list[object] = []
+
+    def fails_after_ca_unlink(folder: object) -> None:
+        calls.append(folder)
+        if len(calls) == 2:  # clear(): the sync after ca.pem is unlinked
+            raise OSError("fsync failed")
+        real_fsync_dir(folder)
+
+    monkeypatch.setattr(certstore_module, "fsync_dir", fails_after_ca_unlink)
+    with pytest.raises(OSError, match="fsync failed"):
+        store.clear("t")
+    assert not (data / "trustpoints" / "t" / "ca.pem").exists()
+    assert store.ca("t") is None
 
 
 def test_leftover_removed_directory_is_cleaned(data: Path, clock: SetClock) -> None:

@@ -248,3 +248,28 @@ def test_names_match_as_the_library_compares_them_case_folded(ca_a: MiniCa, veri
     assert folded != ca_a.subject
     result = verifier.verify(pem(peer), [Anchor("A", ca_a.cert)])
     assert result.valid and result.trustpoint == "A", result.message
+
+
+def test_anchor_names_are_worked_out_once_however_many_anchors(ca_a: MiniCa, verifier: PeerVerifier) -> None:
+    """Before: one cache of 4,096 for anchors and peers alike; beyond it every call folded every anchor's name
+    again (4,200 anchors: 0.44 s per verification), and each distinct peer kept ~24 KiB in it."""
+    from agent.pki import verify
+
+    shared = ca_a.issue("key holder")[1]
+    anchors = [
+        Anchor(f"pool{i}", x509.CertificateBuilder().subject_name(name(f"Pool CA {i}")).issuer_name(name(f"Pool CA {i}"))
+               .public_key(shared.public_key()).serial_number(i + 1)
+               .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=30))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .sign(shared, hashes.SHA256()))
+        for i in range(4200)
+    ]
+    anchors.append(Anchor("A", ca_a.cert))
+    peer, _ = ca_a.issue("peer among many anchors")
+    assert verifier.verify(pem(peer), anchors).trustpoint == "A"
+    folded = verify._anchor_key.cache_info().misses
+    for _ in range(2):
+        other, _ = ca_a.issue("another peer")
+        assert verifier.verify(pem(other), anchors).trustpoint == "A"
+    assert verify._anchor_key.cache_info().misses == folded  # no anchor's name folded again
+    assert verify._asn1.cache_info().maxsize <= 256  # what is kept of each peer verified is bounded
