@@ -34,11 +34,20 @@ from ldap3.utils.uri import parse_uri
 
 from agent.clock import SYSTEM_CLOCK
 from agent.errors import PkiError
-from agent.pki.deadline_http import REDIRECTS, BodyTooLargeError, Deadline, origin, printable, request
+from agent.pki.deadline_http import (
+    DEFAULT_PORTS,
+    REDIRECTS,
+    BodyTooLargeError,
+    Deadline,
+    origin,
+    printable,
+    request,
+)
 from agent.pki.ldap_watch import LdapWatch
 
 __all__ = [
-    "FetchError", "MAX_CRL_BYTES", "MAX_BUNDLE_BYTES", "MAX_REDIRECTS", "fetch_crl", "fetch_url", "is_supported_crl_url",
+    "FetchError", "MAX_CRL_BYTES", "MAX_BUNDLE_BYTES", "MAX_REDIRECTS", "ServerFailedError", "fetch_crl", "fetch_url",
+    "is_supported_crl_url", "server_of",
 ]
 
 MAX_CRL_BYTES = 16 * 1024 * 1024
@@ -54,6 +63,19 @@ class FetchError(PkiError):
 
     error_tag = "operation-failed"
     error_app_tag = "fetch-failed"
+
+
+class ServerFailedError(FetchError):
+    """The server itself failed, whatever the path: unreachable, refused the connection, no complete answer in
+    time, or a connection broken off. (An HTTP status, an LDAP entry not found: the server answered.)"""
+
+
+def server_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http, https, ldap or ldaps URL, None for anything else. Raises nothing."""
+    return origin(url.strip(), _SERVER_PORTS)
+
+
+_SERVER_PORTS = {**DEFAULT_PORTS, "ldap": 389, "ldaps": 636}
 
 
 def is_supported_crl_url(url: str) -> bool:
@@ -106,7 +128,7 @@ def fetch_url(url: str, timeout: float, limit: int) -> bytes:
             return reply.body
         raise FetchError(f"{url}: redirected more than {MAX_REDIRECTS} times")
     except TimeoutError:
-        raise FetchError(f"{url}: no complete answer within {timeout:g} s") from None
+        raise ServerFailedError(f"{url}: no complete answer within {timeout:g} s") from None
     except BodyTooLargeError:
         raise FetchError(f"{url}: the answer is larger than {limit} bytes") from None
     except http.client.InvalidURL as exc:  # a ValueError: a redirect to a URL with control characters
@@ -114,7 +136,7 @@ def fetch_url(url: str, timeout: float, limit: int) -> bytes:
     except http.client.HTTPException as exc:
         raise FetchError(f"{url}: malformed HTTP answer ({type(exc).__name__} {exc})".rstrip()) from None
     except OSError as exc:  # refused, unreachable, a name that does not resolve, TLS
-        raise FetchError(f"{url}: {exc.strerror or exc}") from None
+        raise ServerFailedError(f"{url}: {exc.strerror or exc}") from None
 
 
 def _unpem_crl(body: bytes, url: str) -> bytes:
@@ -151,7 +173,7 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
             watch.guard_answers()
             bound = connection.bind()
         except (LDAPException, OSError) as exc:
-            raise FetchError(f"{url}: {watch.why(exc, 'cannot reach the LDAP server')}") from None
+            raise ServerFailedError(f"{url}: {watch.why(exc, 'cannot reach the LDAP server')}") from None
         if not bound:
             description = (connection.result or {}).get("description") or "refused"
             raise FetchError(f"{url}: the LDAP server refused an anonymous bind ({description})")
@@ -167,7 +189,7 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
                 raise FetchError(f"{url}: the LDAP entry {base!r} has no {attribute}")
             data = bytes(values[0])
         except (LDAPException, OSError) as exc:
-            raise FetchError(f"{url}: {watch.why(exc, 'LDAP search failed')}") from None
+            raise ServerFailedError(f"{url}: {watch.why(exc, 'LDAP search failed')}") from None
     finally:
         watch.cancel()
         try:

@@ -19,6 +19,7 @@ import io
 import socket
 import ssl
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.clock import Clock
@@ -62,16 +63,17 @@ class Reply:
     body: bytes
 
 
-def origin(url: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of an absolute http(s) URL, None for anything else."""
+def origin(url: str, ports: Mapping[str, int] = DEFAULT_PORTS) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an absolute URL of a scheme in ``ports`` (default port by scheme; http and https
+    unless told), None for anything else."""
     try:
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme.lower()
         host = (parts.hostname or "").lower()
-        port = parts.port or DEFAULT_PORTS.get(scheme)
+        port = parts.port or ports.get(scheme)
     except ValueError:
         return None
-    if scheme not in DEFAULT_PORTS or not host or port is None:
+    if scheme not in ports or not host or port is None:
         return None
     return scheme, host, port
 

@@ -42,7 +42,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import PkiError
 from agent.files import atomic_write, ensure_private_dir
 from agent.pki.certificate import certificate_to_pem, format_name, format_router_date, load_certificate
-from agent.pki.crlfetch import FetchError, fetch_crl, is_supported_crl_url
+from agent.pki.crlfetch import FetchError, ServerFailedError, fetch_crl, is_supported_crl_url, server_of
 from agent.pki.polling import PollScheduler
 
 __all__ = [
@@ -365,13 +365,24 @@ class CrlManager:
         default_dn = ca.subject.rfc4514_string()
         failures: list[str] = []
         invalid_only = True
+        # A server that failed (unreachable, no answer in time) is not asked again for another URL in this
+        # fetch: the seed's query url (ldap://host) and the CDPs it publishes (ldap://host/CN=...) are often one
+        # server, and each ask of a dead one costs the whole timeout.
+        failed_servers: dict[tuple[str, str, int], str] = {}
         for url in urls:
+            server = server_of(url)
+            if server is not None and server in failed_servers:
+                failures.append(f"{url}: not tried ({failed_servers[server]} failed on the same server)")
+                invalid_only = False
+                continue
             try:
                 der = self._fetcher(url, default_dn, self._timeout)
                 crl = check_crl(der, ca, current_crl)
             except FetchError as exc:
                 failures.append(exc.message)
                 invalid_only = False
+                if isinstance(exc, ServerFailedError) and server is not None:
+                    failed_servers[server] = url
                 continue
             except CrlInvalidError as exc:
                 failures.append(f"{url}: {exc.message}")

@@ -183,6 +183,53 @@ def test_the_failure_is_remembered_across_a_restart(tmp_path: Path, served: Serv
         again.close()
 
 
+class _SilentServer:
+    """Accepts connections, counts them and never answers (a firewalled or hung CDP)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def test_a_server_that_failed_is_not_asked_again_for_another_url_in_the_same_fetch(
+    tmp_path: Path, served: Served
+) -> None:
+    """Before: the seed's query url (ldap://host) and the CDPs on the same server each waited the whole timeout."""
+    silent = _SilentServer()
+    crls = CrlManager(tmp_path / "crls", timeout=0.5)
+    try:
+        ca = MiniCa.root("Silent CDP CA")
+        first, second = (f"http://127.0.0.1:{silent.port}/{n}.crl" for n in ("a", "b"))
+        served.put("/missing.crl", b"no", status=404)
+        good = served.put("/good.crl", ca.crl())
+        record = crls.fetch(ca.cert, [first, second, served.url("/missing.crl"), good])
+        assert record.source == good
+        assert len(silent.accepted) == 1  # the second URL on the silent server was not tried
+        assert served.hits["/missing.crl"] == 1 and served.hits["/good.crl"] == 1  # a 404 is an answer
+        with pytest.raises(CrlUnavailableError) as failed:
+            crls.fetch(MiniCa.root("Refused CA").cert, [first, second])
+        assert f"{second}: not tried ({first} failed on the same server)" in failed.value.message
+    finally:
+        crls.close()
+        silent.close()
+
+
 def test_no_source(tmp_path: Path) -> None:
     crls = CrlManager(tmp_path / "crls")
     try:
