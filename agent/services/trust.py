@@ -188,11 +188,11 @@ class TrustService:
         now = self.clock.now()
         for name in self.certstore.trustpoints():
             try:
-                tp_ca = self.certstore.ca(name)
+                tp_ca = self.certstore.ca(name)  # from memory: only that CA's trustpoints have their files read
+                if tp_ca is None or issuer_key(tp_ca) != key:
+                    continue
                 certificates = self.certstore.certificates(name)
             except AgentError:
-                continue
-            if tp_ca is None or issuer_key(tp_ca) != key:
                 continue
             for usage, cert in certificates.items():
                 if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None or (
