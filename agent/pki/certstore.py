@@ -264,10 +264,11 @@ class CertificateStore:
 
         Raises InvalidTrustpointNameError, CertificateStoreCorruptError.
         """
+        with self._cas_lock:  # only valid names are kept: a name found needs no checking again
+            if tp in self._cas:
+                return self._cas[tp]
         name = validate_trustpoint_name(tp)
         with self._cas_lock:
-            if name in self._cas:
-                return self._cas[name]
             generation = self._ca_generation.get(name, 0)
         path = self._dir / name / _CA_FILE
         data = self._read(path)
