@@ -256,14 +256,7 @@ def test_anchor_names_are_worked_out_once_however_many_anchors(ca_a: MiniCa, ver
     from agent.pki import verify
 
     shared = ca_a.issue("key holder")[1]
-    anchors = [
-        Anchor(f"pool{i}", x509.CertificateBuilder().subject_name(name(f"Pool CA {i}")).issuer_name(name(f"Pool CA {i}"))
-               .public_key(shared.public_key()).serial_number(i + 1)
-               .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=30))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .sign(shared, hashes.SHA256()))
-        for i in range(4200)
-    ]
+    anchors = [Anchor(f"pool{i}", _loop_ca(f"Pool CA {i}", f"Pool CA {i}", shared.public_key(), shared)) for i in range(4200)]
     anchors.append(Anchor("A", ca_a.cert))
     peer, _ = ca_a.issue("peer among many anchors")
     assert verifier.verify(pem(peer), anchors).trustpoint == "A"
