@@ -334,8 +334,8 @@ class CrlManager:
             self._remember_sources(ca, current, sources)
             return current
         if current is not None and self._failed_recently(current, sources, now):
-            assert current.last_attempt is not None and current.last_error is not None
-            retry_at = current.last_attempt + dt.timedelta(seconds=self._retry)
+            retry_at = self._retry_at(current)
+            assert current.last_attempt is not None and retry_at is not None
             raise CrlUnavailableError(
                 f"the CRL of {current.issuer} could not be obtained at {format_router_date(current.last_attempt)}: "
                 f"{current.last_error} (tried again in the background at {format_router_date(retry_at)}, "
@@ -422,11 +422,18 @@ class CrlManager:
 
     # ------------------------------------------------------------------ internals
 
+    def _retry_at(self, record: CrlRecord) -> dt.datetime | None:
+        """When a failed fetch is tried again: ``retry_seconds`` after it, restart or not (None: it did not fail)."""
+        if record.last_error is None or record.last_attempt is None:
+            return None
+        return record.last_attempt + dt.timedelta(seconds=self._retry)
+
     def _failed_recently(self, record: CrlRecord, sources: Sequence[str], now: dt.datetime) -> bool:
         """The last fetch failed, its retry is not due yet, and ``sources`` adds nothing it did not try."""
-        if record.last_error is None or record.last_attempt is None:
+        retry_at = self._retry_at(record)
+        if retry_at is None or record.last_attempt is None:
             return False
-        if not dt.timedelta(0) <= now - record.last_attempt < dt.timedelta(seconds=self._retry):
+        if not record.last_attempt <= now < retry_at:
             return False  # due (or the clock went back): try again
         return set(_merge_sources(sources, ())) <= set(record.sources)
 
@@ -457,11 +464,11 @@ class CrlManager:
         until = record.expires()
         if record.last_error is not None or until is None or until <= now:
             delay = self._retry
+            retry_at = self._retry_at(record)
             if record.last_attempt is None:
                 delay = 0.0
-            elif record.last_error is not None:  # as obtain() says: retry_seconds after the failure, restart or not
-                since = (now - record.last_attempt).total_seconds()
-                delay = min(max(self._retry - since, 0.0), self._retry)
+            elif retry_at is not None:  # as obtain() says
+                delay = min(max((retry_at - now).total_seconds(), 0.0), self._retry)
         else:
             start = record.this_update or record.last_fetch or now
             margin = min(MAX_REFRESH_MARGIN, max((until - start) / 10, dt.timedelta(0)))
