@@ -294,10 +294,10 @@ class TrustService:
             if record.last_attempt is not None:
                 leaf(crl, "last-attempt", record.last_attempt)
             if due is None:
-                due = self.crls.refresh_due()
+                due, asked = self.crls.refresh_due(), self.clock.now()
             if record.issuer_key in due:
                 seconds = max(due[record.issuer_key], 0.0)
-                leaf(crl, "next-fetch", self.clock.now() + dt.timedelta(seconds=round(seconds)))
+                leaf(crl, "next-fetch", asked + dt.timedelta(seconds=round(seconds)))
         if not scope.can_select(_TRUSTPOOL_TAGS):  # a <get> of trustpoints only: no trustpool to make
             return [crypto] if len(ca_el) else []  # nothing to merge for trustpoints without CRL state
         trustpool = etree.SubElement(ca_el, tag("trustpool"))
