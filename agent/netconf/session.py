@@ -29,6 +29,7 @@ from agent.netconf.channel_watch import send_window
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import EndReason, NetconfAgent, SessionInfo
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, FramingError, encode_message
+from agent.netconf.message_parser import hello_parser
 from agent.netconf.rpcerror import NC_NS
 from agent.xmltree import default_ns, has_doctype
 
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
 _READ_SIZE = 256 * 1024
-_HELLO_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def parse_client_hello(message: bytes) -> set[str]:
     1.0 or 1.1, for a DTD, and for a <session-id> (RFC 6241 8.1).
     """
     try:
-        root = etree.fromstring(message.lstrip(), _HELLO_PARSER)
+        root = etree.fromstring(message.lstrip(), hello_parser())
     except etree.XMLSyntaxError as error:
         raise BadHello(f"not well-formed XML: {error}") from None
     if has_doctype(root):

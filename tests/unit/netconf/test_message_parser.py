@@ -70,3 +70,29 @@ def test_a_flood_of_100_000_attributes_is_refused() -> None:
     flood = "".join(f' a{i}="v"' for i in range(100_000))
     with pytest.raises(TooComplex):
         parse_message(rpc(attributes=flood))
+
+
+def test_a_small_message_is_not_held_up_by_another_threads_large_one() -> None:
+    # Sessions parse on their own threads. With one parser shared by all, lxml makes them take
+    # turns: a small <get> waited for another session's large edit to be parsed (and, under load,
+    # for that thread to get the GIL back).
+    import threading
+    import time
+
+    large = rpc("<edit-config>" + "<x>abc</x>" * 600_000 + "</edit-config>")
+    finished: list[str] = []
+    started = threading.Event()
+
+    def parse_large() -> None:
+        started.set()
+        parse_message(large)
+        finished.append("large")
+
+    thread = threading.Thread(target=parse_large)
+    thread.start()
+    started.wait()
+    time.sleep(0.005)  # the large parse is under way
+    parse_message(rpc())
+    finished.append("small")
+    thread.join()
+    assert finished == ["small", "large"]
