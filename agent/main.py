@@ -89,8 +89,10 @@ def _serve(argv: list[str]) -> int:
     for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size", "filter_budget"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    from agent.stderr_log import StderrLog
+
     logging.basicConfig(
-        stream=sys.stderr,
+        handlers=[StderrLog(sys.stderr)],  # written by its own thread: see the module
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
@@ -199,12 +201,13 @@ def run() -> NoReturn:
     poll of a CA that never answers ends only at its 30 s deadline.
     """
     code = main()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass  # closed or gone: nothing to flush to
+    logging.shutdown()  # writes the log lines still queued, unless standard error is stalled
+    try:
+        # Not standard error: its writes are flushed as made, and when no one reads it the log's
+        # writer thread is blocked inside it, holding the lock a flush would wait on.
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # closed or gone: nothing to flush to
     os._exit(code)
 
 

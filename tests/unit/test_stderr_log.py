@@ -1,0 +1,81 @@
+"""The agent's stderr log: a log call never waits for the reader; what is dropped is said."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+
+from agent.stderr_log import StderrLog
+
+
+class HeldStream(io.StringIO):
+    """A stream whose writes block until released (a reader that stopped reading)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+        self.blocked = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.blocked.set()
+        self.released.wait()
+        return super().write(text)
+
+
+def _logger(handler: logging.Handler, name: str) -> logging.Logger:
+    logger = logging.getLogger(f"test-stderr-log.{name}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return logger
+
+
+def test_lines_are_written_in_order() -> None:
+    stream = io.StringIO()
+    handler = StderrLog(stream)
+    logger = _logger(handler, "order")
+    for i in range(500):
+        logger.info("line %d", i)
+    assert handler.drain(5)
+    assert stream.getvalue().splitlines() == [f"line {i}" for i in range(500)]
+    handler.close()
+
+
+def test_a_stalled_reader_costs_a_log_call_nothing_and_drops_are_reported() -> None:
+    stream = HeldStream()
+    handler = StderrLog(stream, limit=10_000)
+    logger = _logger(handler, "stalled")
+    logger.info("first")
+    assert stream.blocked.wait(5)  # the writer thread is stuck in the stream
+    started = time.monotonic()
+    for i in range(2_000):  # 100-character lines: 100 fit in the limit, the rest are dropped
+        logger.info("%03d%s", i, "x" * 97)
+    assert time.monotonic() - started < 2.0
+    assert 1_800 <= handler.dropped < 2_000
+    stream.released.set()
+    assert handler.drain(5)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "first"
+    assert lines[1] == f"ca-agent: {handler.dropped} log lines dropped: standard error was not being read"
+    kept = lines[2:]
+    assert len(kept) == 2_000 - handler.dropped
+    assert kept == sorted(kept) and kept[0].startswith("000")  # the first ones, in order
+    logger.info("after")
+    assert handler.drain(5)
+    assert stream.getvalue().splitlines()[-1] == "after"  # reported once
+    handler.close()
+
+
+def test_close_gives_up_on_a_reader_that_never_comes_back() -> None:
+    stream = HeldStream()
+    handler = StderrLog(stream)
+    logger = _logger(handler, "gone")
+    logger.info("stuck")
+    assert stream.blocked.wait(5)
+    started = time.monotonic()
+    handler.close(timeout=0.5)
+    assert time.monotonic() - started < 2.0
+    logger.info("after close")  # ignored, does not raise or block
+    stream.released.set()
