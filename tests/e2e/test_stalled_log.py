@@ -39,22 +39,29 @@ def _refuse(session: object, count: int) -> float:
     return slowest
 
 
-def test_an_unread_standard_error_stops_no_session_and_no_login(tmp_path: Path) -> None:
+def _start_unread(tmp_path: Path) -> tuple[AgentProcess, subprocess.Popen[bytes]]:
+    """An agent whose standard error is read until it is ready, and then no more."""
     agent = AgentProcess(tmp_path / "data")  # for its connect() and environment only
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "--data-dir", str(agent.data_dir), "--port", "0"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=agent.env,
     )
     assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not agent.port:
+        match = READY.search(proc.stderr.readline().decode())
+        if match:
+            agent.port = int(match.group(2))
+    if not agent.port:
+        proc.kill()
+        raise AssertionError("the agent did not become ready")
+    return agent, proc
+
+
+def test_an_unread_standard_error_stops_no_session_and_no_login(tmp_path: Path) -> None:
+    agent, proc = _start_unread(tmp_path)
+    assert proc.stderr is not None
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            match = READY.search(proc.stderr.readline().decode())
-            if match:
-                agent.port = int(match.group(2))
-                break
-        assert agent.port, "the agent did not become ready"
-        # From here on nobody reads standard error.
         flooding = agent.connect(timeout=10)
         # 1,200 lines of 2 KB: the pipe (64 KiB) and the agent's queue (1 MiB) both fill up.
         slowest = _refuse(flooding, 1200)
@@ -78,6 +85,21 @@ def test_an_unread_standard_error_stops_no_session_and_no_login(tmp_path: Path) 
         dropped = re.search(r"ca-agent: (\d+) log lines dropped: standard error was not being read", text)
         assert dropped and int(dropped.group(1)) > 0, text[-2000:]
         assert "shutting down (SIGTERM)" in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_agent_stops_on_sigterm_with_standard_error_unread(tmp_path: Path) -> None:
+    agent, proc = _start_unread(tmp_path)
+    try:
+        with agent.connect(timeout=10) as session:
+            _refuse(session, 100)  # 200 KB of log: more than the pipe holds
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0  # the log gives up on its reader after a few seconds
+        assert time.monotonic() - started < 10
     finally:
         if proc.poll() is None:
             proc.kill()
