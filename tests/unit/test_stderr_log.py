@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 
@@ -79,3 +80,43 @@ def test_close_gives_up_on_a_reader_that_never_comes_back() -> None:
     assert time.monotonic() - started < 2.0
     logger.info("after close")  # ignored, does not raise or block
     stream.released.set()
+
+
+def test_short_lines_into_a_pipe_nobody_reads_never_block() -> None:
+    # Short lines are written by the logging thread itself while the pipe has room; once it is
+    # full, they wait in the queue and then are dropped, and the log call never blocks.
+    import os
+
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w", encoding="utf-8")
+    handler = StderrLog(stream, limit=100_000)
+    logger = _logger(handler, "pipe")
+    started = time.monotonic()
+    for i in range(20_000):  # 60-character lines: 1.2 MB, the pipe holds 64 KiB
+        logger.info("%05d %s", i, "y" * 54)
+    assert time.monotonic() - started < 10.0
+    assert handler.dropped > 0
+    received = bytearray()
+
+    def read_all() -> None:
+        while chunk := os.read(read_end, 65536):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    logger.info("last")
+    assert handler.drain(10)
+    handler.close()
+    stream.close()
+    reader.join(10)
+    os.close(read_end)
+    lines = received.decode().splitlines()
+    numbered = [line for line in lines if not line.startswith("ca-agent:") and line != "last"]
+    assert numbered == sorted(numbered) and numbered[0].startswith("00000 ")  # in order, from the first
+    assert len(numbered) == 20_000 - handler.dropped
+    # each notice tells how many were dropped since the one before
+    notices = [re.fullmatch(r"ca-agent: (\d+) log lines dropped: standard error was not being read", line)
+               for line in lines if line.startswith("ca-agent:")]
+    assert notices and all(notices)
+    assert sum(int(notice.group(1)) for notice in notices if notice) == handler.dropped
+    assert lines[-1] == "last"
