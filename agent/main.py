@@ -92,7 +92,7 @@ def _serve(argv: list[str]) -> int:
     from agent.stderr_log import StderrLog
 
     logging.basicConfig(
-        handlers=[StderrLog(sys.stderr)],  # written by its own thread: see the module
+        handlers=[StderrLog(sys.stderr)],  # never held up by a reader that stops reading: see the module
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

@@ -30,15 +30,15 @@ MAX_ATTRIBUTES = 64  # per element (NETCONF uses a handful: message-id, operatio
 MAX_NAMESPACES_IN_SCOPE = 128  # declarations in scope at any element
 
 
-
 class _Parsers(threading.local):
     """This thread's parsers: each session parses with its own.
 
     lxml lets threads share a parser by taking turns on a lock, and a thread
     keeps that lock while it waits for the GIL after libxml2's part of the
-    parse. With 100 sessions every request queued behind whichever thread was
-    waiting: per-thread parsers made filtered reads ~25 % faster (median
-    latency halved) in the 100-session benchmark.
+    parse: one session's large request (a 6 MB edit: 0.19 s) held every other
+    session's request. In the 100-session benchmark per-thread parsers halved
+    the median read and doubled the p99 (the shared lock had served parses
+    roughly in turn): see bench/results/NOTES.md, stop 40.
     """
 
     def __init__(self) -> None:
