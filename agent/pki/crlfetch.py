@@ -6,6 +6,7 @@ Two transports, chosen by the URL scheme:
   search of the DN for ``certificateRevocationList;binary`` (the attribute the
   seed's CDP points at); a URL without a DN (the seed's ``query url
   ldap://my-ldap.domain.com``) searches the CA's own DN, as the router does.
+  An ldaps server's certificate is checked as an https server's is.
 - HTTP(S) (:mod:`agent.pki.deadline_http`): a GET of the URL; the body may be
   DER or PEM. Redirects are followed (a CDP may move behind a CDN), to http
   and https URLs only, at most :data:`MAX_REDIRECTS` times.
@@ -24,12 +25,14 @@ from __future__ import annotations
 import base64
 import binascii
 import http.client
+import ipaddress
 import math
 import re
+import ssl
 import urllib.parse
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPCertificateError, LDAPException
 from ldap3.utils.uri import parse_uri
 
 from agent.clock import SYSTEM_CLOCK
@@ -149,6 +152,37 @@ def _unpem_crl(body: bytes, url: str) -> bytes:
         raise FetchError(f"{url}: the PEM CRL is not valid base64") from None
 
 
+def _server_checked_tls(host: str) -> ldap3.Tls:
+    """ldaps that checks the server as https does: a chain to the system's trusted CAs, and the URL's host named.
+
+    ldap3's default (``Tls()``) accepts any certificate, so anyone on the path could answer for the server.
+    ldap3 checks the name itself, after the handshake (its SSL context's own check is off).
+    """
+    try:
+        ipaddress.ip_address(host)
+        sni = None  # no SNI for an address (RFC 6066 section 3)
+    except ValueError:
+        sni = host
+    return ldap3.Tls(validate=ssl.CERT_REQUIRED, sni=sni)
+
+
+_VERIFY_FAILED = re.compile(r"certificate verify failed: ([^(']*)")
+
+
+def _certificate_refused(exc: Exception, host: str) -> str | None:
+    """Why the server's certificate was refused, when it was; None for any other failure.
+
+    ldap3 keeps only the text of the TLS error (and, for a name that does not match, the whole certificate).
+    """
+    text = str(exc)
+    if isinstance(exc, LDAPCertificateError) or "doesn't match any name" in text:
+        return f"the LDAP server's certificate does not name {host}"
+    match = _VERIFY_FAILED.search(text)
+    if match:
+        return f"the LDAP server's certificate is not trusted ({match.group(1).strip() or 'verify failed'})"
+    return None
+
+
 def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
     try:
         parts = parse_uri(url)
@@ -161,8 +195,10 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
     attribute = attributes[0]
     if not attribute.lower().endswith(";binary"):
         attribute += ";binary"  # slapd returns certificate attributes only with ';binary'
+    use_ssl = bool(parts.get("ssl"))
     server = ldap3.Server(
-        parts["host"], port=parts.get("port"), use_ssl=bool(parts.get("ssl")), connect_timeout=timeout, get_info=ldap3.NONE
+        parts["host"], port=parts.get("port"), use_ssl=use_ssl, connect_timeout=timeout, get_info=ldap3.NONE,
+        tls=_server_checked_tls(parts["host"]) if use_ssl else None,
     )
     # ldap3 packs receive_timeout into a struct: it must be an int.
     connection = ldap3.Connection(server, receive_timeout=max(1, math.ceil(timeout)), read_only=True)
@@ -173,7 +209,8 @@ def _ldap_crl(url: str, default_dn: str, timeout: float) -> bytes:
             watch.guard_answers()
             bound = connection.bind()
         except (LDAPException, OSError) as exc:
-            raise ServerFailedError(f"{url}: {watch.why(exc, 'cannot reach the LDAP server')}") from None
+            reason = _certificate_refused(exc, parts["host"]) or watch.why(exc, "cannot reach the LDAP server")
+            raise ServerFailedError(f"{url}: {reason}") from None
         if not bound:
             description = (connection.result or {}).get("description") or "refused"
             raise FetchError(f"{url}: the LDAP server refused an anonymous bind ({description})")

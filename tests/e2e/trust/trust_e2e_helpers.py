@@ -67,20 +67,30 @@ class Slapd:
 
     directory: Path
     port: int = field(default_factory=free_port)
+    # (certificate, key) PEM files: slapd also listens for ldaps on tls_port with them.
+    tls: tuple[Path, Path] | None = None
+    tls_port: int = field(default_factory=free_port)
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
 
     def start(self) -> Slapd:
         (self.directory / "db").mkdir(parents=True, exist_ok=True)
         (self.directory / "slapd.conf").write_text(
             "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n"
             "include /etc/ldap/schema/inetorgperson.schema\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n"
-            f"pidfile {self.directory}/slapd.pid\ndatabase mdb\nmaxsize 104857600\nsuffix \"{SUFFIX}\"\n"
+            f"pidfile {self.directory}/slapd.pid\n"
+            + (f"TLSCertificateFile {self.tls[0]}\nTLSCertificateKeyFile {self.tls[1]}\n" if self.tls else "")
+            + f"database mdb\nmaxsize 104857600\nsuffix \"{SUFFIX}\"\n"
             f"rootdn \"{ADMIN}\"\nrootpw secret\ndirectory {self.directory}/db\n"
         )
-        subprocess.run(["slapd", "-f", str(self.directory / "slapd.conf"), "-h", f"{self.url}/"], check=True, timeout=30)
+        listen = f"{self.url}/" + (f" {self.tls_url}/" if self.tls else "")
+        subprocess.run(["slapd", "-f", str(self.directory / "slapd.conf"), "-h", listen], check=True, timeout=30)
         deadline = time.monotonic() + 15
         while True:
             probe = subprocess.run(["ldapsearch", "-x", "-H", self.url, "-b", "", "-s", "base"], capture_output=True)
