@@ -15,7 +15,12 @@ Here:
   a pty request is granted (OpenSSH clients run with ``-tt`` ask for one);
 - a connection with no session is closed after ``handshake_timeout``;
 - nothing is kept for a closed connection;
-- past ``max_sessions`` sessions a new connection is refused (logged).
+- past ``max_sessions`` connections, a new one takes the place of the oldest
+  connection that has no NETCONF session, from the address holding the most
+  of those: silent connections from one host cannot lock everybody out for
+  good (each held its slot for ``handshake_timeout``, and a host reopening
+  them kept every login refused). Only when every connection has a session
+  is the new one refused (logged).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import logging
 import select
 import socket
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import paramiko
@@ -59,6 +66,7 @@ class _Connection:
     def __init__(self, server: NetconfSshServer, sock: socket.socket, peer: tuple[str, int]) -> None:
         self.server = server
         self.peer = peer
+        self.accepted_at = time.monotonic()
         self.sessions: set[NetconfSession] = set()
         # paramiko holds channels weakly and closes one when it is garbage
         # collected: the connection keeps every channel it accepted until it closes.
@@ -124,6 +132,11 @@ class _Connection:
             log.info("closing SSH connection from %s: no NETCONF session within %g s",
                      self.peer[0], self.server.limits.handshake_timeout)
             self.close()
+
+    def without_session(self) -> bool:
+        """No NETCONF session runs on it (still in its handshake or login, or every session ended)."""
+        with self._lock:
+            return not self.sessions and not self._closed
 
     def may_open_channel(self) -> bool:
         with self._lock:
@@ -279,7 +292,7 @@ class NetconfSshServer:
     def _accepted(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         with self._lock:
             full = len(self._connections) >= self.limits.max_sessions
-        if full:
+        if full and not self._make_room(peer[0]):
             log.warning("refusing SSH connection from %s: %d connections already (--max-sessions)",
                         peer[0], self.limits.max_sessions)
             sock.close()
@@ -299,6 +312,27 @@ class NetconfSshServer:
         except Exception as error:
             log.warning("SSH connection from %s failed to start: %s", peer[0], error)
             connection.close()
+
+    def _make_room(self, newcomer: str) -> bool:
+        """Close the oldest connection without a session, from the address that has the most; False if none.
+
+        Runs on the accept thread, so no other connection is added meanwhile.
+        """
+        with self._lock:
+            connections = list(self._connections)
+        waiting = [c for c in connections if c.without_session()]  # each takes its own lock: not under ours
+        if not waiting:
+            return False
+        per_address = Counter(c.peer[0] for c in waiting)
+        crowded = max(per_address, key=lambda address: per_address[address])
+        victim = min((c for c in waiting if c.peer[0] == crowded), key=lambda c: c.accepted_at)
+        with self._lock:
+            self._connections.discard(victim)  # its slot is free now; its own thread ends it below
+        log.warning("closing SSH connection from %s, without a NETCONF session after %.1f s, to make room for "
+                    "one from %s (--max-sessions %d reached)", victim.peer[0],
+                    time.monotonic() - victim.accepted_at, newcomer, self.limits.max_sessions)
+        victim.close()
+        return True
 
     def _connection_closed(self, connection: _Connection) -> None:
         with self._lock:

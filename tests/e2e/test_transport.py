@@ -212,6 +212,30 @@ def test_connections_beyond_max_sessions_are_refused_and_logged(agent_factory) -
     wait_until(connects, 15, "a connection once the first two have closed")
 
 
+def test_silent_connections_filling_every_slot_make_room_for_a_login(agent_factory) -> None:
+    # One host holding every slot with connections that never speak: each held its slot for the
+    # handshake timeout (30 s here), and reopening them kept every login refused.
+    agent = agent_factory(args=["--max-sessions", "4", "--handshake-timeout", "30"]).start()
+    with agent.connect() as working:
+        silent = [socket.create_connection(("127.0.0.1", agent.port)) for _ in range(3)]
+        try:
+            for sock in silent:  # each one accepted (the server's banner) before the login below
+                sock.settimeout(10)
+                assert sock.recv(4096).startswith(b"SSH-2.0-")
+            began = time.monotonic()
+            with agent.connect(timeout=10) as newcomer:
+                assert newcomer.session_id not in (None, working.session_id)
+                assert hostname(newcomer) == hostname(working)
+            assert time.monotonic() - began < 10
+            # The oldest silent connection made room (EOF); the session that works was left alone.
+            assert silent[0].recv(4096) == b""
+            assert working.get_config("running").ok
+        finally:
+            for sock in silent:
+                sock.close()
+    wait_for_log(agent, "to make room for one from 127.0.0.1")
+
+
 def test_hello_with_whitespace_before_the_xml_declaration_is_accepted(agent: AgentProcess) -> None:
     client = ssh_client(agent.port)
     try:
