@@ -12,7 +12,9 @@ A cached CRL is used until its ``nextUpdate``; a background job
 (:class:`~agent.pki.polling.PollScheduler`, one fetch per CA at a time) fetches it again shortly
 before then, and retries a failed fetch every ``retry_seconds``; until that
 retry, a verification gets the failure again at once instead of waiting for
-the same sources (``ca-crl-request`` always fetches). No lock is
+the same sources (``ca-crl-request`` always fetches). One fetch tries the
+sources in order, those on servers that failed lately last, each for at most
+``timeout`` and all of them for at most ``fetch_limit``. No lock is
 held across a fetch: the record is read under the lock, the network is used
 without it, and the result is stored under it. A second lock orders only the
 file writes, so readers (state, verification) never wait for the disk.
@@ -31,6 +33,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,6 +71,8 @@ NO_NEXT_UPDATE_VALIDITY = dt.timedelta(hours=1)
 MAX_REFRESH_MARGIN = dt.timedelta(hours=1)
 
 CrlFetcher = Callable[[str, str, float], bytes]
+_Server = tuple[str, str, int]  # (scheme, host, port): crlfetch.server_of
+_MAX_FAILED_SERVERS = 1024
 """``fetch(url, default_dn, timeout) -> DER``; raises FetchError."""
 
 CrlListener = Callable[
@@ -256,19 +261,28 @@ class CrlManager:
         *,
         clock: Clock = SYSTEM_CLOCK,
         timeout: float = 10.0,
+        fetch_limit: float | None = None,
         retry_seconds: float = 300.0,
         fetcher: CrlFetcher = fetch_crl,
     ) -> None:
         """Open (creating, 0700) the cache directory and schedule the refresh of every cached CRL.
 
-        Unreadable record files are logged and ignored. Raises OSError,
-        ValueError for non-positive durations.
+        ``timeout`` bounds one source, ``fetch_limit`` (default: twice
+        ``timeout``) one fetch, all its sources together. Unreadable record
+        files are logged and ignored. Raises OSError, ValueError for
+        non-positive durations.
         """
-        if timeout <= 0 or retry_seconds <= 0:
-            raise ValueError("timeout and retry_seconds must be positive")
+        if timeout <= 0 or retry_seconds <= 0 or (fetch_limit is not None and fetch_limit <= 0):
+            raise ValueError("timeout, fetch_limit and retry_seconds must be positive")
         self._dir = ensure_private_dir(directory)
         self._clock = clock
         self._timeout = float(timeout)
+        # Up to MAX_SOURCES dead servers, each costing the timeout, kept a verification waiting 80 s: longer than
+        # a NETCONF client waits for its reply (ncclient: 30 s by default), so the answer was lost.
+        self._fetch_limit = float(fetch_limit) if fetch_limit is not None else 2 * self._timeout
+        # Servers that failed (monotonic time of the failure), any CA's fetch: their URLs are tried last until
+        # retry_seconds have passed, so a fetch's time goes to servers that may answer first.
+        self._failed_servers: dict[_Server, float] = {}
         self._retry = float(retry_seconds)
         self._fetcher = fetcher
         self._lock = threading.Lock()  # guards the two dicts; never held across I/O
@@ -368,25 +382,35 @@ class CrlManager:
         # A server that failed (unreachable, no answer in time) is not asked again for another URL in this
         # fetch: the seed's query url (ldap://host) and the CDPs it publishes (ldap://host/CN=...) are often one
         # server, and each ask of a dead one costs the whole timeout.
-        failed_servers: dict[tuple[str, str, int], str] = {}
-        for url in urls:
+        failed_servers: dict[_Server, str] = {}
+        give_up_at = time.monotonic() + self._fetch_limit
+        for url in self._answering_first(urls):
             server = server_of(url)
             if server is not None and server in failed_servers:
                 failures.append(f"{url}: not tried ({failed_servers[server]} failed on the same server)")
                 invalid_only = False
                 continue
+            left = give_up_at - time.monotonic()
+            if left <= 0:
+                failures.append(f"{url}: not tried (this fetch's {self._fetch_limit:g} s were spent)")
+                invalid_only = False
+                continue
             try:
-                der = self._fetcher(url, default_dn, self._timeout)
+                der = self._fetcher(url, default_dn, min(self._timeout, left))
                 crl = check_crl(der, ca, current_crl)
             except FetchError as exc:
                 failures.append(exc.message)
                 invalid_only = False
                 if isinstance(exc, ServerFailedError) and server is not None:
                     failed_servers[server] = url
+                    self._server_failed(server)
                 continue
             except CrlInvalidError as exc:
                 failures.append(f"{url}: {exc.message}")
                 continue
+            if server is not None:
+                with self._lock:
+                    self._failed_servers.pop(server, None)
             now = self._clock.now()
             record = replace(base, sources=urls, source=url, last_fetch=now, last_attempt=now, last_error=None)
             record = record.with_crl(der, crl)
@@ -410,6 +434,21 @@ class CrlManager:
         _log.warning("%%SECURITY-CEPKI-3-CRL_FETCH_FAIL: CRL of %s could not be obtained: %s", record.issuer, message)
         error = CrlInvalidError if invalid_only else CrlUnavailableError
         raise error(f"the CRL of {record.issuer} could not be obtained: {message}")
+
+    def _answering_first(self, urls: Sequence[str]) -> list[str]:
+        """``urls`` with those of servers that failed in the last ``retry_seconds`` moved last (order kept)."""
+        since = time.monotonic() - self._retry
+        with self._lock:
+            failed = {server for server, when in self._failed_servers.items() if when > since}
+        return sorted(urls, key=lambda url: server_of(url) in failed)
+
+    def _server_failed(self, server: _Server) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failed_servers[server] = now
+            if len(self._failed_servers) > _MAX_FAILED_SERVERS:  # forget the oldest half
+                keep = sorted(self._failed_servers.items(), key=lambda item: item[1])[_MAX_FAILED_SERVERS // 2:]
+                self._failed_servers = dict(keep)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the background refresh (waits at most ``timeout`` s for a fetch in flight). Raises nothing."""

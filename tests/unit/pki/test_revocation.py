@@ -230,6 +230,46 @@ def test_a_server_that_failed_is_not_asked_again_for_another_url_in_the_same_fet
         silent.close()
 
 
+def test_one_fetch_across_dead_servers_is_bounded(tmp_path: Path) -> None:
+    """Before: each of up to MAX_SOURCES distinct dead servers cost the whole timeout (80 s at the defaults),
+    longer than a NETCONF client waits for the reply of the verification that asked."""
+    silent = [_SilentServer() for _ in range(4)]
+    crls = CrlManager(tmp_path / "crls", timeout=1.0, fetch_limit=2.0)
+    try:
+        urls = [f"http://127.0.0.1:{server.port}/ca.crl" for server in silent]
+        began = time.monotonic()
+        with pytest.raises(CrlUnavailableError) as failed:
+            crls.fetch(MiniCa.root("Dead CDPs CA").cert, urls)
+        assert time.monotonic() - began < 3.0
+        for url in urls[2:]:
+            assert f"{url}: not tried (this fetch's 2 s were spent)" in failed.value.message
+        assert [len(server.accepted) for server in silent] == [1, 1, 0, 0]
+    finally:
+        crls.close()
+        for server in silent:
+            server.close()
+
+
+def test_servers_that_failed_are_tried_last(tmp_path: Path, served: Served) -> None:
+    dead = [_SilentServer() for _ in range(2)]
+    crls = CrlManager(tmp_path / "crls", timeout=0.5, fetch_limit=0.8)
+    try:
+        ca = MiniCa.root("Mirrored CA")
+        good = served.put("/ca.crl", ca.crl())
+        urls = [*(f"http://127.0.0.1:{server.port}/ca.crl" for server in dead), good]
+        with pytest.raises(CrlUnavailableError, match="were spent"):  # both dead servers took the fetch's time
+            crls.fetch(ca.cert, urls)
+        began = time.monotonic()
+        record = crls.fetch(ca.cert, urls)  # the dead servers go last now: the mirror answers at once
+        assert record.source == good and time.monotonic() - began < 0.4
+        assert [len(server.accepted) for server in dead] == [1, 1]
+        assert record.sources == tuple(urls)  # the order kept for the state is the configured one
+    finally:
+        crls.close()
+        for server in dead:
+            server.close()
+
+
 def test_no_source(tmp_path: Path) -> None:
     crls = CrlManager(tmp_path / "crls")
     try:
