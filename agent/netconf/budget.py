@@ -61,9 +61,9 @@ class FilterBudget:
     seconds: float = DEFAULT_XPATH_BUDGET
     cancellation: Cancellation = field(default=NEVER_CANCELLED)
 
-    def meter(self) -> Meter:
-        """A fresh meter; its clock starts now, on the calling thread."""
-        return Meter(self)
+    def meter(self, hint: str = "fewer nested '//' paths") -> Meter:
+        """A fresh meter; its clock starts now, on the calling thread. ``hint``: how to simplify, if it runs out."""
+        return Meter(self, hint)
 
 
 class Meter:
@@ -72,10 +72,11 @@ class Meter:
     One meter belongs to one evaluation on one thread.
     """
 
-    __slots__ = ("steps", "_limit", "_cancellation", "_started", "_next_check")
+    __slots__ = ("steps", "_limit", "_cancellation", "_started", "_next_check", "_hint")
 
-    def __init__(self, budget: FilterBudget) -> None:
+    def __init__(self, budget: FilterBudget, hint: str = "fewer nested '//' paths") -> None:
         self.steps = 0
+        self._hint = hint
         self._limit = budget.seconds
         self._cancellation = budget.cancellation
         self._started = time.thread_time()
@@ -112,7 +113,7 @@ class Meter:
         if used > self._limit:
             raise NetconfError(
                 f"the filter needs more than its budget of {self._limit:g} s of CPU "
-                f"(stopped after {self.steps} steps); simplify it (e.g. fewer nested '//' paths)",
+                f"(stopped after {self.steps} steps); simplify it (e.g. {self._hint})",
                 error_tag="operation-failed",
                 error_type="application",
                 error_app_tag=BUDGET_APP_TAG,

@@ -166,7 +166,7 @@ def subtree_filter(
             session closed. A subtree filter that matches nothing yields an
             empty ``<data/>``, which is not an error (RFC 6241 §6.4.2).
     """
-    meter = (budget or FilterBudget()).meter()
+    meter = (budget or FilterBudget()).meter(hint="fewer or less deeply nested filter nodes")
     full: set[_Element] = set()
     partial: set[_Element] = set()
     by_namespace: dict[str | None, list[_Element]] = {}
@@ -198,6 +198,26 @@ class _SiblingSet:
     content_match: tuple[tuple[_NodeTest, str], ...]
     selection: tuple[_NodeTest, ...]
     containment: tuple[tuple[_NodeTest, _SiblingSet], ...]
+    keyed: tuple[_KeyedContainment, ...] = ()
+
+
+@dataclass(frozen=True)
+class _KeyedContainment:
+    """Sibling containment nodes with the same test whose first content match tests the same leaf.
+
+    A controller asking for many list entries by key sends one such node per
+    entry: matched one by one, each node scanned every entry (1,000 names
+    among 300 trustpoints took 0.7 s, among 10,000 more than the filter's
+    budget). Here the data's entries are grouped once by that leaf's text,
+    and each node is matched only against the entries carrying its text.
+    """
+
+    test: _NodeTest
+    leaf: _NodeTest
+    by_text: dict[str, list[_SiblingSet]]
+
+
+_KEYED_FROM = 4  # sibling containment nodes alike before they are matched through one grouping of the data
 
 
 def _plan(filters: Iterable[_Element]) -> _SiblingSet:
@@ -219,7 +239,22 @@ def _plan(filters: Iterable[_Element]) -> _SiblingSet:
             content_match.append((test, text))
         else:  # empty or whitespace-only (RFC 6241 6.2.4, 6.2.5)
             selection.append(test)
-    return _SiblingSet(tuple(content_match), tuple(selection), tuple(containment))
+    alike: dict[tuple[_NodeTest, _NodeTest], list[tuple[str, _SiblingSet]]] = {}
+    for test, inner in containment:
+        if inner.content_match:
+            leaf, text = inner.content_match[0]
+            alike.setdefault((test, leaf), []).append((text, inner))
+    keyed: list[_KeyedContainment] = []
+    for (test, leaf), members in alike.items():
+        if len(members) >= _KEYED_FROM:
+            by_text: dict[str, list[_SiblingSet]] = {}
+            for text, inner in members:
+                by_text.setdefault(text, []).append(inner)
+            keyed.append(_KeyedContainment(test, leaf, by_text))
+    if keyed:
+        grouped = {id(inner) for group in keyed for inners in group.by_text.values() for inner in inners}
+        containment = [(test, inner) for test, inner in containment if id(inner) not in grouped]
+    return _SiblingSet(tuple(content_match), tuple(selection), tuple(containment), tuple(keyed))
 
 
 def _match_sibling_set(
@@ -243,7 +278,7 @@ def _match_sibling_set(
             return False
         content_hits.extend(hits)
 
-    if not plan.selection and not plan.containment:
+    if not plan.selection and not plan.containment and not plan.keyed:
         if not plan.content_match:
             return False
         chosen = [
@@ -265,6 +300,18 @@ def _match_sibling_set(
             if _match_sibling_set(child, nested, full, partial, meter):
                 partial.add(child)
                 selected = True
+    for group in plan.keyed:
+        entries: dict[str, list[_Element]] = {}
+        for child in group.test.candidates(parent, meter):
+            for leaf in group.leaf.candidates(child, meter):
+                if len(leaf) == 0:
+                    entries.setdefault((leaf.text or "").strip(), []).append(child)
+        for text, nesteds in group.by_text.items():
+            for child in dict.fromkeys(entries.get(text, ())):  # once, even with two leaves of that text
+                for nested in nesteds:  # still matched in full: the grouping only skips entries that cannot match
+                    if _match_sibling_set(child, nested, full, partial, meter):
+                        partial.add(child)
+                        selected = True
     return selected
 
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from agent.errors import NetconfError
-from agent.netconf.filters import NC_NS, apply_filter
+from agent.netconf import filters
+from agent.netconf.budget import Meter
+from agent.netconf.filters import NC_NS, FilterBudget, apply_filter
 
 USERS = "urn:example:users"
 STATS = "urn:example:stats"
@@ -548,3 +552,71 @@ def test_one_of_a_thousand_entries_selected_by_key() -> None:
         users = result.findall(f"{{{USERS}}}top/{{{USERS}}}users/{{{USERS}}}user")
         assert [u.findtext(f"{{{USERS}}}name") for u in users] == ["u737"]
         assert [n.text for n in result.iter(f"{{{USERS}}}id")] == ["737"]
+
+
+# --------------------------------------------------------------------------
+# many list entries asked for by key: grouped once, same result
+# --------------------------------------------------------------------------
+
+_NAMES = ["root", "fred", "barney", "wilma", "betty", "dino"]
+
+
+def _users_data(users: list[tuple[str, str, str]]) -> etree._Element:
+    entries = "".join(
+        f"<user><name>{name}</name><type>{kind}</type><company-info><dept>{dept}</dept></company-info></user>"
+        for name, kind, dept in users
+    )
+    return etree.fromstring(f'<data xmlns="{NC_NS}"><top xmlns="{USERS}"><users>{entries}</users></top></data>')
+
+
+_user_filter = st.tuples(
+    st.sampled_from([*_NAMES, "nobody", " fred "]),  # the name to match (absent ones, whitespace too)
+    st.sampled_from([  # what else the entry node asks for
+        "", "<u:type>admin</u:type>", "<u:type/>", "<u:full-name/>", "<u:company-info><u:dept>2</u:dept></u:company-info>",
+        "<u:company-info/>", '<name xmlns="">x</name>',
+    ]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    users=st.lists(
+        st.tuples(st.sampled_from(_NAMES), st.sampled_from(["admin", "superuser"]), st.sampled_from(["1", "2"])),
+        max_size=8,
+    ),
+    asked=st.lists(_user_filter, min_size=1, max_size=12),
+)
+def test_entries_asked_for_by_key_match_as_one_by_one(
+    users: list[tuple[str, str, str]], asked: list[tuple[str, str]]
+) -> None:
+    entries = "".join(f"<u:user><u:name>{name}</u:name>{rest}</u:user>" for name, rest in asked)
+    filter_el = make_filter(f"<u:top><u:users>{entries}</u:users></u:top>")
+    grouped = apply_filter(_users_data(users), filter_el, keys_of)
+    saved = filters._KEYED_FROM
+    filters._KEYED_FROM = 10**9  # every node matched on its own, against every entry
+    try:
+        one_by_one = apply_filter(_users_data(users), filter_el, keys_of)
+    finally:
+        filters._KEYED_FROM = saved
+    assert shape(grouped) == shape(one_by_one)
+
+
+class _CountingBudget(FilterBudget):
+    """Keeps the meters it hands out, to read their step counts."""
+
+    made: list[Meter] = []
+
+    def meter(self, hint: str = "") -> Meter:
+        self.made.append(super().meter(hint))
+        return self.made[-1]
+
+
+def test_a_thousand_entries_asked_for_by_key_cost_steps_in_proportion() -> None:
+    """Before: each of the filter's 1,000 entry nodes scanned all 2,000 entries (2 million steps)."""
+    users = [(f"user{i}", "admin", "1") for i in range(2000)]
+    entries = "".join(f"<u:user><u:name>user{i}</u:name><u:type/></u:user>" for i in range(0, 2000, 2))
+    budget = _CountingBudget()
+    result = apply_filter(_users_data(users), make_filter(f"<u:top><u:users>{entries}</u:users></u:top>"), keys_of,
+                          budget=budget)
+    assert len(result.findall(f".//{{{USERS}}}user")) == 1000
+    assert sum(meter.steps for meter in budget.made) < 20_000
