@@ -71,9 +71,10 @@ NO_NEXT_UPDATE_VALIDITY = dt.timedelta(hours=1)
 MAX_REFRESH_MARGIN = dt.timedelta(hours=1)
 
 CrlFetcher = Callable[[str, str, float], bytes]
-_Server = tuple[str, str, int]  # (scheme, host, port): crlfetch.server_of
-_MAX_FAILED_SERVERS = 1024
 """``fetch(url, default_dn, timeout) -> DER``; raises FetchError."""
+
+_Server = tuple[str, str, int]  # (scheme, host, port): crlfetch.server_of
+_MAX_FAILED_SERVERS = 1024  # servers remembered as failed (the oldest half is forgotten beyond)
 
 CrlListener = Callable[
     [x509.Certificate, "x509.CertificateRevocationList | None", x509.CertificateRevocationList], None
@@ -285,7 +286,7 @@ class CrlManager:
         self._failed_servers: dict[_Server, float] = {}
         self._retry = float(retry_seconds)
         self._fetcher = fetcher
-        self._lock = threading.Lock()  # guards the two dicts; never held across I/O
+        self._lock = threading.Lock()  # guards the three dicts; never held across I/O
         self._write_lock = threading.Lock()  # orders file writes only; readers never take it
         self._records: dict[str, CrlRecord] = {}
         self._crls: dict[str, x509.CertificateRevocationList] = {}
