@@ -67,6 +67,9 @@ def _serve(argv: list[str]) -> int:
     limits.add_argument("--idle-timeout", type=float, default=0.0, metavar="SECONDS",
                         help="close a session idle this long, unless it has a notification subscription "
                         "(default 0: never)")
+    limits.add_argument("--tcp-keepalive", type=float, default=60.0, metavar="SECONDS",
+                        help="probe a connection silent this long, and drop a client that vanished without "
+                        "closing (power loss, a network cut) after about twice this; 0: never (default 60)")
     limits.add_argument("--max-sessions", type=int, default=256, metavar="N",
                         help="refuse new connections and sessions beyond this many (default 256)")
     limits.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES",
@@ -89,6 +92,8 @@ def _serve(argv: list[str]) -> int:
     for name in ("handshake_timeout", "hello_timeout", "max_sessions", "max_message_size", "filter_budget"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.tcp_keepalive < 0:
+        parser.error("--tcp-keepalive must not be negative")
     from agent.stderr_log import StderrLog
 
     logging.basicConfig(
@@ -115,6 +120,7 @@ def _serve(argv: list[str]) -> int:
                 filter_budget=args.filter_budget,
                 limits=ServerLimits(
                     handshake_timeout=args.handshake_timeout,
+                    tcp_keepalive=args.tcp_keepalive or None,
                     max_sessions=args.max_sessions,
                     session=SessionLimits(
                         hello_timeout=args.hello_timeout,

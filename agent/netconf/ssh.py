@@ -55,6 +55,7 @@ class ServerLimits:
     """Limits of the SSH server (``ca-agent`` flags; defaults documented in the README)."""
 
     handshake_timeout: float = 30.0  # TCP accept -> NETCONF subsystem started
+    tcp_keepalive: float | None = 60.0  # silence before TCP keepalive probes (None: none); see keep_alive()
     max_sessions: int = 256
     max_channels_per_connection: int = 16
     session: SessionLimits = field(default_factory=SessionLimits)
@@ -186,6 +187,33 @@ class _Connection:
 
 
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
+_KEEPALIVE_PROBES = 6
+
+
+def keep_alive(sock: socket.socket, idle: float) -> None:
+    """Drop the connection of a client that vanished without closing it, after about ``2 * idle`` seconds.
+
+    A client that loses power or network sends no FIN: without this its
+    session, and the locks it holds, stayed for ever (nothing is sent to a
+    client that sends nothing). The kernel probes after ``idle`` seconds of
+    silence, then :data:`_KEEPALIVE_PROBES` times ``idle / 6`` seconds apart
+    (at least 1 s); data we sent that stays unacknowledged for ``2 * idle``
+    seconds ends the connection too (TCP_USER_TIMEOUT, for a client that
+    vanished while we were sending to it). The agent's next read then fails,
+    and the session ends as a dropped one. Linux options; elsewhere only
+    SO_KEEPALIVE, with the system's timings.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    options = (
+        ("TCP_KEEPIDLE", max(1, round(idle))),
+        ("TCP_KEEPINTVL", max(1, round(idle / _KEEPALIVE_PROBES))),
+        ("TCP_KEEPCNT", _KEEPALIVE_PROBES),
+        ("TCP_USER_TIMEOUT", max(1000, round(2000 * idle))),  # milliseconds
+    )
+    for name, value in options:
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class QuickAckSocket:
@@ -299,6 +327,8 @@ class NetconfSshServer:
             return
         # Small NETCONF messages must not wait for Nagle (a 40 ms stall at set-up).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.limits.tcp_keepalive is not None:
+            keep_alive(sock, self.limits.tcp_keepalive)
         try:
             connection = _Connection(self, sock, peer)
         except Exception as error:  # paramiko refuses a socket it cannot use

@@ -8,8 +8,10 @@ connections that were never forgotten, unbounded and quadratic reads.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
 import time
 
 import paramiko
@@ -96,6 +98,36 @@ def test_a_dropped_session_releases_its_locks_and_rolls_back_its_confirmed_commi
         observer.unlock("candidate")
         observer.unlock("running")
     assert_idle_cpu(agent.proc.pid)  # type: ignore[union-attr]
+
+
+def test_a_client_that_vanishes_without_closing_is_dropped_and_its_locks_released(agent_factory) -> None:
+    # Power loss or a network cut sends no FIN: before TCP keepalive the session, and its locks, stayed for ever
+    # (the agent sends nothing to a client that sends nothing).
+    if os.environ.get("CA_AGENT_NETNS") != "1":
+        pytest.skip("adds and removes an address: only inside tests/netns_run.sh's private network namespace")
+    agent = agent_factory(args=["--tcp-keepalive", "2"]).start()
+    address = "10.9.9.9"
+    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
+    vanishing = None
+    try:
+        vanishing = agent.connect(bind_addr=address)
+        vanishing.lock("candidate")
+        vanished_id = int(vanishing.session_id)
+        with agent.connect() as observer:
+            with pytest.raises(RPCError, match="lock"):
+                observer.lock("candidate")
+            # The client's address goes: nothing it sent is acknowledged any more, and it sends nothing.
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=True)
+            began = time.monotonic()
+            wait_until(lambda: vanished_id not in session_ids(observer), 20, "the vanished client's session to go")
+            assert time.monotonic() - began < 12  # ~2 x 2 s, with room for a loaded machine
+            observer.lock("candidate")
+            observer.unlock("candidate")
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False, capture_output=True)
+        if vanishing is not None:
+            vanishing._session.close()  # its transport only: a <close-session> would wait for a reply
+    wait_for_log(agent, f"session {vanished_id} closed (dropped)")
 
 
 @pytest.mark.parametrize(
