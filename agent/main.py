@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from agent.errors import AgentError
 from agent.netconf.budget import DEFAULT_XPATH_BUDGET
+from agent.netconf.buffer_budget import DEFAULT_MAX_BUFFERED_INPUT, BufferBudget
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ def _serve(argv: list[str]) -> int:
                         help="refuse new connections and sessions beyond this many (default 256)")
     limits.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES",
                         help=f"largest NETCONF message accepted (default {DEFAULT_MAX_MESSAGE_SIZE}, 16 MiB)")
+    limits.add_argument("--max-buffered-input", type=int, default=DEFAULT_MAX_BUFFERED_INPUT, metavar="BYTES",
+                        help="most bytes of unfinished requests all sessions may hold together; over it, the "
+                        f"session holding the most is closed (default {DEFAULT_MAX_BUFFERED_INPUT}, 128 MiB)")
     parser.add_argument("--replay-log-size", type=int, default=1000, metavar="N",
                         help="notifications kept for replay (RFC 5277 startTime), at most 4 MiB (default 1000)")
     limits.add_argument("--filter-budget", type=float, default=DEFAULT_XPATH_BUDGET, metavar="SECONDS",
@@ -94,6 +98,8 @@ def _serve(argv: list[str]) -> int:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.tcp_keepalive < 0:
         parser.error("--tcp-keepalive must not be negative")
+    if args.max_buffered_input < args.max_message_size:
+        parser.error("--max-buffered-input must be at least --max-message-size")
     from agent.stderr_log import StderrLog
 
     logging.basicConfig(
@@ -126,6 +132,7 @@ def _serve(argv: list[str]) -> int:
                         hello_timeout=args.hello_timeout,
                         idle_timeout=args.idle_timeout or None,
                         max_message_size=args.max_message_size,
+                        input_budget=BufferBudget(args.max_buffered_input),
                     ),
                 ),
             )

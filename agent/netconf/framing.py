@@ -54,6 +54,13 @@ class FrameDecoder:
             self._start = 0
         self._buffer += data
 
+    def discard(self) -> None:
+        """Drop whatever is held (the session ended): its memory goes now, not when the session object does."""
+        self._buffer = bytearray()
+        self._start = self._scan = 0
+        self._parts = []
+        self._size = self._chunk_left = 0
+
     def starts_chunked(self) -> bool:
         """True when the unread input begins like a chunked message (``\\n#``)."""
         return bytes(self._buffer[self._start : self._start + 2]) == b"\n#"

@@ -7,6 +7,10 @@ Two threads per session, and no lock held across I/O:
   client that stops reading never blocks whoever produced a message; past
   ``max_pending_output`` unsent bytes the session is dropped.
 
+What the sessions hold of unfinished requests counts against one budget
+shared by all of them (agent/netconf/buffer_budget.py): over it, the session
+holding the most is ended.
+
 The session ends at once when the channel reports EOF or an error (a dropped
 TCP connection, in either framing, at any point): the protocol core then
 releases its locks and rolls back its unconfirmed commit (RFC 6241 8.4).
@@ -19,12 +23,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from lxml import etree
 
 from agent.netconf.budget import Cancellation
+from agent.netconf.buffer_budget import DEFAULT_MAX_BUFFERED_INPUT, BufferBudget
 from agent.netconf.channel_watch import send_window
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import EndReason, NetconfAgent, SessionInfo
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
 _READ_SIZE = 256 * 1024
+_SMALL_INPUT = 64 * 1024  # what a session may hold of an unfinished request without counting it in the budget
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class SessionLimits:
     idle_timeout: float | None = None  # None: sessions may stay idle for ever
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     max_pending_output: int = 64 * 1024 * 1024
+    # Shared by every session given these limits: what they hold of unfinished requests, together.
+    input_budget: BufferBudget[Any] = field(default_factory=lambda: BufferBudget(DEFAULT_MAX_BUFFERED_INPUT))
 
 
 class Channel(Protocol):
@@ -124,6 +132,7 @@ class NetconfSession:
         # client leaves while a request is being answered (agent/netconf/ssh.py).
         self.cancellation = Cancellation()
         self._decoder = FrameDecoder(limits.max_message_size)
+        self._counted_input = 0  # what the input budget holds for this session
         self._chunked = False
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._pending = 0  # bytes queued and not yet sent
@@ -275,6 +284,8 @@ class NetconfSession:
             if message is not None:
                 if hello:
                     decoder.chunked = False
+                if self._counted_input and not self._count_input():
+                    return None
                 return message
             try:
                 data = self.channel.recv(_READ_SIZE)
@@ -285,6 +296,26 @@ class NetconfSession:
                 self._end("connection closed by the client", EndReason.DROPPED)
                 return None
             decoder.feed(data)
+            if (self._counted_input or decoder.buffered > _SMALL_INPUT) and not self._count_input():
+                return None
+
+    def _count_input(self) -> bool:
+        """Tell the shared input budget what this session holds now; False when this session must end for it."""
+        held = self._decoder.buffered
+        held = held if held > _SMALL_INPUT else 0
+        self._counted_input = held
+        over = self.limits.input_budget.update(self, held)
+        if over is None:
+            return True
+        reason = (f"the sessions' unfinished requests went over {self.limits.input_budget.limit} bytes, "
+                  "and this session's was the largest")
+        log.warning("session %d from %s: %s; closing", over.session_id, over.source_host, reason)
+        if over is self:
+            self._counted_input = 0
+            self._end(reason, EndReason.OTHER)
+            return False
+        over.abort(reason, EndReason.OTHER)  # its reader sees the channel close, ends, and releases the rest
+        return True
 
     def _framing_error(self, reason: str) -> None:
         """RFC 6242 4.2: a framing error ends the session; base:1.1 clients hear why first."""
@@ -334,6 +365,10 @@ class NetconfSession:
         if self._ended.is_set():
             return
         self._ended.set()
+        # A session object can outlive its end in reference cycles until a garbage collection: what it held of
+        # an unfinished request (up to --max-message-size) went with it only then.
+        self._decoder.discard()
+        self.limits.input_budget.release(self)
         self.cancellation.cancel()
         if self._idle is not None:
             self._idle.cancel()

@@ -268,6 +268,51 @@ def test_silent_connections_filling_every_slot_make_room_for_a_login(agent_facto
     wait_for_log(agent, "to make room for one from 127.0.0.1")
 
 
+def test_unfinished_requests_of_all_sessions_share_one_cap_and_the_largest_goes(agent_factory) -> None:
+    # Each session may hold a message of up to --max-message-size while it arrives: 256 sessions could make the
+    # agent hold 4 GiB (twelve sessions sending 15 MiB each and never finishing took it from 68 to 269 MiB).
+    mib = 1024 * 1024
+    agent = agent_factory(args=["--max-message-size", str(4 * mib), "--max-buffered-input", str(8 * mib)]).start()
+    head = f'<rpc message-id="7" xmlns="{NC}"><get-config><source><running/></source><filter><x xmlns="urn:x">'
+    tail = "</x></filter></get-config></rpc>"
+    sessions = [netconf_session(agent.port, base11=False) for _ in range(3)]
+    try:
+        largest, second, third = (channel for _, channel in sessions)
+        for channel, size in ((largest, 3.5 * mib), (second, 2.5 * mib)):
+            channel.sendall(head.encode() + b"a" * int(size))
+        time.sleep(1.0)  # both held: 6 MiB of 8
+        third.sendall(head.encode() + b"a" * int(2.5 * mib))  # 8.5 MiB: over
+        assert read_to_eof(largest) == b""  # the session holding the most was closed
+        for channel in (second, third):  # the others finish their requests and are answered
+            channel.sendall(tail.encode() + EOM)
+            assert b'message-id="7"' in read_until(channel, EOM)
+        with agent.connect() as m:
+            assert m.get_config("running").ok
+    finally:
+        for client, _ in sessions:
+            client.close()
+    wait_for_log(agent, "unfinished requests went over 8388608 bytes, and this session's was the largest")
+
+
+def test_what_an_ended_session_held_of_an_unfinished_request_is_freed_at_once(agent_factory) -> None:
+    # An ended session object lived on in reference cycles until a garbage collection, with up to
+    # --max-message-size of unfinished request: each of 15 MiB stayed in memory.
+    agent = agent_factory().start()
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    head = f'<rpc message-id="1" xmlns="{NC}"><get-config><source><running/></source><filter>'.encode()
+    before = 0
+    for count in range(8):
+        if count == 2:  # the allocator keeps what the first ones freed, for the next ones to reuse
+            before = rss_kib(pid)
+        client, channel = netconf_session(agent.port, base11=False)
+        channel.sendall(head + b"x" * (15 * 1024 * 1024))
+        ended = len(agent.log_text().split(" closed (dropped)"))
+        client.close()
+        wait_until(lambda ended=ended: len(agent.log_text().split(" closed (dropped)")) > ended, 10,
+                   "the session to end")
+    assert rss_kib(pid) - before < 40 * 1024  # six more sessions: 90 MiB more before
+
+
 def test_hello_with_whitespace_before_the_xml_declaration_is_accepted(agent: AgentProcess) -> None:
     client = ssh_client(agent.port)
     try:
