@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from agent.errors import AgentError
 from agent.netconf.budget import DEFAULT_XPATH_BUDGET
-from agent.netconf.buffer_budget import DEFAULT_MAX_BUFFERED_INPUT, BufferBudget
+from agent.netconf.buffer_budget import DEFAULT_MAX_BUFFERED_INPUT, DEFAULT_MAX_BUFFERED_OUTPUT, BufferBudget
 from agent.netconf.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
@@ -78,6 +78,9 @@ def _serve(argv: list[str]) -> int:
     limits.add_argument("--max-buffered-input", type=int, default=DEFAULT_MAX_BUFFERED_INPUT, metavar="BYTES",
                         help="most bytes of unfinished requests all sessions may hold together; over it, the "
                         f"session holding the most is closed (default {DEFAULT_MAX_BUFFERED_INPUT}, 128 MiB)")
+    limits.add_argument("--max-buffered-output", type=int, default=DEFAULT_MAX_BUFFERED_OUTPUT, metavar="BYTES",
+                        help="most bytes of replies and notifications all sessions may hold unsent together; over "
+                        f"it, the session holding the most is closed (default {DEFAULT_MAX_BUFFERED_OUTPUT}, 128 MiB)")
     parser.add_argument("--replay-log-size", type=int, default=1000, metavar="N",
                         help="notifications kept for replay (RFC 5277 startTime), at most 4 MiB (default 1000)")
     limits.add_argument("--filter-budget", type=float, default=DEFAULT_XPATH_BUDGET, metavar="SECONDS",
@@ -100,6 +103,8 @@ def _serve(argv: list[str]) -> int:
         parser.error("--tcp-keepalive must not be negative")
     if args.max_buffered_input < args.max_message_size:
         parser.error("--max-buffered-input must be at least --max-message-size")
+    if args.max_buffered_output <= 0:
+        parser.error("--max-buffered-output must be positive")
     from agent.stderr_log import StderrLog
 
     logging.basicConfig(
@@ -133,6 +138,7 @@ def _serve(argv: list[str]) -> int:
                         idle_timeout=args.idle_timeout or None,
                         max_message_size=args.max_message_size,
                         input_budget=BufferBudget(args.max_buffered_input),
+                        output_budget=BufferBudget(args.max_buffered_output),
                     ),
                 ),
             )

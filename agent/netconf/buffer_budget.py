@@ -1,9 +1,11 @@
 """One cap on the bytes that all sessions hold for their clients together.
 
 Each session may hold a message of up to ``--max-message-size`` (16 MiB)
-while it arrives. One session's bound is fine; 256 sessions' add up to 4 GiB.
-Twelve sessions that each sent 15 MiB of a message and never finished it
-took the agent from 68 to 269 MiB. So any user who can log in could have run
+while it arrives, and up to 64 MiB of replies its client has not read. One
+session's bounds are fine; 256 sessions' add up to 4 and 16 GiB. Twelve
+sessions that each sent 15 MiB of a message and never finished it took the
+agent from 68 to 269 MiB; six that asked for 60 MB of replies without
+reading them, from 86 to 436 MiB. So any user who can log in could have run
 the agent out of memory.
 
 A :class:`BufferBudget` caps the total. When an update would take the total
@@ -23,6 +25,7 @@ from typing import Generic, TypeVar
 Owner = TypeVar("Owner")
 
 DEFAULT_MAX_BUFFERED_INPUT = 128 * 1024 * 1024  # eight messages of the default 16 MiB limit at once
+DEFAULT_MAX_BUFFERED_OUTPUT = 128 * 1024 * 1024  # two sessions at their own limit (max_pending_output, 64 MiB)
 
 
 class BufferBudget(Generic[Owner]):

@@ -7,9 +7,10 @@ Two threads per session, and no lock held across I/O:
   client that stops reading never blocks whoever produced a message; past
   ``max_pending_output`` unsent bytes the session is dropped.
 
-What the sessions hold of unfinished requests counts against one budget
-shared by all of them (agent/netconf/buffer_budget.py): over it, the session
-holding the most is ended.
+What the sessions hold of unfinished requests, and of replies their clients
+have not read, counts against two budgets shared by all of them
+(agent/netconf/buffer_budget.py): over one, the session holding the most of
+it is ended.
 
 The session ends at once when the channel reports EOF or an error (a dropped
 TCP connection, in either framing, at any point): the protocol core then
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 from lxml import etree
 
 from agent.netconf.budget import Cancellation
-from agent.netconf.buffer_budget import DEFAULT_MAX_BUFFERED_INPUT, BufferBudget
+from agent.netconf.buffer_budget import DEFAULT_MAX_BUFFERED_INPUT, DEFAULT_MAX_BUFFERED_OUTPUT, BufferBudget
 from agent.netconf.channel_watch import send_window
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import EndReason, NetconfAgent, SessionInfo
@@ -44,6 +45,7 @@ BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
 _READ_SIZE = 256 * 1024
 _SMALL_INPUT = 64 * 1024  # what a session may hold of an unfinished request without counting it in the budget
+_SMALL_OUTPUT = 256 * 1024  # the same for its unsent replies
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class SessionLimits:
     max_pending_output: int = 64 * 1024 * 1024
     # Shared by every session given these limits: what they hold of unfinished requests, together.
     input_budget: BufferBudget[Any] = field(default_factory=lambda: BufferBudget(DEFAULT_MAX_BUFFERED_INPUT))
+    # The same for their unsent replies and notifications (each session also stops at max_pending_output).
+    output_budget: BufferBudget[Any] = field(default_factory=lambda: BufferBudget(DEFAULT_MAX_BUFFERED_OUTPUT))
 
 
 class Channel(Protocol):
@@ -133,6 +137,7 @@ class NetconfSession:
         self.cancellation = Cancellation()
         self._decoder = FrameDecoder(limits.max_message_size)
         self._counted_input = 0  # what the input budget holds for this session
+        self._counted_output = 0  # what the output budget holds for this session
         self._chunked = False
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._pending = 0  # bytes queued and not yet sent
@@ -180,6 +185,8 @@ class NetconfSession:
             self.abort(f"the client does not read its replies ({backlog} bytes unsent)", EndReason.OTHER)
             return
         self._outbox.put(framed)
+        if backlog > _SMALL_OUTPUT or self._counted_output:
+            self._count_output(backlog)
 
     def _transmit(self, data: bytes) -> bool:
         """Send ``data`` (the send lock held); False when the channel is dead (the session is aborted)."""
@@ -200,6 +207,19 @@ class NetconfSession:
             with self._send_lock:
                 if not self._transmit(data):
                     return
+            if self._counted_output:  # after the send lock: ending another session is not done under it
+                self._count_output(self._pending)
+
+    def _count_output(self, held: int) -> None:
+        """Tell the shared output budget what this session has not sent yet; over it, end the largest holder."""
+        held = held if held > _SMALL_OUTPUT else 0
+        self._counted_output = held
+        over = self.limits.output_budget.update(self, held)
+        if over is not None:
+            reason = (f"the sessions' unsent replies went over {self.limits.output_budget.limit} bytes, "
+                      "and this session had the most")
+            log.warning("session %d from %s: %s; closing", over.session_id, over.source_host, reason)
+            over.abort(reason, EndReason.OTHER)
 
     # -- input -----------------------------------------------------------------
     def _run(self) -> None:
@@ -375,6 +395,12 @@ class NetconfSession:
         # Let queued replies (e.g. the <ok/> of close-session) go out, then close.
         self._outbox.put(None)
         self._writer.join(timeout=5.0)
+        try:  # what a client that stopped reading left queued goes now (see the input buffer below)
+            while True:
+                self._outbox.get_nowait()
+        except queue.Empty:
+            pass
+        self.limits.output_budget.release(self)
         try:
             self.channel.close()
         except Exception:

@@ -43,6 +43,7 @@ from rawnetconf import (
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 SYS = "urn:ca-agent:yang:system"
+CRYPTO = "urn:ca-agent:yang:crypto"
 SESSIONS_FILTER = ("subtree", f'<netconf-state xmlns="{NCM}"><sessions/></netconf-state>')
 STATS_FILTER = ("subtree", f'<netconf-state xmlns="{NCM}"><statistics/></netconf-state>')
 
@@ -292,6 +293,58 @@ def test_unfinished_requests_of_all_sessions_share_one_cap_and_the_largest_goes(
         for client, _ in sessions:
             client.close()
     wait_for_log(agent, "unfinished requests went over 8388608 bytes, and this session's was the largest")
+
+
+def test_unsent_replies_of_all_sessions_share_one_cap(agent_factory) -> None:
+    # Each session may hold 64 MiB of replies its client does not read: six such sessions took the agent from 86
+    # to 436 MiB, and what an ended one had queued stayed in memory.
+    mib = 1024 * 1024
+    agent = agent_factory(args=["--max-buffered-output", str(8 * mib)]).start()
+    with agent.connect() as m:
+        entries = "".join(f"<trustpoint><name>tp{i}</name><subject-name>CN=tp{i},O=Example</subject-name>"
+                          "</trustpoint>" for i in range(400))
+        m.edit_config(target="candidate", config=f'<config xmlns="{NC}"><crypto xmlns="{CRYPTO}"><ca>{entries}'
+                      "</ca></crypto></config>")
+        m.commit()
+        reply = len(m.get_config(source="running").xml)
+    request = f'<rpc message-id="9" xmlns="{NC}"><get-config><source><running/></source></get-config></rpc>'.encode()
+    hoarder_client, hoarder = netconf_session(agent.port, base11=False)
+    reader_client, reader = netconf_session(agent.port, base11=False)
+    try:
+        reader.sendall((request + EOM) * 20)  # read below, after the hoarder
+        hoarder.sendall((request + EOM) * (24 * mib // reply))  # 24 MB of replies it never reads
+        wait_for_log(agent, "unsent replies went over 8388608 bytes, and this session had the most")
+        received = b""
+        while received.count(EOM) < 20:  # the other session's replies all come
+            received += read_until(reader, EOM)
+        assert received.count(b'message-id="9"') == 20
+    finally:
+        hoarder_client.close()
+        reader_client.close()
+
+
+def test_what_an_ended_session_had_not_sent_is_freed_at_once(agent_factory) -> None:
+    agent = agent_factory().start()
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    with agent.connect() as m:
+        entries = "".join(f"<trustpoint><name>tp{i}</name></trustpoint>" for i in range(400))
+        m.edit_config(target="candidate", config=f'<config xmlns="{NC}"><crypto xmlns="{CRYPTO}"><ca>{entries}'
+                      "</ca></crypto></config>")
+        m.commit()
+        reply = len(m.get_config(source="running").xml)
+    request = f'<rpc message-id="9" xmlns="{NC}"><get-config><source><running/></source></get-config></rpc>'.encode()
+    before = 0
+    for count in range(6):
+        if count == 2:  # the allocator keeps what the first ones freed, for the next ones to reuse
+            before = rss_kib(pid)
+        client, channel = netconf_session(agent.port, base11=False)
+        channel.sendall((request + EOM) * (30 * 1024 * 1024 // reply))  # 30 MB of replies, never read
+        time.sleep(1.0)
+        ended = len(agent.log_text().split(" closed (dropped)"))
+        client.close()
+        wait_until(lambda ended=ended: len(agent.log_text().split(" closed (dropped)")) > ended, 10,
+                   "the session to end")
+    assert rss_kib(pid) - before < 40 * 1024  # four more sessions: each kept its queue until a collection
 
 
 def test_what_an_ended_session_held_of_an_unfinished_request_is_freed_at_once(agent_factory) -> None:
