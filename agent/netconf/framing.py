@@ -10,6 +10,13 @@ Every byte is looked at a bounded number of times (reading is linear in the
 input), and a message larger than ``max_message_size`` is refused as soon as
 that is known: for chunked framing, from the chunk header alone, so a header
 announcing a 4 GB chunk fails at once instead of waiting for the data.
+
+A chunked message may have at most :data:`MAX_CHUNKS` chunks. RFC 6242 allows
+chunks of one byte, and each chunk costs a header's parsing and an object:
+2 MiB sent one byte per chunk took the agent 2.4 s of CPU and 120 MiB, so a
+message of the 16 MiB limit would have taken ~20 s and ~1 GB. Clients send a
+message in one chunk or in chunks of kilobytes (16 MiB in 4 KiB chunks is
+4,096 of them).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024  # libnetconf2's cap on a chunked me
 MAX_CHUNK_SIZE = 4294967295  # RFC 6242 4.2: chunk-size is at most 4294967295
 _MAX_CHUNK_DIGITS = len(str(MAX_CHUNK_SIZE))
 _COMPACT_AT = 64 * 1024  # drop consumed bytes from the buffer's front past this
+MAX_CHUNKS = 65536  # chunks in one message (see the module docstring)
 
 
 class FramingError(Exception):
@@ -39,6 +47,7 @@ class FrameDecoder:
         # chunked framing: the chunks of the message being assembled
         self._parts: list[bytes] = []
         self._size = 0
+        self._chunks = 0  # chunks of the message being assembled
         self._chunk_left = 0  # bytes still due for the current chunk
 
     @property
@@ -59,7 +68,7 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._start = self._scan = 0
         self._parts = []
-        self._size = self._chunk_left = 0
+        self._size = self._chunks = self._chunk_left = 0
 
     def starts_chunked(self) -> bool:
         """True when the unread input begins like a chunked message (``\\n#``)."""
@@ -112,12 +121,15 @@ class FrameDecoder:
                     raise FramingError("end-of-chunks marker before any chunk")
                 message = b"".join(self._parts)
                 self._parts = []
-                self._size = 0
+                self._size = self._chunks = 0
                 return message
             if self._size + header > self.max_message_size:
                 raise FramingError(
                     f"chunk of {header} bytes would make the message larger than {self.max_message_size} bytes"
                 )
+            self._chunks += 1
+            if self._chunks > MAX_CHUNKS:
+                raise FramingError(f"more than {MAX_CHUNKS} chunks in one message")
             self._size += header
             self._chunk_left = header
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.netconf.framing import EOM, FrameDecoder, FramingError, encode_message
+from agent.netconf.framing import EOM, MAX_CHUNKS, FrameDecoder, FramingError, encode_message
 
 
 def _all(decoder: FrameDecoder) -> list[bytes]:
@@ -98,6 +98,18 @@ def test_chunks_adding_up_past_the_cap_fail() -> None:
     decoder.chunked = True
     decoder.feed(b"\n#6\nabcdef\n#5\n")
     with pytest.raises(FramingError):
+        _all(decoder)
+
+
+def test_a_message_of_too_many_chunks_fails_and_the_count_starts_again_for_the_next() -> None:
+    decoder = FrameDecoder()
+    decoder.chunked = True
+    decoder.feed(b"\n#1\na" * MAX_CHUNKS + b"\n##\n")
+    assert _all(decoder) == [b"a" * MAX_CHUNKS]  # at the limit: accepted
+    decoder.feed(b"\n#1\na" * MAX_CHUNKS)
+    assert _all(decoder) == []
+    decoder.feed(b"\n#1\na")  # one more: refused before the end of the message
+    with pytest.raises(FramingError, match=f"more than {MAX_CHUNKS} chunks"):
         _all(decoder)
 
 
