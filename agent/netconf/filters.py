@@ -73,6 +73,10 @@ _ERROR_TYPE = "protocol"
 
 _ROOT_VAR = "ca_agent_filter_root"
 
+MAX_SUBTREE_FILTER_NODES = 100_000
+"""A subtree filter is planned node by node before it is metered (~500 bytes and 5 µs a node): 350,000 empty
+nodes took 1.7 s and 176 MB. Asking for 10,000 entries by key takes 20,000-30,000."""
+
 _Element = etree._Element
 
 
@@ -166,6 +170,13 @@ def subtree_filter(
             session closed. A subtree filter that matches nothing yields an
             empty ``<data/>``, which is not an error (RFC 6241 §6.4.2).
     """
+    for count, _ in enumerate(filter_el.iterdescendants(), 1):  # stops at the limit: no walk of a huge filter
+        if count > MAX_SUBTREE_FILTER_NODES:
+            raise NetconfError(
+                f"the subtree filter has more than the {MAX_SUBTREE_FILTER_NODES} nodes allowed",
+                error_tag="too-big",
+                error_type=_ERROR_TYPE,
+            )
     meter = (budget or FilterBudget()).meter(hint="fewer or less deeply nested filter nodes")
     full: set[_Element] = set()
     partial: set[_Element] = set()

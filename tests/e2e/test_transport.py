@@ -37,6 +37,7 @@ from rawnetconf import (
     rpc,
     rss_kib,
     ssh_client,
+    status_value,
     threads,
     wait_until,
 )
@@ -558,6 +559,21 @@ def test_a_message_of_one_byte_chunks_is_refused_past_65536_chunks(agent: AgentP
         assert b"malformed-message" in reply and b"more than 65536 chunks" in reply
     finally:
         client.close()
+
+
+def test_a_flood_of_empty_elements_is_refused_before_it_is_parsed(agent: AgentProcess) -> None:
+    # 13 MiB of <a/> in a <filter>: 3.5 million elements took the agent to 1.7 GB and 20 s, four at once killed it.
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    before = status_value(pid, "VmHWM")
+    client, channel = netconf_session(agent.port)
+    try:
+        flood = "<a/>" * 3_500_000
+        reply = rpc(channel, f"<get-config><source><running/></source><filter>{flood}</filter></get-config>")
+        assert b"too-big" in reply and b"more than 1000000 tags" in reply
+        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")  # the session goes on
+    finally:
+        client.close()
+    assert status_value(pid, "VmHWM") - before < 150 * 1024
 
 
 def test_a_large_message_within_the_cap_is_read(agent: AgentProcess) -> None:

@@ -16,7 +16,7 @@ from lxml import etree
 from agent.errors import NetconfError
 from agent.netconf import filters
 from agent.netconf.budget import Meter
-from agent.netconf.filters import NC_NS, FilterBudget, apply_filter
+from agent.netconf.filters import MAX_SUBTREE_FILTER_NODES, NC_NS, FilterBudget, apply_filter
 
 USERS = "urn:example:users"
 STATS = "urn:example:stats"
@@ -620,3 +620,11 @@ def test_a_thousand_entries_asked_for_by_key_cost_steps_in_proportion() -> None:
                           budget=budget)
     assert len(result.findall(f".//{{{USERS}}}user")) == 1000
     assert sum(meter.steps for meter in budget.made) < 20_000
+
+
+def test_a_subtree_filter_of_more_than_100_000_nodes_is_too_big() -> None:
+    """Planned node by node before it is metered: 350,000 empty nodes took 1.7 s and 176 MB."""
+    assert run(f"<u:top>{'<u:x/>' * (MAX_SUBTREE_FILTER_NODES - 1)}</u:top>") is not None  # at the limit
+    with pytest.raises(NetconfError) as refused:
+        run(f"<u:top>{'<u:x/>' * MAX_SUBTREE_FILTER_NODES}</u:top>")
+    assert refused.value.error_tag == "too-big"

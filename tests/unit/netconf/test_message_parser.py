@@ -7,6 +7,7 @@ import pytest
 from agent.netconf.message_parser import (
     MAX_ATTRIBUTES,
     MAX_NAMESPACES_IN_SCOPE,
+    MAX_TAGS,
     NotWellFormed,
     TooComplex,
     parse_message,
@@ -72,6 +73,15 @@ def test_a_flood_of_100_000_attributes_is_refused() -> None:
         parse_message(rpc(attributes=flood))
 
 
+def test_a_flood_of_elements_is_refused_before_it_is_parsed() -> None:
+    head = f'<rpc message-id="1" xmlns="{NC}"><get>'.encode()
+    end = b"</get></rpc>"
+    room = MAX_TAGS - head.count(b"<") - end.count(b"<")
+    assert parse_message(head + b"<a/>" * room + end).tag.endswith("rpc")  # up to the limit: parsed
+    with pytest.raises(TooComplex, match=f"more than {MAX_TAGS} tags"):
+        parse_message(head + b"<a/>" * (room + 1) + end)
+
+
 def test_a_small_message_is_not_held_up_by_another_threads_large_one() -> None:
     # Sessions parse on their own threads. With one parser shared by all, lxml makes them take
     # turns: a small <get> waited for another session's large edit to be parsed (and, under load,
@@ -79,7 +89,7 @@ def test_a_small_message_is_not_held_up_by_another_threads_large_one() -> None:
     import threading
     import time
 
-    large = rpc("<edit-config>" + "<x>abc</x>" * 600_000 + "</edit-config>")
+    large = rpc("<edit-config>" + f"<x>{'a' * 20}</x>" * 450_000 + "</edit-config>")  # 12 MB, under MAX_TAGS
     finished: list[str] = []
     started = threading.Event()
 
