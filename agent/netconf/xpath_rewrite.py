@@ -59,6 +59,11 @@ _ENDS_OPERAND_PUNCT = frozenset({")", "]", ".", ".."})
 _STEP_START_PUNCT = frozenset({"*", "@", ".", ".."})
 
 
+def shown(select: str, limit: int = 200) -> str:
+    """``select`` as an error message quotes it: cut after ``limit`` characters (an rpc-error echoed it whole)."""
+    return repr(select) if len(select) <= limit else f"{select[:limit]!r}... ({len(select)} characters)"
+
+
 def rewrite(select: str, namespaces: Mapping[str, str], root_var: str, metered: bool = True) -> str:
     """``select`` with absolute paths anchored at ``$root_var`` and, if ``metered``, every step metered.
 
@@ -84,7 +89,7 @@ def rewrite(select: str, namespaces: Mapping[str, str], root_var: str, metered: 
         prefix, colon, _ = text.partition(":")
         if kind == "name" and colon and prefix not in namespaces:
             raise NetconfError(
-                f"unknown namespace prefix {prefix!r} in XPath expression {select!r}; "
+                f"unknown namespace prefix {prefix!r} in XPath expression {shown(select)}; "
                 "declare it with xmlns:" + prefix + " on the <filter> element or the <rpc>",
                 error_tag="invalid-value",
                 error_type="protocol",
