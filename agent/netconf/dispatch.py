@@ -473,12 +473,36 @@ class NetconfAgent:
             if bad_rpc:
                 session.in_bad_rpcs += 1
                 self.statistics.in_bad_rpcs += 1
+        errors = _reported(errors)
         prefixes = self.schema.prefixes()
         declared = {**nsmap, **path_prefixes(errors, prefixes)}
         reply = rpc_reply(attrib, (rpc_error(error, prefixes) for error in errors), declared)
-        for error in errors:
+        for error in errors[:MAX_LOGGED_ERRORS]:
             log.info("session %d: rpc-error %s: %s", session.session_id, error.error_tag, error.message)
+        if len(errors) > MAX_LOGGED_ERRORS:
+            log.info("session %d: and %d more rpc-errors in the same reply", session.session_id,
+                     len(errors) - MAX_LOGGED_ERRORS)
         return etree.tostring(reply, encoding="unicode")
+
+
+MAX_REPORTED_ERRORS = 1000
+"""rpc-errors in one reply. An edit with continue-on-error reports one per failing node: 100,000 failing deletes
+(an 11 MB request) made a 33 MB reply, 20 s of CPU and 381 MB (VmHWM). The ones past this are counted in one last
+rpc-error instead."""
+MAX_LOGGED_ERRORS = 10  # rpc-errors of one reply logged one by one; the rest as a count
+
+
+def _reported(errors: Sequence[AgentError]) -> Sequence[AgentError]:
+    """``errors`` as a reply reports them: the first :data:`MAX_REPORTED_ERRORS`, then one saying how many more."""
+    if len(errors) <= MAX_REPORTED_ERRORS:
+        return errors
+    more = NetconfError(
+        f"{len(errors) - MAX_REPORTED_ERRORS} more errors, not reported: a reply reports at most "
+        f"{MAX_REPORTED_ERRORS}",
+        error_tag="operation-failed",
+        error_type="application",
+    )
+    return [*errors[:MAX_REPORTED_ERRORS], more]
 
 
 def _malformed(message: str) -> NetconfError:

@@ -224,6 +224,24 @@ def test_error_options(agent: AgentProcess) -> None:
         assert running(m).findtext("sys:hostname", namespaces=NS) == "h1"
 
 
+def test_a_reply_reports_at_most_1000_errors_and_counts_the_rest(agent: AgentProcess) -> None:
+    # One rpc-error per failing node: 100,000 failing deletes made a 33 MB reply, 20 s of CPU and 381 MB.
+    deletes = "".join(f'<trustpoint nc:operation="delete"><name>gone{i}</name></trustpoint>' for i in range(1500))
+    config = f"""<config xmlns="{NC}" xmlns:nc="{NC}">
+      <hostname xmlns="{SYS}">after-errors</hostname><crypto xmlns="{CRYPTO}"><ca>{deletes}</ca></crypto>
+    </config>"""
+    with agent.connect() as m:
+        with pytest.raises(RPCError) as failed:
+            m.edit_config(target="running", config=config, error_option="continue-on-error")
+        errors = failed.value.errors
+        assert len(errors) == 1001
+        assert all(error.tag == "data-missing" for error in errors[:1000])
+        assert errors[-1].tag == "operation-failed"
+        assert "500 more errors, not reported" in (errors[-1].message or "")
+        assert running(m).findtext("sys:hostname", namespaces=NS) == "after-errors"  # the rest was applied
+    assert "and 991 more rpc-errors in the same reply" in agent.log_text()  # 10 of the 1,001 logged one by one
+
+
 def test_copy_config_and_validate(agent: AgentProcess) -> None:
     with agent.connect() as m:
         # ncclient's copy_config only names datastores; send the inline form as is.
