@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from typing import Any
 
 import paramiko
 import pytest
@@ -296,18 +298,41 @@ def test_unfinished_requests_of_all_sessions_share_one_cap_and_the_largest_goes(
     wait_for_log(agent, "unfinished requests went over 8388608 bytes, and this session's was the largest")
 
 
+def _trustpoints_and_reply_size(agent: AgentProcess, count: int = 400) -> int:
+    """Commit ``count`` trustpoints; the size of a get-config of running then."""
+    with agent.connect() as m:
+        entries = "".join(f"<trustpoint><name>tp{i}</name><subject-name>CN=tp{i},O=Example</subject-name>"
+                          "</trustpoint>" for i in range(count))
+        m.edit_config(target="candidate", config=f'<config xmlns="{NC}"><crypto xmlns="{CRYPTO}"><ca>{entries}'
+                      "</ca></crypto></config>")
+        m.commit()
+        return len(m.get_config(source="running").xml)
+
+
+def _rss_growth_of_ended_sessions(agent: AgentProcess, sessions: int, load: Callable[[Any], None]) -> int:
+    """KiB of RSS the agent grows by over ``sessions`` base:1.0 sessions, one after the other, each given
+    ``load`` (its channel) and then dropped; counted from the third on, as the allocator keeps what the
+    first ones freed for the next ones to reuse."""
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    before = 0
+    for count in range(sessions):
+        if count == 2:
+            before = rss_kib(pid)
+        client, channel = netconf_session(agent.port, base11=False)
+        load(channel)
+        ended = len(agent.log_text().split(" closed (dropped)"))
+        client.close()
+        wait_until(lambda ended=ended: len(agent.log_text().split(" closed (dropped)")) > ended, 10,
+                   "the session to end")
+    return rss_kib(pid) - before
+
+
 def test_unsent_replies_of_all_sessions_share_one_cap(agent_factory) -> None:
     # Each session may hold 64 MiB of replies its client does not read: six such sessions took the agent from 86
     # to 436 MiB, and what an ended one had queued stayed in memory.
     mib = 1024 * 1024
     agent = agent_factory(args=["--max-buffered-output", str(8 * mib)]).start()
-    with agent.connect() as m:
-        entries = "".join(f"<trustpoint><name>tp{i}</name><subject-name>CN=tp{i},O=Example</subject-name>"
-                          "</trustpoint>" for i in range(400))
-        m.edit_config(target="candidate", config=f'<config xmlns="{NC}"><crypto xmlns="{CRYPTO}"><ca>{entries}'
-                      "</ca></crypto></config>")
-        m.commit()
-        reply = len(m.get_config(source="running").xml)
+    reply = _trustpoints_and_reply_size(agent)
     request = f'<rpc message-id="9" xmlns="{NC}"><get-config><source><running/></source></get-config></rpc>'.encode()
     hoarder_client, hoarder = netconf_session(agent.port, base11=False)
     reader_client, reader = netconf_session(agent.port, base11=False)
@@ -326,45 +351,24 @@ def test_unsent_replies_of_all_sessions_share_one_cap(agent_factory) -> None:
 
 def test_what_an_ended_session_had_not_sent_is_freed_at_once(agent_factory) -> None:
     agent = agent_factory().start()
-    pid = agent.proc.pid  # type: ignore[union-attr]
-    with agent.connect() as m:
-        entries = "".join(f"<trustpoint><name>tp{i}</name></trustpoint>" for i in range(400))
-        m.edit_config(target="candidate", config=f'<config xmlns="{NC}"><crypto xmlns="{CRYPTO}"><ca>{entries}'
-                      "</ca></crypto></config>")
-        m.commit()
-        reply = len(m.get_config(source="running").xml)
+    reply = _trustpoints_and_reply_size(agent)
     request = f'<rpc message-id="9" xmlns="{NC}"><get-config><source><running/></source></get-config></rpc>'.encode()
-    before = 0
-    for count in range(6):
-        if count == 2:  # the allocator keeps what the first ones freed, for the next ones to reuse
-            before = rss_kib(pid)
-        client, channel = netconf_session(agent.port, base11=False)
+
+    def hoard(channel: Any) -> None:
         channel.sendall((request + EOM) * (30 * 1024 * 1024 // reply))  # 30 MB of replies, never read
         time.sleep(1.0)
-        ended = len(agent.log_text().split(" closed (dropped)"))
-        client.close()
-        wait_until(lambda ended=ended: len(agent.log_text().split(" closed (dropped)")) > ended, 10,
-                   "the session to end")
-    assert rss_kib(pid) - before < 40 * 1024  # four more sessions: each kept its queue until a collection
+
+    growth = _rss_growth_of_ended_sessions(agent, 6, hoard)
+    assert growth < 40 * 1024  # four more sessions: each kept its queue until a collection
 
 
 def test_what_an_ended_session_held_of_an_unfinished_request_is_freed_at_once(agent_factory) -> None:
     # An ended session object lived on in reference cycles until a garbage collection, with up to
     # --max-message-size of unfinished request: each of 15 MiB stayed in memory.
     agent = agent_factory().start()
-    pid = agent.proc.pid  # type: ignore[union-attr]
     head = f'<rpc message-id="1" xmlns="{NC}"><get-config><source><running/></source><filter>'.encode()
-    before = 0
-    for count in range(8):
-        if count == 2:  # the allocator keeps what the first ones freed, for the next ones to reuse
-            before = rss_kib(pid)
-        client, channel = netconf_session(agent.port, base11=False)
-        channel.sendall(head + b"x" * (15 * 1024 * 1024))
-        ended = len(agent.log_text().split(" closed (dropped)"))
-        client.close()
-        wait_until(lambda ended=ended: len(agent.log_text().split(" closed (dropped)")) > ended, 10,
-                   "the session to end")
-    assert rss_kib(pid) - before < 40 * 1024  # six more sessions: 90 MiB more before
+    growth = _rss_growth_of_ended_sessions(agent, 8, lambda channel: channel.sendall(head + b"x" * (15 * 1024 * 1024)))
+    assert growth < 40 * 1024  # six more sessions: 90 MiB more before
 
 
 def test_hello_with_whitespace_before_the_xml_declaration_is_accepted(agent: AgentProcess) -> None:
