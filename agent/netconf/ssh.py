@@ -199,9 +199,14 @@ def keep_alive(sock: socket.socket, idle: float) -> None:
     silence, then :data:`_KEEPALIVE_PROBES` times ``idle / 6`` seconds apart
     (at least 1 s); data we sent that stays unacknowledged for ``2 * idle``
     seconds ends the connection too (TCP_USER_TIMEOUT, for a client that
-    vanished while we were sending to it). The agent's next read then fails,
-    and the session ends as a dropped one. Linux options; elsewhere only
-    SO_KEEPALIVE, with the system's timings.
+    vanished while we were sending to it: TCP's own retries take ~15 min).
+    Linux also applies that timeout to a receive window that stays closed,
+    so a client whose process stopped reading its socket altogether (e.g.
+    suspended) while we had data for it goes after ``2 * idle`` seconds too;
+    a client that only stops reading one channel does not, as its SSH stack
+    keeps reading. The agent's next read then fails, and the session ends as
+    a dropped one. Linux options; elsewhere only SO_KEEPALIVE, with the
+    system's timings.
     """
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     options = (
