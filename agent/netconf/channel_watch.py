@@ -1,5 +1,5 @@
-"""The one adapter to paramiko internals: hear at once that an SSH channel closed, and how
-much it can send without waiting.
+"""The one adapter to paramiko internals: hear at once that an SSH channel closed, how
+much it can send without waiting, and refuse channel data nobody may hold.
 
 A session's reader thread is busy while it answers a request, so it cannot
 notice that its client left; yet work done for a client that is gone (a
@@ -14,10 +14,22 @@ paramiko; the version is checked at import.
 :func:`send_window` reads ``Channel.out_window_size`` (public in the code,
 absent from the documentation and the type stubs): the bytes the peer's SSH
 window still takes, so a reply that fits is sent without blocking.
+
+:func:`guard_input` exists because paramiko buffers every CHANNEL_DATA it
+receives (``Channel._feed``) without checking it against the window it
+granted, and keeps it until someone reads the channel. A client that ignores
+the window (RFC 4254 5.2) could so make the agent hold any amount: 300 MiB
+in 2 s on a channel that never asked for a subsystem, which nobody reads.
+The transport's dispatch table of channel messages (``_channel_handler_table``,
+a class attribute looked up on the instance) gets, for this transport only,
+data handlers that check each message first: data on a channel that runs no
+session, and data beyond the window, are dropped (RFC 4254 allows ignoring
+data past the window; OpenSSH ends such a connection) and reported.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from collections.abc import Callable
@@ -30,8 +42,72 @@ _SUPPORTED_MAJOR = 3
 if paramiko.__version_info__[0] != _SUPPORTED_MAJOR:  # pragma: no cover - guarded by setup.cfg's pin
     raise ImportError(
         f"agent.netconf.channel_watch relies on paramiko {_SUPPORTED_MAJOR}.x internals "
-        f"(Channel._set_closed sets status_event, Channel.out_window_size); found {paramiko.__version__}"
+        f"(Channel._set_closed sets status_event, Channel.out_window_size, Transport._channel_handler_table, "
+        f"Channel.in_buffer and in_window_*); found {paramiko.__version__}"
     )
+
+
+_DATA = paramiko.common.MSG_CHANNEL_DATA
+_EXTENDED_DATA = paramiko.common.MSG_CHANNEL_EXTENDED_DATA
+
+
+class InputRefusal(enum.Enum):
+    """Why :func:`guard_input` dropped a channel's data."""
+
+    NO_SESSION = "data on a channel that runs no NETCONF session"
+    OVER_WINDOW = "data beyond the SSH window the agent granted"
+
+
+def guard_input(
+    transport: paramiko.Transport,
+    accepts: Callable[[paramiko.Channel], bool],
+    refused: Callable[[paramiko.Channel, InputRefusal], None],
+) -> None:
+    """Drop channel data on ``transport`` that ``accepts(channel)`` refuses or that overflows the window.
+
+    ``refused(channel, why)`` is told of each dropped message (it may be
+    called many times for one channel). Both run on the transport's thread,
+    which must not block: ``refused`` should hand any closing to another
+    thread. Data within the window on an accepted channel is fed as before.
+    """
+    table = dict(type(transport)._channel_handler_table)
+    feeds = {_DATA: table[_DATA], _EXTENDED_DATA: table[_EXTENDED_DATA]}
+
+    def handler(kind: int) -> Callable[[paramiko.Channel, paramiko.Message], None]:
+        feed = feeds[kind]
+
+        def checked(channel: paramiko.Channel, message: paramiko.Message) -> None:
+            why = _refusal(channel, message, kind, accepts)
+            if why is None:
+                feed(channel, message)
+            else:
+                _call(lambda: refused(channel, why))
+
+        return checked
+
+    table[_DATA] = handler(_DATA)
+    table[_EXTENDED_DATA] = handler(_EXTENDED_DATA)
+    transport._channel_handler_table = table
+
+
+def _refusal(
+    channel: paramiko.Channel, message: paramiko.Message, kind: int,
+    accepts: Callable[[paramiko.Channel], bool],
+) -> InputRefusal | None:
+    if not accepts(channel):
+        return InputRefusal.NO_SESSION
+    # The data's length, read without consuming the message: [uint32 code,] uint32 length, bytes.
+    start = message.packet.tell()
+    if kind == _EXTENDED_DATA:
+        message.get_int()
+    size = message.get_int()
+    message.packet.seek(start)
+    # What the client has sent and paramiko has not yet given back as window: what is buffered, plus what
+    # was read and not yet acknowledged (in_window_sofar). A client within its window never exceeds it.
+    held = len(channel.in_buffer) + len(channel.in_stderr_buffer) + channel.in_window_sofar
+    if held + size > channel.in_window_size:
+        return InputRefusal.OVER_WINDOW
+    return None
 
 
 class _SignallingEvent(threading.Event):

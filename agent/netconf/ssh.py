@@ -14,6 +14,9 @@ Here:
   its own threads (agent/netconf/session.py), so channels are independent;
   a pty request is granted (OpenSSH clients run with ``-tt`` ask for one);
 - a connection with no session is closed after ``handshake_timeout``;
+- data on a channel that runs no session is dropped and the channel closed,
+  data past the SSH window the connection closed (channel_watch.guard_input):
+  paramiko would keep either, without limit, until read;
 - nothing is kept for a closed connection;
 - past ``max_sessions`` connections, a new one takes the place of the oldest
   connection that has no NETCONF session, from the address holding the most
@@ -31,12 +34,13 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paramiko
 
 from agent.netconf.auth import Authenticator, LoginThrottle, SshAuthController
-from agent.netconf.channel_watch import on_close
+from agent.netconf.channel_watch import InputRefusal, guard_input, on_close
 from agent.netconf.deadlines import Deadline, Deadlines
 from agent.netconf.dispatch import EndReason, NetconfAgent
 from agent.netconf.session import NetconfSession, SessionLimits
@@ -72,6 +76,8 @@ class _Connection:
         # paramiko holds channels weakly and closes one when it is garbage
         # collected: the connection keeps every channel it accepted until it closes.
         self.channels: set[paramiko.Channel] = set()
+        self._session_channels: set[paramiko.Channel] = set()  # the channels that run a NETCONF session
+        self._refused_channels: set[paramiko.Channel] = set()  # data dropped and the closing under way
         self._lock = threading.Lock()
         self._deadline: Deadline | None = None
         self._closed = False  # the transport is gone (set once its channel queue ends)
@@ -82,6 +88,8 @@ class _Connection:
         self.transport.handshake_timeout = limits.handshake_timeout
         self.transport.auth_timeout = limits.handshake_timeout
         self.transport.add_server_key(server.host_key)
+        # paramiko would buffer any amount of data on a channel nobody reads, or past the window.
+        guard_input(self.transport, self._runs_session, self._input_refused)
         self.controller = _ServerInterface(self)
 
     def start(self) -> None:
@@ -109,6 +117,7 @@ class _Connection:
             with self._lock:
                 self.channels = {c for c in self.channels if not c.closed}
                 self.channels.add(channel)
+                self._refused_channels = {c for c in self._refused_channels if not c.closed}
         with self._lock:
             self.channels.clear()
             self._closed = True
@@ -134,6 +143,25 @@ class _Connection:
                      self.peer[0], self.server.limits.handshake_timeout)
             self.close()
 
+    def _runs_session(self, channel: paramiko.Channel) -> bool:
+        with self._lock:
+            return channel in self._session_channels and channel not in self._refused_channels
+
+    def _input_refused(self, channel: paramiko.Channel, why: InputRefusal) -> None:
+        # On the transport's thread: log and close once, on a thread of its own (closing sends messages,
+        # which wait while a key exchange runs on this very thread).
+        with self._lock:
+            if channel in self._refused_channels:
+                return
+            self._refused_channels.add(channel)
+        if why is InputRefusal.OVER_WINDOW:
+            log.warning("closing SSH connection from %s: %s", self.peer[0], why.value)
+            close: Callable[[], None] = self.close
+        else:
+            log.warning("closing SSH channel %d from %s: %s", channel.get_id(), self.peer[0], why.value)
+            close = channel.close
+        threading.Thread(target=close, name=f"ssh-refuse {self.peer[0]}", daemon=True).start()
+
     def without_session(self) -> bool:
         """No NETCONF session runs on it (still in its handshake or login, or every session ended)."""
         with self._lock:
@@ -155,6 +183,7 @@ class _Connection:
         )
         with self._lock:
             self.sessions.add(session)
+            self._session_channels.add(channel)
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
@@ -167,6 +196,8 @@ class _Connection:
         self.server._release_session()
         with self._lock:
             self.sessions.discard(session)
+            self._session_channels.discard(session.channel)
+            self._refused_channels.discard(session.channel)
             idle = not self.sessions
         if idle:
             # The client may open another channel; if it does not, the

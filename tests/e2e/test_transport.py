@@ -440,9 +440,9 @@ def test_netconf_is_served_only_on_the_netconf_subsystem(agent: AgentProcess) ->
         transport = client.get_transport()
         bare = transport.open_session()
         bare.sendall(hello(True) + EOM)
-        bare.settimeout(1.5)
-        with pytest.raises(socket.timeout):
-            bare.recv(1)  # no hello comes back on a channel that never asked for netconf
+        # No hello comes back on a channel that never asked for netconf: what it sent is dropped and it is closed.
+        assert read_to_eof(bare, 10) == b""
+        wait_for_log(agent, "data on a channel that runs no NETCONF session")
         for request in ("invoke_shell", "exec_command"):
             other = transport.open_session()
             with pytest.raises(paramiko.SSHException):
@@ -452,6 +452,75 @@ def test_netconf_is_served_only_on_the_netconf_subsystem(agent: AgentProcess) ->
             wrong.invoke_subsystem("sftp")
     finally:
         client.close()
+
+
+def _ignoring_the_window(channel: paramiko.Channel) -> None:
+    """Make a client channel send without waiting for the agent's SSH window (RFC 4254 5.2), as a hostile
+    client may."""
+    channel._wait_for_send_window = lambda size: min(size, channel.out_max_packet_size - 64)  # type: ignore[method-assign]
+
+
+def _flood(channel: paramiko.Channel, total: int) -> int:
+    """Send up to ``total`` bytes of an unfinished element, stopping at the first error; the bytes sent."""
+    sent = 0
+    piece = b"<a>" + b"x" * 32000
+    channel.settimeout(5)
+    try:
+        while sent < total:
+            sent += channel.send(piece)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
+    return sent
+
+
+def test_a_channel_without_netconf_holds_nothing_a_client_sends_on_it(agent: AgentProcess) -> None:
+    """paramiko kept whatever was sent on a channel nobody reads: a client ignoring the window made the agent
+    hold 300 MiB in 2 s on one channel that never asked for a subsystem."""
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    client = ssh_client(agent.port)
+    try:
+        transport = client.get_transport()
+        assert transport is not None
+        bare = transport.open_session()
+        _ignoring_the_window(bare)
+        before = rss_kib(pid)
+        _flood(bare, 64 * 1024 * 1024)
+        wait_until(lambda: bare.closed, 10, "the agent to close the channel")
+        assert rss_kib(pid) - before < 16 * 1024
+        wait_for_log(agent, "closing SSH channel")
+        # The connection goes on: a NETCONF session on it works.
+        channel = open_subsystem(client)
+        read_until(channel, EOM)
+        channel.sendall(hello(True) + EOM)
+        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+    finally:
+        client.close()
+
+
+def test_a_client_sending_past_its_ssh_window_is_disconnected(agent: AgentProcess) -> None:
+    """While a session answers a request it does not read its channel; a client ignoring the window could
+    fill the agent's memory meanwhile (300 MiB in 3 s behind a long filter)."""
+    pid = agent.proc.pid  # type: ignore[union-attr]
+    client, channel = netconf_session(agent.port)
+    try:
+        # A filter that runs until its budget is spent keeps the session's thread busy for seconds.
+        select = "count(//*[count(//*[count(//*[count(//*)])])])"
+        channel.sendall(frame(f'<rpc message-id="1" xmlns="{NC}"><get><filter type="xpath" select="{select}"/>'
+                              "</get></rpc>"))
+        # Requests are read in order: the session is busy with it before it would read what follows.
+        _ignoring_the_window(channel)
+        before = rss_kib(pid)
+        _flood(channel, 64 * 1024 * 1024)
+        transport = client.get_transport()
+        assert transport is not None
+        wait_until(lambda: not transport.is_active(), 10, "the agent to close the connection")
+        assert rss_kib(pid) - before < 16 * 1024
+        wait_for_log(agent, "data beyond the SSH window the agent granted")
+        wait_for_log(agent, "closed (dropped)")
+    finally:
+        client.close()
+    with agent.connect() as m:  # others log in and work as before
+        assert m.get_config("running").data_ele is not None
 
 
 def test_channels_of_one_connection_are_independent(agent: AgentProcess) -> None:

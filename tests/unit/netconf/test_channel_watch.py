@@ -6,19 +6,22 @@ under SSH, and when the server closes the channel itself; an exit-status
 request from the client does not fire it. send_window is what a send of
 that many bytes can take without blocking: it shrinks as the server sends
 while the client does not read, grows back when the client reads, and is 0
-once the channel is closed.
+once the channel is closed. guard_input feeds a channel's data only when the
+channel is accepted and the data is within the window granted: a client that
+ignores the window, or sends on a refused channel, has its data dropped and
+reported, and a client within its window loses nothing.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import paramiko
 import pytest
 
-from agent.netconf.channel_watch import on_close, send_window
+from agent.netconf.channel_watch import InputRefusal, guard_input, on_close, send_window
 
 HOST_KEY = paramiko.RSAKey.generate(1024)
 
@@ -35,12 +38,19 @@ class _Server(paramiko.ServerInterface):
 
 
 class Pair:
-    """A server-side channel, the client-side one, and the close callback's record."""
+    """A server-side channel, the client-side one, and the close callback's record.
 
-    def __init__(self) -> None:
+    With ``accepts``, the server transport is guarded (:func:`guard_input`) and
+    ``refusals`` records what it dropped.
+    """
+
+    def __init__(self, accepts: Callable[[paramiko.Channel], bool] | None = None) -> None:
         server_sock, client_sock = socket.socketpair()
         self.client_sock = client_sock
         self.server = paramiko.Transport(server_sock)
+        self.refusals: list[InputRefusal] = []
+        if accepts is not None:
+            guard_input(self.server, accepts, lambda channel, why: self.refusals.append(why))
         self.server.add_server_key(HOST_KEY)
         self.server.start_server(event=threading.Event(), server=_Server())
         self.client = paramiko.Transport(client_sock)
@@ -127,3 +137,97 @@ def test_send_window_of_a_closed_channel_is_zero(pair: Pair) -> None:
     pair.client_channel.close()
     assert pair.closed.wait(10)
     assert send_window(pair.channel) == 0
+
+
+def _ignoring_the_window(channel: paramiko.Channel) -> None:
+    """Make a client channel send without waiting for the server's window, as a hostile client may."""
+    channel._wait_for_send_window = lambda size: min(size, channel.out_max_packet_size - 64)  # type: ignore[method-assign]
+
+
+def _send_for_a_while(channel: paramiko.Channel, total: int) -> int:
+    """Send up to ``total`` bytes in 32 KB pieces, stopping at the first error; the bytes sent."""
+    sent = 0
+    channel.settimeout(5)
+    try:
+        while sent < total:
+            sent += channel.send(b"x" * 32000)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
+    return sent
+
+
+def test_guarded_data_within_the_window_is_all_delivered() -> None:
+    made = Pair(accepts=lambda channel: True)
+    try:
+        total = 3 * made.channel.in_window_size  # the window must reopen twice
+        received = bytearray()
+
+        def read() -> None:
+            made.channel.settimeout(10)
+            while len(received) < total:
+                received.extend(made.channel.recv(65536))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        made.client_channel.sendall(b"y" * total)
+        reader.join(20)
+        assert bytes(received) == b"y" * total
+        assert made.refusals == []
+    finally:
+        made.close()
+
+
+def test_guarded_data_beyond_the_window_is_dropped_and_reported() -> None:
+    made = Pair(accepts=lambda channel: True)
+    try:
+        window = made.channel.in_window_size
+        _ignoring_the_window(made.client_channel)
+        sent = _send_for_a_while(made.client_channel, 4 * window)  # nobody reads on the server
+        assert sent > window
+        for _ in range(200):
+            if made.refusals:
+                break
+            threading.Event().wait(0.05)
+        assert InputRefusal.OVER_WINDOW in made.refusals
+        assert set(made.refusals) == {InputRefusal.OVER_WINDOW}
+        assert len(made.channel.in_buffer) <= window
+    finally:
+        made.close()
+
+
+def test_unguarded_paramiko_buffers_data_beyond_the_window() -> None:
+    """Why the guard exists: without it, the installed paramiko keeps what a client sends past the window."""
+    made = Pair()
+    try:
+        window = made.channel.in_window_size
+        _ignoring_the_window(made.client_channel)
+        made.client_channel.sendall(b"x" * (2 * window))
+        for _ in range(200):
+            if len(made.channel.in_buffer) >= 2 * window:
+                break
+            threading.Event().wait(0.05)
+        assert len(made.channel.in_buffer) == 2 * window
+    finally:
+        made.close()
+
+
+def test_data_on_a_channel_that_is_not_accepted_is_dropped_and_reported() -> None:
+    made = Pair(accepts=lambda channel: False)
+    try:
+        made.client_channel.sendall(b"hello")
+        for _ in range(200):
+            if made.refusals:
+                break
+            threading.Event().wait(0.05)
+        assert made.refusals == [InputRefusal.NO_SESSION]
+        assert len(made.channel.in_buffer) == 0
+        made.client_channel.sendall(b"more")  # still dropped, still reported; the transport goes on
+        for _ in range(200):
+            if len(made.refusals) == 2:
+                break
+            threading.Event().wait(0.05)
+        assert made.refusals == [InputRefusal.NO_SESSION] * 2
+        assert len(made.channel.in_buffer) == 0
+        assert made.server.is_active()
+    finally:
+        made.close()
