@@ -69,6 +69,7 @@ class SessionInfo:
     subscribed: bool = False  # has a notification subscription (exempt from the idle timeout)
     send: Callable[[bytes], None] | None = field(default=None, repr=False)  # queue a message, never blocks
     close_callback: Callable[[], None] | None = field(default=None, repr=False)
+    abort: Callable[[str], None] | None = field(default=None, repr=False)  # end the session, saying why
     # Run once the reply of the current operation is queued (e.g. create-subscription starts its notifications).
     after_reply: list[Callable[[], None]] = field(default_factory=list, repr=False)
     # Cancelled when the session ends (or its client leaves): long work done for it stops.

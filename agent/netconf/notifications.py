@@ -6,11 +6,16 @@ call only numbers it and queues it, so it never blocks and may come from any
 thread under any lock. One dispatcher thread (a
 :class:`~agent.serial.SerialExecutor`) then, in publication order, wraps it
 in ``<notification><eventTime>``, appends it to the stream's replay log
-(agent/netconf/replaylog.py) and hands it to every active subscription:
-each checks RFC 8341 (``may_receive``, 3.4.6), applies its filter, and queues
-the message with its session's non-blocking ``send``. A slow or dead client
-therefore never holds anyone up (its session drops itself when its backlog
-grows too large).
+(agent/netconf/replaylog.py) and hands it to every active subscription's own
+thread (its *lane*, another SerialExecutor): there it checks RFC 8341
+(``may_receive``, 3.4.6), applies its filter, and queues the message with its
+session's non-blocking ``send``. A slow or dead client therefore never holds
+anyone up (its session drops itself when its backlog grows too large), and
+neither does a costly filter: it delays its own subscription only. With one
+thread for all, three subscribers whose filters ran out of their budget
+delayed everyone's notifications of ten commits by 23 s, and one replaying a
+full log through such a filter held them for minutes. A subscription more
+than :data:`MAX_PENDING` notifications behind ends its session.
 
 ``create-subscription`` (one per session; RPCs keep working on a subscribed
 session: ``:interleave``) validates its input by hand -- pyang ships no YANG
@@ -20,8 +25,9 @@ subscription (``startTime``) gets the logged notifications from
 ``startTime`` (to ``stopTime``), then ``<replayComplete>``; any subscription
 gets what was published after it was accepted, then everything live. At
 ``stopTime`` the subscription ends with ``<notificationComplete>`` and the
-session stays open. Being on one thread, activation and delivery cannot
-interleave: nothing is sent twice or lost between replay and live.
+session stays open. The dispatcher hands a subscription its replay and then
+each live notification in publication order, and its lane runs them in that
+order: nothing is sent twice or lost between replay and live.
 
 ``/netconf/streams`` (RFC 5277 section 3.4, module ``nc-notifications``) is
 served as XML through :class:`~agent.netconf.dispatch.UnmodelledState`, as the
@@ -33,10 +39,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -50,7 +57,7 @@ from agent.netconf.dispatch import NetconfAgent, SessionEvent, SessionInfo, Unmo
 from agent.netconf.filters import FilterBudget, apply_filter
 from agent.netconf.replaylog import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, LoggedNotification, ReplayLog
 from agent.netconf.rpcerror import NC_NS
-from agent.serial import SerialExecutor
+from agent.serial import ExecutorClosedError, SerialExecutor
 from agent.xmltree import default_ns, yang_date_and_time
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "NOTIFICATION_CAPABILITY",
     "NOTIF_NS",
     "Notifications",
+    "MAX_PENDING",
     "Stream",
     "event_time_text",
     "notification_message",
@@ -68,6 +76,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _NOTIFICATION_FILTER_BUDGET = 0.5  # CPU seconds per notification and subscriber
+MAX_PENDING = 1000
+"""Notifications one subscription may have waiting for its lane; one more ends its session (logged)."""
 
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NETMOD_NOTIF_NS = "urn:ietf:params:xml:ns:netmod:notification"
@@ -99,7 +109,8 @@ NETCONF_STREAM = Stream(
 
 @dataclass(eq=False)
 class _Subscription:
-    """One session's subscription. ``active`` and ``deadline`` change on the dispatcher thread only."""
+    """One session's subscription. ``active`` and ``deadline`` change on the dispatcher thread only;
+    ``pending`` under the Notifications lock."""
 
     session: SessionInfo
     stream: Stream
@@ -107,8 +118,10 @@ class _Subscription:
     start: dt.datetime | None
     stop: dt.datetime | None
     after: int  # the last sequence number published before the subscription was accepted
+    lane: SerialExecutor = field(repr=False)  # its own thread: what its filter costs delays no other subscription
     active: bool = False
     deadline: Deadline | None = field(default=None, repr=False)
+    pending: int = 0  # jobs handed to the lane and not yet started
 
 
 def event_time_text(when: dt.datetime) -> str:
@@ -227,6 +240,13 @@ class Notifications:
             if self._closed:
                 return
         self._dispatcher.run(lambda: None)
+        with self._lock:
+            subscriptions = list(self._subscriptions.values())
+        for subscription in subscriptions:
+            try:
+                subscription.lane.run(lambda: None)
+            except ExecutorClosedError:  # ended meanwhile
+                pass
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (bounded by ``timeout``), then stop and close the log. Raises nothing."""
@@ -236,6 +256,10 @@ class Notifications:
             self._closed = True
         self._dispatcher.close(timeout)
         self._deadlines.stop()
+        with self._lock:
+            subscriptions = list(self._subscriptions.values())
+        for subscription in subscriptions:
+            subscription.lane.close(timeout)
         self.log.close()
 
     # -- create-subscription -------------------------------------------------------
@@ -279,7 +303,9 @@ class Notifications:
                     error_tag="in-use",
                     error_type="protocol",
                 )
-            subscription = _Subscription(session, self.stream, filter_el, start, stop, self._sequence)
+            # (A session's RPCs run one at a time: no other create-subscription of it can come in between.)
+            subscription = _Subscription(session, self.stream, filter_el, start, stop, self._sequence,
+                                         SerialExecutor(f"netconf-subscription-{session.session_id}"))
             self._subscriptions[session.session_id] = subscription
         session.subscribed = True  # exempt from the idle timeout
         session.after_reply.append(lambda: self._dispatcher.submit(lambda: self._activate(subscription)))
@@ -313,26 +339,24 @@ class Notifications:
             active = [s for s in self._subscriptions.values() if s.active]
         for subscription in active:
             if subscription.stop is not None and when > subscription.stop:
-                self._complete(subscription)
+                subscription.active = False
+                self._on_lane(subscription, functools.partial(self._complete, subscription))
             else:
-                self._deliver(subscription, notification, xml)
+                self._on_lane(subscription, functools.partial(self._deliver, subscription, notification, xml))
 
     def _activate(self, subscription: _Subscription) -> None:
-        """Replay (or catch up on) what the log holds for the subscription, then make it live."""
+        """Hand the subscription's lane what the log holds for it (replay or catch-up), then make it live."""
         if not self._registered(subscription):
             return
         start, stop = subscription.start, subscription.stop
-        for entry in self.log.entries():
-            if start is None:
-                wanted = entry.sequence > subscription.after
-            else:
-                wanted = entry.event_time >= start and (stop is None or entry.event_time <= stop)
-            if wanted:
-                self._deliver_logged(subscription, entry)
-        if start is not None:
-            self._send(subscription.session, _complete_message("replayComplete", self.clock.now()))
-        if stop is not None and stop <= self.clock.now():
-            self._complete(subscription)
+        if start is None:
+            wanted = [entry for entry in self.log.entries() if entry.sequence > subscription.after]
+        else:
+            wanted = [entry for entry in self.log.entries()
+                      if entry.event_time >= start and (stop is None or entry.event_time <= stop)]
+        ends_now = stop is not None and stop <= self.clock.now()
+        self._on_lane(subscription, lambda: self._replay(subscription, wanted, ends_now))
+        if ends_now:
             return
         subscription.active = True
         if stop is not None:
@@ -342,7 +366,49 @@ class Notifications:
             )
 
     def _stop_due(self, subscription: _Subscription) -> None:
-        if self._registered(subscription):
+        if self._registered(subscription) and subscription.active:
+            subscription.active = False
+            self._on_lane(subscription, lambda: self._complete(subscription))
+
+    def _on_lane(self, subscription: _Subscription, job: Callable[[], None]) -> None:
+        """Run ``job`` on the subscription's lane, after what was handed to it before, while it is registered."""
+        with self._lock:
+            behind = subscription.pending >= MAX_PENDING
+            if not behind:
+                subscription.pending += 1
+        if behind:
+            self._fell_behind(subscription)
+            return
+
+        def run() -> None:
+            with self._lock:
+                subscription.pending -= 1
+            if self._registered(subscription):
+                job()
+
+        subscription.lane.submit(run)
+
+    def _fell_behind(self, subscription: _Subscription) -> None:
+        session = subscription.session
+        if not self._registered(subscription):
+            return
+        self._forget(subscription)
+        log.warning("session %d: closing it: its subscription is more than %d notifications behind (its filter "
+                    "takes longer than notifications come)", session.session_id, MAX_PENDING)
+        if session.abort is not None:  # on a thread of its own: closing a channel may wait, the dispatcher must not
+            threading.Thread(target=session.abort, name=f"netconf-subscription-{session.session_id}-end",
+                             args=(f"its subscription fell more than {MAX_PENDING} notifications behind",),
+                             daemon=True).start()
+
+    # -- a subscription's lane --------------------------------------------------------
+    def _replay(self, subscription: _Subscription, entries: list[LoggedNotification], ends: bool) -> None:
+        for entry in entries:
+            if not self._registered(subscription):  # the session ended half-way
+                return
+            self._deliver_logged(subscription, entry)
+        if subscription.start is not None:
+            self._send(subscription.session, _complete_message("replayComplete", self.clock.now()))
+        if ends:
             self._complete(subscription)
 
     def _complete(self, subscription: _Subscription) -> None:
@@ -371,7 +437,7 @@ class Notifications:
             data = etree.Element("data")
             data.append(copy.deepcopy(event))
             try:
-                # One dispatcher serves every subscriber: a costly filter gets a short budget.
+                # Each notification, for each subscriber: a short budget.
                 budget = FilterBudget(_NOTIFICATION_FILTER_BUDGET, session.cancellation)
                 selected = list(apply_filter(data, subscription.filter_el, self.agent.keys_of,
                                              self.agent.schema.prefixes(), budget))
@@ -402,8 +468,14 @@ class Notifications:
             if self._subscriptions.get(subscription.session.session_id) is subscription:
                 del self._subscriptions[subscription.session.session_id]
         subscription.session.subscribed = False
+        self._stopped(subscription)
+
+    @staticmethod
+    def _stopped(subscription: _Subscription) -> None:
+        """Its timer cancelled, its lane told to stop (what it still holds is skipped: it is not registered)."""
         if subscription.deadline is not None:
             subscription.deadline.cancel()
+        subscription.lane.close(timeout=0)
 
     def _session_event(self, event: SessionEvent) -> None:
         """A session that ends takes its subscription with it."""
@@ -411,8 +483,8 @@ class Notifications:
             return
         with self._lock:
             subscription = self._subscriptions.pop(event.info.session_id, None)
-        if subscription is not None and subscription.deadline is not None:
-            subscription.deadline.cancel()
+        if subscription is not None:
+            self._stopped(subscription)
 
 
 def _complete_message(name: str, when: dt.datetime) -> bytes:

@@ -252,6 +252,7 @@ class NetconfSession:
             base11=self._chunked,
             send=self.send,
             close_callback=lambda: self.abort("killed by <kill-session>", EndReason.KILLED),
+            abort=lambda reason: self.abort(reason, EndReason.OTHER),
             cancellation=self.cancellation,
         )
         self.agent.open_session(self.info)

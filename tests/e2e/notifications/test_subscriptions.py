@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ from notif_helpers import (
 )
 
 from agentproc import AgentProcess
-from rawnetconf import END_OF_CHUNKS, frame, netconf_session, read_until
+from rawnetconf import END_OF_CHUNKS, frame, netconf_session, read_until, wait_until
 
 NOTIFICATION_CAP = "urn:ietf:params:netconf:capability:notification:1.0"
 INTERLEAVE_CAP = "urn:ietf:params:netconf:capability:interleave:1.0"
@@ -300,3 +301,62 @@ def test_message_order_reply_before_notifications(agent: AgentProcess) -> None:
         assert data.index(b"<ok/>") < data.index(b"<notification")
     finally:
         client.close()
+
+
+def _costly_filter() -> tuple[str, str]:
+    """An XPath filter that runs out of its budget on every notification (nested counts over every node)."""
+    select = "//*"
+    for _ in range(8):
+        select = f"//*[count({select})]"
+    return ("xpath", f"//*[count({select}) > 0]")
+
+
+def _commit_on_running(m, name: str) -> None:
+    m.edit_config(target="running", config=f'<config xmlns="{NC}"><hostname xmlns="{SYS}">{name}</hostname></config>')
+
+
+def test_a_costly_filter_delays_only_its_own_subscription(agent: AgentProcess) -> None:
+    """One thread delivered to every subscriber: four subscriptions whose filter runs out of its budget on every
+    notification (replaying the log too) held everyone's notifications of ten commits for 48 s."""
+    with agent.connect() as admin:
+        for n in range(5):
+            commit_hostname(admin, f"before{n}")
+    costly = [agent.connect() for _ in range(4)]
+    try:
+        for m in costly:
+            m.create_subscription(filter=_costly_filter(), start_time=utc(-60))
+        with agent.connect() as m, agent.connect() as admin:
+            receiver = Receiver(m)
+            m.create_subscription()
+            started = time.monotonic()
+            for n in range(10):
+                commit_hostname(admin, f"h{n}")
+            for _ in range(10):
+                receiver.until("netconf-config-change", timeout=30)
+            assert time.monotonic() - started < 8.0
+    finally:
+        for m in costly:
+            m.close_session()
+
+
+def test_a_subscription_too_far_behind_ends_its_session(agent: AgentProcess) -> None:
+    """A subscriber whose filter cannot keep up would have its notifications queue in the agent without end."""
+    costly = agent.connect()  # not a context manager: its session is gone when the test ends
+    with agent.connect() as m, agent.connect() as admin:
+        costly.create_subscription(filter=_costly_filter())
+        receiver = Receiver(m)
+        m.create_subscription()
+        # MAX_PENDING (1000) and more: its filter takes 0.5 s for each, so it gets through a few dozen meanwhile.
+        for n in range(1200):
+            _commit_on_running(admin, f"h{n}")
+        for _ in range(1200):  # the others get every one
+            receiver.until("netconf-config-change", timeout=30)
+        wait_until(lambda: "its subscription fell more than 1000 notifications behind" in agent.log_text(), 30,
+                   "the costly subscriber's session to be closed")
+        wait_until(lambda: _session_gone(admin, costly.session_id), 10, "the costly session to end")
+        wait_until(lambda: not costly.connected, 10, "the costly client to see its session end")
+
+
+def _session_gone(m, session_id: str) -> bool:
+    sessions = m.get(filter=("subtree", f'<netconf-state xmlns="{NCM}"><sessions/></netconf-state>')).data_ele
+    return session_id not in [e.text for e in sessions.iterfind(f".//{{{NCM}}}session-id")]
