@@ -43,6 +43,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,12 +255,13 @@ class Notifications:
             if self._closed:
                 return
             self._closed = True
+        ends = time.monotonic() + timeout
         self._dispatcher.close(timeout)
         self._deadlines.stop()
         with self._lock:
             subscriptions = list(self._subscriptions.values())
-        for subscription in subscriptions:
-            subscription.lane.close(timeout)
+        for subscription in subscriptions:  # one deadline for them all
+            subscription.lane.close(max(ends - time.monotonic(), 0.0))
         self.log.close()
 
     # -- create-subscription -------------------------------------------------------
