@@ -15,6 +15,9 @@ twice the lock retries; writing here, as ``StreamHandler`` did, does not.) Beyon
 :data:`QUEUE_LIMIT` characters of waiting lines (lines can hold what a client
 sent, so a count of lines would not bound memory), lines are dropped and
 counted, as the syslog sender does, and the next line written says how many.
+A record's message is cut after :data:`MAX_MESSAGE` characters (its traceback,
+if any, is kept whole): messages quote what clients sent, and a login with a
+200 KB user name wrote a 200 KB line.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 from typing import TextIO
 
 QUEUE_LIMIT = 1024 * 1024  # characters of lines waiting for a reader that stopped reading
+MAX_MESSAGE = 4096  # characters of one record's message; more are cut, and how many said
 # Longest line (in characters) the logging thread writes itself: a pipe with room takes PIPE_BUF = 4096 bytes
 # at once, and 400 characters stay under it whatever their encoding (at most 10 bytes each, escaped).
 _AT_ONCE = 400
@@ -58,7 +62,7 @@ class StderrLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Write ``record``'s line, or queue it; never blocks. Raises nothing."""
         try:
-            line = self.format(record)
+            line = self.format(_cut(record))
         except Exception:  # noqa: BLE001 - a bad format string must not break the caller
             self.handleError(record)
             return
@@ -138,3 +142,12 @@ def _writability_poller(stream: TextIO) -> select.poll | None:
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
     return poller
+
+
+def _cut(record: logging.LogRecord) -> logging.LogRecord:
+    """``record``, or a copy whose message stops after :data:`MAX_MESSAGE` characters and says how many more."""
+    message = record.getMessage()
+    if len(message) <= MAX_MESSAGE:
+        return record
+    shortened = f"{message[:MAX_MESSAGE]} ... ({len(message) - MAX_MESSAGE} more characters)"
+    return logging.makeLogRecord({**record.__dict__, "msg": shortened, "args": None})

@@ -44,3 +44,12 @@ def test_unknown_and_known_users_fail_alike(agent: AgentProcess, username: str) 
     ok, _ = attempt(agent.port, username, "wrong")
     assert not ok
     wait_until(lambda: f"password authentication failed for user {username!r}" in agent.log_text(), 10, "the log")
+
+
+def test_a_huge_user_name_is_logged_cut_short(agent: AgentProcess) -> None:
+    """Before any login, a client chooses what the failure's log line quotes: a 200 KB name wrote a 200 KB line."""
+    ok, _ = attempt(agent.port, "u" * 200_000, "wrong")
+    assert not ok
+    wait_until(lambda: "password authentication failed" in agent.log_text(), 10, "the failure in the log")
+    line = next(x for x in agent.log_text().splitlines() if "password authentication failed" in x)
+    assert len(line) < 4300 and line.endswith("more characters)")

@@ -120,3 +120,23 @@ def test_short_lines_into_a_pipe_nobody_reads_never_block() -> None:
     assert notices and all(notices)
     assert sum(int(notice.group(1)) for notice in notices if notice) == handler.dropped
     assert lines[-1] == "last"
+
+
+def test_a_long_message_is_cut_and_its_traceback_kept() -> None:
+    stream = io.StringIO()
+    handler = StderrLog(stream)
+    logger = _logger(handler, "long")
+    logger.warning("failed for user %r", "u" * 200_000)
+    try:
+        raise ValueError("the error itself")
+    except ValueError:
+        logger.exception("and %s", "x" * 10_000)
+    logger.info("short %s", "one")
+    assert handler.drain(5)
+    text = stream.getvalue()
+    first, rest = text.split("\n", 1)
+    message = "failed for user %r" % ("u" * 200_000)
+    assert first == f"{message[:4096]} ... ({len(message) - 4096} more characters)"
+    assert "x" * 4000 in rest and f"({len('and ') + 10_000 - 4096} more characters)" in rest
+    assert "Traceback (most recent call last)" in rest and "ValueError: the error itself" in rest
+    assert text.endswith("short one\n")
