@@ -46,6 +46,7 @@ from agent.pki.scep import CaCertificates, PkiStatus, ScepClient
 from agent.pki.scep.capabilities import CapabilitiesCache
 from agent.pki.scep.client import EnrollmentResponse
 from agent.pki.trustpoint import EnrollmentRequest, RequestOutcome, RequestState, TrustpointConfig, request_outcome
+from agent.serial import ExecutorClosedError
 
 _log = logging.getLogger(__name__)
 
@@ -283,6 +284,8 @@ class PollScheduler(Generic[K]):
     def _run_logged(self, key: K, group: Hashable = None) -> None:
         try:
             self._run(key)
+        except ExecutorClosedError:  # the job ended after the executor it records on stopped: the agent shuts down
+            _log.info("background job %r stopped: the agent is shutting down", key)
         except Exception:  # noqa: BLE001 - one failing job must not stop the others
             _log.exception("background job %r failed", key)
         finally:

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import logging
 import threading
 
 import pytest
@@ -18,6 +19,7 @@ from agent.pki.csr import build_csr
 from agent.pki.keystore import KeyPairInfo, KeyPairType, KeyUsage
 from agent.pki.polling import PollScheduler, new_request
 from agent.pki.trustpoint import EnrollmentRequest, RequestState, TrustpointConfig, name_from_der
+from agent.serial import SerialExecutor
 
 WAIT = 10.0
 
@@ -282,3 +284,27 @@ def test_request_record_holds_no_secrets() -> None:
     back = EnrollmentRequest.from_json(text.encode(), "myca", KeyUsage.GENERAL)
     assert back.subject == "unstructuredName=r1.example.com"
     assert back.fingerprint == hashlib.md5(csr_der, usedforsecurity=False).hexdigest().upper()
+
+
+def test_a_job_ending_after_its_executor_stopped_is_logged_as_shutdown_not_as_a_failure(caplog) -> None:
+    """A poll whose answer comes while the agent stops cannot record it: that is shutdown, not an error."""
+    writer = SerialExecutor("closed-writer")
+    writer.close()
+    done = threading.Event()
+
+    def job(key: str) -> None:
+        try:
+            writer.run(lambda: None)
+        finally:
+            done.set()
+
+    scheduler: PollScheduler[str] = PollScheduler(job, workers=2)
+    try:
+        with caplog.at_level(logging.INFO, logger="agent.pki.polling"):
+            scheduler.schedule("late", 0.0)
+            assert done.wait(5)
+            assert scheduler.close()
+        assert [r.levelno for r in caplog.records] == [logging.INFO]
+        assert "stopped: the agent is shutting down" in caplog.records[0].getMessage()
+    finally:
+        scheduler.close()
