@@ -173,6 +173,14 @@ class _Connection:
         return open_channels < self.server.limits.max_channels_per_connection
 
     def start_session(self, channel: paramiko.Channel, username: str) -> bool:
+        with self._lock:
+            # RFC 4254 6.5: one shell, exec or subsystem per channel. paramiko asks again for each request, and a
+            # second one started a second session reading the same channel, with a second <hello>.
+            again = channel in self._session_channels
+        if again:
+            log.warning("refusing a second netconf subsystem request on SSH channel %d from %s",
+                        channel.get_id(), self.peer[0])
+            return False
         if not self.server._reserve_session():
             log.warning("refusing a NETCONF session for %s from %s: %d sessions already",
                         username, self.peer[0], self.server.limits.max_sessions)

@@ -454,6 +454,22 @@ def test_netconf_is_served_only_on_the_netconf_subsystem(agent: AgentProcess) ->
         client.close()
 
 
+def test_a_second_subsystem_request_on_a_channel_is_refused(agent: AgentProcess) -> None:
+    """RFC 4254 6.5: one subsystem per channel. A second request started a second session on the same channel,
+    which sent the client a second <hello>."""
+    client = ssh_client(agent.port)
+    try:
+        channel = open_subsystem(client)
+        read_until(channel, EOM)  # the session's hello
+        with pytest.raises(paramiko.SSHException):  # refused (and paramiko closes the channel then)
+            channel.invoke_subsystem("netconf")
+        wait_for_log(agent, "refusing a second netconf subsystem request")
+    finally:
+        client.close()
+    wait_for_log(agent, "session 1 from 127.0.0.1 ended before its hello")
+    assert "session 2 " not in agent.log_text()
+
+
 def _ignoring_the_window(channel: paramiko.Channel) -> None:
     """Make a client channel send without waiting for the agent's SSH window (RFC 4254 5.2), as a hostile
     client may."""
