@@ -344,7 +344,7 @@ class Notifications:
                 subscription.active = False
                 self._on_lane(subscription, functools.partial(self._complete, subscription))
             else:
-                self._on_lane(subscription, functools.partial(self._deliver, subscription, notification, xml))
+                self._on_lane(subscription, functools.partial(self._deliver_xml, subscription, sequence, xml))
 
     def _activate(self, subscription: _Subscription) -> None:
         """Hand the subscription's lane what the log holds for it (replay or catch-up), then make it live."""
@@ -407,7 +407,7 @@ class Notifications:
         for entry in entries:
             if not self._registered(subscription):  # the session ended half-way
                 return
-            self._deliver_logged(subscription, entry)
+            self._deliver_xml(subscription, entry.sequence, entry.xml)
         if subscription.start is not None:
             self._send(subscription.session, _complete_message("replayComplete", self.clock.now()))
         if ends:
@@ -419,13 +419,14 @@ class Notifications:
         self._forget(subscription)
         log.info("session %d: subscription ended at its stopTime", subscription.session.session_id)
 
-    def _deliver_logged(self, subscription: _Subscription, entry: LoggedNotification) -> None:
+    def _deliver_xml(self, subscription: _Subscription, sequence: int, xml: bytes) -> None:
+        # Each lane reads a tree of its own, parsed here: lxml trees are not to be shared between threads.
         try:
-            notification = etree.fromstring(entry.xml)
+            notification = etree.fromstring(xml)
         except etree.XMLSyntaxError:
-            log.warning("replay log: notification %d is not XML; skipped", entry.sequence)
+            log.warning("replay log: notification %d is not XML; skipped", sequence)
             return
-        self._deliver(subscription, notification, entry.xml)
+        self._deliver(subscription, notification, xml)
 
     def _deliver(self, subscription: _Subscription, notification: etree._Element, xml: bytes) -> None:
         """Send one notification if the user may receive it (RFC 8341 3.4.6) and the filter selects it."""
