@@ -51,4 +51,6 @@ ruff check agent tests
 mypy agent
 
 echo "== pytest, in a private network namespace (scepserver listens on every interface)"
-bash tests/netns_run.sh "$python" -m pytest -q -p no:cacheprovider "$@"
+# Two workers (pytest-xdist), a test file each at a time: most tests wait on an agent they started (~360
+# agent starts of 1-2 s), so one worker left a 2-core machine half idle and the suite took 19 min here.
+bash tests/netns_run.sh "$python" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
