@@ -82,6 +82,32 @@ def netconf_session(port: int, base11: bool = True, pty: bool = False) -> tuple[
     return client, channel
 
 
+def get_config_works(client: paramiko.SSHClient, pty: bool = False) -> bool:
+    """A new NETCONF session on ``client``'s connection answers a get-config of running."""
+    channel = open_subsystem(client, pty)
+    read_until(channel, EOM)
+    channel.sendall(hello(True) + EOM)
+    return b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+
+
+def ignore_window(channel: paramiko.Channel) -> None:
+    """Make a client channel send without waiting for the server's SSH window (RFC 4254 5.2), as a hostile
+    client may."""
+    channel._wait_for_send_window = lambda size: min(size, channel.out_max_packet_size - 64)  # type: ignore[method-assign]
+
+
+def flood(channel: paramiko.Channel, total: int, piece: bytes = b"<a>" + b"x" * 32000) -> int:
+    """Send up to ``total`` bytes as ``piece`` after ``piece``, stopping at the first error; the bytes sent."""
+    sent = 0
+    channel.settimeout(5)
+    try:
+        while sent < total:
+            sent += channel.send(piece)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
+    return sent
+
+
 def rpc(channel: paramiko.Channel, body: str, message_id: str = "1", base11: bool = True) -> bytes:
     message = f'<rpc message-id="{message_id}" xmlns="{NC}">{body}</rpc>'
     channel.sendall(frame(message) if base11 else message.encode() + EOM)

@@ -30,8 +30,11 @@ from rawnetconf import (
     NC,
     cpu_seconds,
     drop,
+    flood,
     frame,
+    get_config_works,
     hello,
+    ignore_window,
     netconf_session,
     open_subsystem,
     read_to_eof,
@@ -426,10 +429,7 @@ def test_an_unacceptable_hello_closes_the_session_logged_and_counted(
 def test_a_pty_request_is_granted_and_netconf_still_runs(agent: AgentProcess) -> None:
     client = ssh_client(agent.port)
     try:
-        channel = open_subsystem(client, pty=True)
-        read_until(channel, EOM)
-        channel.sendall(hello(True) + EOM)
-        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+        assert get_config_works(client, pty=True)
     finally:
         client.close()
 
@@ -470,25 +470,6 @@ def test_a_second_subsystem_request_on_a_channel_is_refused(agent: AgentProcess)
     assert "session 2 " not in agent.log_text()
 
 
-def _ignoring_the_window(channel: paramiko.Channel) -> None:
-    """Make a client channel send without waiting for the agent's SSH window (RFC 4254 5.2), as a hostile
-    client may."""
-    channel._wait_for_send_window = lambda size: min(size, channel.out_max_packet_size - 64)  # type: ignore[method-assign]
-
-
-def _flood(channel: paramiko.Channel, total: int) -> int:
-    """Send up to ``total`` bytes of an unfinished element, stopping at the first error; the bytes sent."""
-    sent = 0
-    piece = b"<a>" + b"x" * 32000
-    channel.settimeout(5)
-    try:
-        while sent < total:
-            sent += channel.send(piece)
-    except (OSError, EOFError, paramiko.SSHException):
-        pass
-    return sent
-
-
 def test_a_channel_without_netconf_holds_nothing_a_client_sends_on_it(agent: AgentProcess) -> None:
     """paramiko kept whatever was sent on a channel nobody reads: a client ignoring the window made the agent
     hold 300 MiB in 2 s on one channel that never asked for a subsystem."""
@@ -498,17 +479,13 @@ def test_a_channel_without_netconf_holds_nothing_a_client_sends_on_it(agent: Age
         transport = client.get_transport()
         assert transport is not None
         bare = transport.open_session()
-        _ignoring_the_window(bare)
+        ignore_window(bare)
         before = rss_kib(pid)
-        _flood(bare, 64 * 1024 * 1024)
+        flood(bare, 64 * 1024 * 1024)
         wait_until(lambda: bare.closed, 10, "the agent to close the channel")
         assert rss_kib(pid) - before < 16 * 1024
         wait_for_log(agent, "closing SSH channel")
-        # The connection goes on: a NETCONF session on it works.
-        channel = open_subsystem(client)
-        read_until(channel, EOM)
-        channel.sendall(hello(True) + EOM)
-        assert b"<data" in rpc(channel, "<get-config><source><running/></source></get-config>")
+        assert get_config_works(client)  # the connection goes on
     finally:
         client.close()
 
@@ -524,9 +501,9 @@ def test_a_client_sending_past_its_ssh_window_is_disconnected(agent: AgentProces
         channel.sendall(frame(f'<rpc message-id="1" xmlns="{NC}"><get><filter type="xpath" select="{select}"/>'
                               "</get></rpc>"))
         # Requests are read in order: the session is busy with it before it would read what follows.
-        _ignoring_the_window(channel)
+        ignore_window(channel)
         before = rss_kib(pid)
-        _flood(channel, 64 * 1024 * 1024)
+        flood(channel, 64 * 1024 * 1024)
         transport = client.get_transport()
         assert transport is not None
         wait_until(lambda: not transport.is_active(), 10, "the agent to close the connection")

@@ -23,6 +23,8 @@ import pytest
 
 from agent.netconf.channel_watch import InputRefusal, guard_input, on_close, send_window
 
+from rawnetconf import flood, ignore_window
+
 HOST_KEY = paramiko.RSAKey.generate(1024)
 
 
@@ -139,23 +141,6 @@ def test_send_window_of_a_closed_channel_is_zero(pair: Pair) -> None:
     assert send_window(pair.channel) == 0
 
 
-def _ignoring_the_window(channel: paramiko.Channel) -> None:
-    """Make a client channel send without waiting for the server's window, as a hostile client may."""
-    channel._wait_for_send_window = lambda size: min(size, channel.out_max_packet_size - 64)  # type: ignore[method-assign]
-
-
-def _send_for_a_while(channel: paramiko.Channel, total: int) -> int:
-    """Send up to ``total`` bytes in 32 KB pieces, stopping at the first error; the bytes sent."""
-    sent = 0
-    channel.settimeout(5)
-    try:
-        while sent < total:
-            sent += channel.send(b"x" * 32000)
-    except (OSError, EOFError, paramiko.SSHException):
-        pass
-    return sent
-
-
 def test_guarded_data_within_the_window_is_all_delivered() -> None:
     made = Pair(accepts=lambda channel: True)
     try:
@@ -181,8 +166,8 @@ def test_guarded_data_beyond_the_window_is_dropped_and_reported() -> None:
     made = Pair(accepts=lambda channel: True)
     try:
         window = made.channel.in_window_size
-        _ignoring_the_window(made.client_channel)
-        sent = _send_for_a_while(made.client_channel, 4 * window)  # nobody reads on the server
+        ignore_window(made.client_channel)
+        sent = flood(made.client_channel, 4 * window)  # nobody reads on the server
         assert sent > window
         for _ in range(200):
             if made.refusals:
@@ -200,7 +185,7 @@ def test_unguarded_paramiko_buffers_data_beyond_the_window() -> None:
     made = Pair()
     try:
         window = made.channel.in_window_size
-        _ignoring_the_window(made.client_channel)
+        ignore_window(made.client_channel)
         made.client_channel.sendall(b"x" * (2 * window))
         for _ in range(200):
             if len(made.channel.in_buffer) >= 2 * window:
