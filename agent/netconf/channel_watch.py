@@ -71,23 +71,26 @@ def guard_input(
     thread. Data within the window on an accepted channel is fed as before.
     """
     table = dict(type(transport)._channel_handler_table)
-    feeds = {_DATA: table[_DATA], _EXTENDED_DATA: table[_EXTENDED_DATA]}
-
-    def handler(kind: int) -> Callable[[paramiko.Channel, paramiko.Message], None]:
-        feed = feeds[kind]
-
-        def checked(channel: paramiko.Channel, message: paramiko.Message) -> None:
-            why = _refusal(channel, message, kind, accepts)
-            if why is None:
-                feed(channel, message)
-            else:
-                _call(lambda: refused(channel, why))
-
-        return checked
-
-    table[_DATA] = handler(_DATA)
-    table[_EXTENDED_DATA] = handler(_EXTENDED_DATA)
+    for kind in (_DATA, _EXTENDED_DATA):
+        table[kind] = _checked(table[kind], kind, accepts, refused)
     transport._channel_handler_table = table
+
+
+def _checked(
+    feed: Callable[[paramiko.Channel, paramiko.Message], None], kind: int,
+    accepts: Callable[[paramiko.Channel], bool],
+    refused: Callable[[paramiko.Channel, InputRefusal], None],
+) -> Callable[[paramiko.Channel, paramiko.Message], None]:
+    """paramiko's handler ``feed`` of a ``kind`` of data message, called only for data :func:`_refusal` admits."""
+
+    def checked(channel: paramiko.Channel, message: paramiko.Message) -> None:
+        why = _refusal(channel, message, kind, accepts)
+        if why is None:
+            feed(channel, message)
+        else:
+            _call(lambda: refused(channel, why))
+
+    return checked
 
 
 def _refusal(

@@ -72,11 +72,10 @@ class _Connection:
         self.server = server
         self.peer = peer
         self.accepted_at = time.monotonic()
-        self.sessions: set[NetconfSession] = set()
+        self.sessions: dict[paramiko.Channel, NetconfSession] = {}  # by the channel each runs on
         # paramiko holds channels weakly and closes one when it is garbage
         # collected: the connection keeps every channel it accepted until it closes.
         self.channels: set[paramiko.Channel] = set()
-        self._session_channels: set[paramiko.Channel] = set()  # the channels that run a NETCONF session
         self._refused_channels: set[paramiko.Channel] = set()  # data dropped and the closing under way
         self._lock = threading.Lock()
         self._deadline: Deadline | None = None
@@ -145,7 +144,7 @@ class _Connection:
 
     def _runs_session(self, channel: paramiko.Channel) -> bool:
         with self._lock:
-            return channel in self._session_channels and channel not in self._refused_channels
+            return channel in self.sessions and channel not in self._refused_channels
 
     def _input_refused(self, channel: paramiko.Channel, why: InputRefusal) -> None:
         # On the transport's thread: log and close once, on a thread of its own (closing sends messages,
@@ -176,7 +175,7 @@ class _Connection:
         with self._lock:
             # RFC 4254 6.5: one shell, exec or subsystem per channel. paramiko asks again for each request, and a
             # second one started a second session reading the same channel, with a second <hello>.
-            again = channel in self._session_channels
+            again = channel in self.sessions
         if again:
             log.warning("refusing a second netconf subsystem request on SSH channel %d from %s",
                         channel.get_id(), self.peer[0])
@@ -190,8 +189,7 @@ class _Connection:
             self.server.limits.session, self._session_ended,
         )
         with self._lock:
-            self.sessions.add(session)
-            self._session_channels.add(channel)
+            self.sessions[channel] = session
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
@@ -203,8 +201,7 @@ class _Connection:
     def _session_ended(self, session: NetconfSession) -> None:
         self.server._release_session()
         with self._lock:
-            self.sessions.discard(session)
-            self._session_channels.discard(session.channel)
+            self.sessions.pop(session.channel, None)
             self._refused_channels.discard(session.channel)
             idle = not self.sessions
         if idle:
@@ -214,7 +211,7 @@ class _Connection:
 
     def close(self) -> None:
         with self._lock:
-            sessions = list(self.sessions)
+            sessions = list(self.sessions.values())
             if self._deadline is not None:
                 self._deadline.cancel()
         for session in sessions:
