@@ -82,6 +82,14 @@ def netconf_session(port: int, base11: bool = True, pty: bool = False) -> tuple[
     return client, channel
 
 
+def nested_count(levels: int) -> str:
+    """An XPath filter whose cost is the number of nodes to the power ``levels``: ``//*[count(//*...) > 0]``."""
+    expression = "//*"
+    for _ in range(levels - 1):
+        expression = f"//*[count({expression}) > 0]"
+    return expression
+
+
 def get_config_works(client: paramiko.SSHClient, pty: bool = False) -> bool:
     """A new NETCONF session on ``client``'s connection answers a get-config of running."""
     channel = open_subsystem(client, pty)

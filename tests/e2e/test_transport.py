@@ -35,6 +35,7 @@ from rawnetconf import (
     get_config_works,
     hello,
     ignore_window,
+    nested_count,
     netconf_session,
     open_subsystem,
     read_to_eof,
@@ -497,7 +498,7 @@ def test_a_client_sending_past_its_ssh_window_is_disconnected(agent: AgentProces
     client, channel = netconf_session(agent.port)
     try:
         # A filter that runs until its budget is spent keeps the session's thread busy for seconds.
-        select = "count(//*[count(//*[count(//*[count(//*)])])])"
+        select = nested_count(5).replace(">", "&gt;")
         channel.sendall(frame(f'<rpc message-id="1" xmlns="{NC}"><get><filter type="xpath" select="{select}"/>'
                               "</get></rpc>"))
         # Requests are read in order: the session is busy with it before it would read what follows.

@@ -13,19 +13,12 @@ import pytest
 from ncclient.operations import RPCError
 
 from agentproc import AgentProcess
-from rawnetconf import NC, cpu_seconds, drop, frame, netconf_session, rpc, wait_until
+from rawnetconf import NC, cpu_seconds, drop, frame, nested_count, netconf_session, rpc, wait_until
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
 DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
 SESSIONS_FILTER = ("subtree", f'<netconf-state xmlns="{NCM}"><sessions/></netconf-state>')
-
-
-def nested_count(levels: int) -> str:
-    expression = "//*"
-    for _ in range(levels - 1):
-        expression = f"//*[count({expression}) > 0]"
-    return expression
 
 
 def session_ids(agent: AgentProcess) -> set[int]:
