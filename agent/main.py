@@ -204,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         from agent.recovery import main as recover_admin_main
 
         return recover_admin_main(arguments[1:])
-    from agent.memory_tuning import limit_malloc_arenas
+    from agent.memory_tuning import fix_mmap_threshold, limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts: see the module
+    fix_mmap_threshold()
     return _serve(arguments)
 
 

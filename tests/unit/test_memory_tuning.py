@@ -87,3 +87,47 @@ def test_start_up_objects_are_frozen_and_later_cycles_still_collected() -> None:
     out = subprocess.run([sys.executable, "-c", SETTLE], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.split()
     assert out == ["True", "True", "0", "True"]
+
+
+HEAP_RETENTION = r"""
+import sys
+from agent.memory_tuning import fix_mmap_threshold
+took = fix_mmap_threshold() if sys.argv[1] == "fix" else None
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+first = bytearray(15 << 20)
+del first  # unmapped; glibc then serves buffers up to 15 MiB from its heap, unless the threshold is fixed
+before = rss()
+held = []
+for _ in range(4):
+    big = bytearray(10 << 20)
+    held.append(bytearray(1000))  # allocated after it: the freed buffer is not at the heap's top
+    del big
+print(took, (rss() - before) // 1024)
+"""
+
+
+def _retained_mib(mode: str, **env: str) -> list[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")}
+    environment.update(env, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-c", HEAP_RETENTION, mode], capture_output=True, text=True,
+                          check=True, env=environment).stdout.split()
+
+
+@glibc_only
+def test_without_a_fixed_threshold_a_freed_large_buffer_stays_in_the_process() -> None:
+    assert int(_retained_mib("none")[1]) >= 9
+
+
+@glibc_only
+def test_with_the_threshold_fixed_a_freed_large_buffer_is_returned() -> None:
+    took, retained = _retained_mib("fix")
+    assert took == "True"
+    assert int(retained) <= 1
+
+
+@glibc_only
+def test_the_environment_threshold_wins() -> None:
+    took, _ = _retained_mib("fix", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4194304")
+    assert took == "False"
