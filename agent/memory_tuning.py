@@ -19,9 +19,9 @@ at start) with a mapping of its own, and unmaps it when freed. But each time
 it unmaps one, it raises the threshold to that size (up to 32 MiB): after one
 client sent a 15 MiB request, later buffers of up to 15 MiB come from the heap,
 and what they free stays in the process for good unless it lies at the heap's
-top. Eight sessions that each left 15 MiB of an unfinished request grew the agent
-by 1–43 MiB (varying from run to run); with the threshold fixed at 1 MiB, by
-0–1 MiB. Fixing the threshold (``M_MMAP_THRESHOLD``) turns the raising off.
+top. Six ended sessions that each left 15 MiB of an unfinished request grew the
+agent by 1–43 MiB (varying from run to run); with the threshold fixed at 1 MiB, by
+−1 to 1 MiB. Fixing the threshold (``M_MMAP_THRESHOLD``) turns the raising off.
 ``MALLOC_MMAP_THRESHOLD_`` (or ``glibc.malloc.mmap_threshold`` in ``GLIBC_TUNABLES``) wins if set.
 
 **Garbage collector.** Python's full collections walk every container object

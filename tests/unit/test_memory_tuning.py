@@ -18,6 +18,7 @@ import pytest
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 
 REPO = Path(__file__).resolve().parents[2]
+MALLOC_SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
 
 COUNT_ARENAS = r"""
 import ctypes, ctypes.util, sys, threading
@@ -40,11 +41,16 @@ print("took", took)
 """
 
 
-def _arenas(mode: str, **env: str) -> tuple[int, str]:
-    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+def _run(script: str, mode: str, **env: str) -> str:
+    """``script``'s output in a fresh interpreter, with no malloc setting from our environment but ``env``."""
+    environment = {k: v for k, v in os.environ.items() if k not in MALLOC_SETTINGS}
     environment.update(env, PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-c", COUNT_ARENAS, mode], capture_output=True, text=True,
-                         check=True, env=environment).stdout
+    return subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True,
+                          env=environment).stdout
+
+
+def _arenas(mode: str, **env: str) -> tuple[int, str]:
+    out = _run(COUNT_ARENAS, mode, **env)
     return len(re.findall(r'<heap nr="\d+">', out)), out.strip().splitlines()[-1]
 
 
@@ -109,10 +115,7 @@ print(took, (rss() - before) // 1024)
 
 
 def _retained_mib(mode: str, **env: str) -> list[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")}
-    environment.update(env, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-c", HEAP_RETENTION, mode], capture_output=True, text=True,
-                          check=True, env=environment).stdout.split()
+    return _run(HEAP_RETENTION, mode, **env).split()
 
 
 @glibc_only
