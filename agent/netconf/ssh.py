@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 # keeps its place. 0.5 s cost 100 idle sessions 0.5 % of a core more; 2 s, nothing measurable.
 _ACCEPT_WAIT = 2.0
 
+# The SSH window granted to each channel: at most paramiko's own (2 MiB), at least two of its largest packets.
+_MAX_CHANNEL_WINDOW = 2 * 1024 * 1024
+_MIN_CHANNEL_WINDOW = 64 * 1024
+
 
 @dataclass(frozen=True)
 class ServerLimits:
@@ -63,6 +67,21 @@ class ServerLimits:
     max_sessions: int = 256
     max_channels_per_connection: int = 16
     session: SessionLimits = field(default_factory=SessionLimits)
+
+    def channel_window(self) -> int:
+        """The SSH window granted to each channel (RFC 4254 5.2): what paramiko may hold of it unread.
+
+        A session does not read its channel while it answers a request, and
+        paramiko keeps what arrives meanwhile, up to the window, outside the
+        input budget. With paramiko's 2 MiB for every one of 256 sessions
+        that was 512 MiB beside the budget's 128. So the windows of all
+        sessions together are held to the budget (``--max-buffered-input``
+        over ``--max-sessions``: 512 KiB each by default), between 64 KiB and
+        2 MiB; a client sending a larger message waits for window adjusts,
+        which paramiko sends as the session reads.
+        """
+        share = self.session.input_budget.limit // self.max_sessions
+        return max(_MIN_CHANNEL_WINDOW, min(_MAX_CHANNEL_WINDOW, share))
 
 
 class _Connection:
@@ -80,8 +99,8 @@ class _Connection:
         self._lock = threading.Lock()
         self._deadline: Deadline | None = None
         self._closed = False  # the transport is gone (set once its channel queue ends)
-        self.transport = paramiko.Transport(QuickAckSocket(sock))
         limits = server.limits
+        self.transport = paramiko.Transport(QuickAckSocket(sock), default_window_size=limits.channel_window())
         # paramiko's own stage timeouts, under our overall deadline.
         self.transport.banner_timeout = limits.handshake_timeout
         self.transport.handshake_timeout = limits.handshake_timeout

@@ -517,6 +517,51 @@ def test_a_client_sending_past_its_ssh_window_is_disconnected(agent: AgentProces
         assert m.get_config("running").data_ele is not None
 
 
+def _bytes_taken_while_busy(port: int) -> tuple[int, int]:
+    """The SSH window a new session is granted, and how much its client could send (honouring the window) while
+    the session was busy answering a request: (granted, sent)."""
+    client = ssh_client(port)
+    try:
+        channel = open_subsystem(client)
+        granted = channel.out_window_size  # before the client sends anything
+        read_until(channel, EOM)
+        channel.sendall(hello(True) + EOM)
+        select = nested_count(5).replace(">", "&gt;")  # runs until its CPU budget is spent: seconds
+        channel.sendall(frame(f'<rpc message-id="1" xmlns="{NC}"><get><filter type="xpath" select="{select}"/>'
+                              "</get></rpc>"))
+        time.sleep(0.5)  # the session has taken the request and is busy with it
+        sent = granted - channel.out_window_size
+        channel.settimeout(1.0)  # a send waits for window the busy session does not give back
+        try:
+            while True:
+                sent += channel.send(b"<a>" + b"x" * 16000)
+        except TimeoutError:
+            pass
+        return granted, sent
+    finally:
+        client.close()
+
+
+def test_what_a_client_can_send_a_busy_session_is_its_share_of_the_input_budget(agent_factory) -> None:
+    """While a session answers a request, paramiko keeps what its client sends, up to the SSH window the agent
+    granted, outside --max-buffered-input: paramiko's 2 MiB for each of 256 sessions was 512 MiB beside the
+    budget's 128. Each session's window is now its share of the budget, between 64 KiB and 2 MiB."""
+    kib = 1024
+    cases = (([], 128 * kib * kib // 256), (["--max-sessions", "16"], 2048 * kib),
+             (["--max-buffered-input", str(16 * kib * kib)], 64 * kib))
+    for number, (args, window) in enumerate(cases):
+        agent = agent_factory(f"data{number}", args=args).start()
+        granted, sent = _bytes_taken_while_busy(agent.port)
+        assert granted == window, args
+        # The hello and the request took some of the window; the rest, and no more, went while it was busy.
+        assert window - 20 * kib <= sent <= window, (args, sent)
+        with agent.connect() as m:  # a message larger than the window still goes through, window by window
+            unmatched = "<hostname>" + "y" * (3 * window) + "</hostname>"
+            reply = m.get_config("running", filter=("subtree", f'<system xmlns="{SYS}">{unmatched}</system>'))
+            assert reply.ok and len(reply.data_ele) == 0
+        agent.stop()
+
+
 def test_channels_of_one_connection_are_independent(agent: AgentProcess) -> None:
     client, first = netconf_session(agent.port)
     try:
