@@ -21,7 +21,7 @@ from lxml import etree
 from agent.errors import AgentError, DatastoreError, NetconfError
 from agent.schema.convert import xpath_literal
 from agent.schema.model import NodeInfo, NodeKind
-from agent.xmltree import default_ns, keyed_children
+from agent.xmltree import ThreadXPath, default_ns, keyed_children
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
@@ -625,7 +625,7 @@ def _operation_of(item: etree._Element, inherited: Operation, editor: _Editor, p
     return op
 
 
-_ANY_OPERATION = etree.XPath("boolean(descendant-or-self::*/@nc:operation)", namespaces={"nc": NC_NS})
+_ANY_OPERATION = ThreadXPath("boolean(descendant-or-self::*/@nc:operation)", {"nc": NC_NS})
 
 
 def _has_operations(item: etree._Element) -> bool:

@@ -31,7 +31,7 @@ import threading
 
 from lxml import etree
 
-from agent.xmltree import has_doctype
+from agent.xmltree import ThreadXPath, has_doctype
 
 MAX_ATTRIBUTES = 64  # per element (NETCONF uses a handful: message-id, operation, insert, key, ...)
 MAX_NAMESPACES_IN_SCOPE = 128  # declarations in scope at any element
@@ -58,7 +58,7 @@ class _Parsers(threading.local):
 
 
 _PARSERS = _Parsers()
-_TOO_MANY_ATTRIBUTES = etree.XPath(f"/descendant-or-self::*[count(@*) > {MAX_ATTRIBUTES}][1]")
+_TOO_MANY_ATTRIBUTES = ThreadXPath(f"/descendant-or-self::*[count(@*) > {MAX_ATTRIBUTES}][1]")
 
 
 class NotWellFormed(ValueError):

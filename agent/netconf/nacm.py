@@ -78,7 +78,7 @@ from agent.netconf.nacm_rules import (
 from agent.netconf.nacm_write import UserWriteGuard
 from agent.schema.convert import xpath_literal
 from agent.schema.model import AccessDefault, NodeInfo
-from agent.xmltree import default_ns
+from agent.xmltree import ThreadXPath, default_ns
 
 __all__ = ["NACM_NS", "AccessControl", "AccessPolicy", "AccessSchema", "OpenAccess", "Statistics", "View"]
 
@@ -102,7 +102,7 @@ _ALWAYS_DELIVERED = frozenset(
 )
 _GET_SCHEMA = f"{{{NCM_NS}}}get-schema"
 _DATA_ACCESSES = (Access.READ, Access.CREATE, Access.UPDATE, Access.DELETE)
-_RULE_PATHS = etree.XPath("n:nacm/n:rule-list/n:rule/n:path", namespaces={"n": NACM_NS})
+_RULE_PATHS = ThreadXPath("n:nacm/n:rule-list/n:rule/n:path", {"n": NACM_NS})
 
 
 class AccessSchema(Protocol):
