@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in order:
         peers = by_key[key]
         first = next(iter(peers.values()))
-        nc, np2 = peers.get("netconfd") or peers.get(key), peers.get("netopeer2")
+        # The "other" rows have one peer of their own, named after the row (both SCEP rows: "scep").
+        nc, np2 = peers.get("netconfd") or peers.get(key.removesuffix("_tmpfs")), peers.get("netopeer2")
         mets = [r["target_met"] for r in peers.values() if r["target_met"] is not None]
         met = "" if not mets else ("yes" if all(mets) else "**no**")
 

@@ -83,6 +83,7 @@ ROWS = [
         "info"),
     Row("other", "keygen", "key-generate-rsa 2048 vs openssl genrsa 2048 (s, median)", "lower", "info"),
     Row("other", "scep", "SCEP authenticate + enroll vs scepclient (s, median)", "lower", "ratio <= 1"),
+    Row("other", "scep_tmpfs", "  same, ours on tmpfs (fsync free, like scepclient)", "lower", "info"),
 ]
 
 OPEN_NETCONFD = "netconfd-nacm-off"
@@ -234,8 +235,8 @@ def fmt_cpu(figure: Figure | None) -> str:
 
 
 def peers_of(row: Row) -> list[str]:
-    if row.mode == "other":
-        return [row.key]
+    if row.mode == "other":  # one peer of its own: scepclient for both SCEP rows
+        return [row.key.removesuffix("_tmpfs")]
     return ["netconfd", "netopeer2", *INFO_PEERS]
 
 
@@ -436,16 +437,19 @@ def main(argv: list[str] | None = None) -> int:
         log("openssl genrsa 2048")
         theirs["keygen"]["keygen"] = figures.keygen_openssl(str(workdir), settings)
         if args.no_scep:
-            ours["scep"] = Figure(value=None, unit="s", note="skipped (--no-scep)")
-            theirs["scep"]["scep"] = Figure(value=None, unit="s", note="skipped (--no-scep)")
+            for key in ("scep", "scep_tmpfs"):
+                ours[key] = Figure(value=None, unit="s", note="skipped (--no-scep)")
+                theirs["scep"][key] = Figure(value=None, unit="s", note="skipped (--no-scep)")
         else:
             log("SCEP authenticate + enroll (inside unshare -rn)")
             scep = run_scep(workdir, settings)
-            meta["scep"] = {k: v for k, v in scep.items() if k not in ("ours", "theirs")}
-            for side, store in (("ours", ours), ("theirs", theirs["scep"])):
+            meta["scep"] = {k: v for k, v in scep.items() if k not in ("ours", "ours_tmpfs", "theirs")}
+            for side, store, key in (("ours", ours, "scep"), ("ours_tmpfs", ours, "scep_tmpfs"),
+                                     ("theirs", theirs["scep"], "scep")):
                 data = scep.get(side)
-                store["scep"] = Figure(**data) if data else Figure(value=None, unit="s",
-                                                                   note=f"n/a ({scep.get('error', 'no result')})")
+                store[key] = Figure(**data) if data else Figure(value=None, unit="s",
+                                                                note=f"n/a ({scep.get('error', 'no result')})")
+            theirs["scep"]["scep_tmpfs"] = theirs["scep"]["scep"]  # the same scepclient runs
     finally:
         for peer in reversed(running):
             try:
