@@ -192,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     for key in order:
         peers = by_key[key]
         first = next(iter(peers.values()))
-        # The "other" rows have one peer of their own, named after the row (both SCEP rows: "scep").
-        nc, np2 = peers.get("netconfd") or peers.get(key.removesuffix("_tmpfs")), peers.get("netopeer2")
+        # An "other" row has one peer of its own (openssl, scepclient), shown in netconfd's column.
+        nc = peers.get("netconfd") or (first if first["mode"] == "other" else None)
+        np2 = peers.get("netopeer2")
         mets = [r["target_met"] for r in peers.values() if r["target_met"] is not None]
         met = "" if not mets else ("yes" if all(mets) else "**no**")
 
