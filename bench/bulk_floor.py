@@ -39,7 +39,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -49,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import figures  # noqa: E402
 import run  # noqa: E402
-from peers import YANG_DIR, AgentPeer, make_ssh_key  # noqa: E402
+from floor import experiment_dir, start_agent  # noqa: E402
 
 BULK_ENV = "CA_AGENT_BENCH_BULK"
 PAUSED = "ours, 1 s pause after the deletion"
@@ -83,16 +82,6 @@ SITECUSTOMIZE = textwrap.dedent(
 )
 
 
-def start_agent(workdir: Path, key: Path, mode: str | None, patch_dir: Path) -> AgentPeer:
-    agent = AgentPeer(workdir, key)
-    if mode is not None:
-        agent.extra_env[BULK_ENV] = mode
-        agent.extra_pythonpath.append(str(patch_dir))
-    agent.start()
-    run.use_publickey(agent, key)
-    return agent
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=12, help="timed creates per server")
@@ -100,13 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
 
-    work = Path(tempfile.mkdtemp(prefix="ca-agent-bulk-floor-"))
-    patch_dir = work / "patch"
-    patch_dir.mkdir()
-    (patch_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    key = work / "client_key"
-    make_ssh_key(key)
-    modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
+    work, patch_dir, key, modpath = experiment_dir("ca-agent-bulk-floor-", SITECUSTOMIZE)
 
     servers: list[tuple[str, Any]] = []
     mgrs: list[Any] = []
@@ -116,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[float]] = {}
     try:
         for label, mode in (("ours", None), (PAUSED, None), ("ours, no changes or notification", "no-changes")):
-            servers.append((label, start_agent(work / f"agent-{len(servers)}", key, mode, patch_dir)))
+            servers.append((label, start_agent(work / f"agent-{len(servers)}", key,
+                                               {BULK_ENV: mode} if mode else None, patch_dir)))
         servers.append(("netconfd", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath)))
         servers.append(("netconfd, NACM off", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath,
                                                                   access_control=False)))

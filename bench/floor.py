@@ -111,10 +111,24 @@ SITECUSTOMIZE = textwrap.dedent(
 )
 
 
-def start_agent(workdir: Path, key: Path, floor: str | None, patch_dir: Path) -> AgentPeer:
+def experiment_dir(prefix: str, sitecustomize: str) -> tuple[Path, Path, Path, str]:
+    """A temporary directory for an experiment (also bench/bulk_floor.py's): (it, the directory holding
+    ``sitecustomize``, a client key, netconfd's module path)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    patch_dir = work / "patch"
+    patch_dir.mkdir()
+    (patch_dir / "sitecustomize.py").write_text(sitecustomize)
+    key = work / "client_key"
+    make_ssh_key(key)
+    modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
+    return work, patch_dir, key, modpath
+
+
+def start_agent(workdir: Path, key: Path, env: dict[str, str] | None, patch_dir: Path) -> AgentPeer:
+    """Our agent, changed by the experiment's sitecustomize if ``env`` (which turns it on) is given."""
     agent = AgentPeer(workdir, key)
-    if floor is not None:
-        agent.extra_env[FLOOR_ENV] = floor
+    if env:
+        agent.extra_env.update(env)
         agent.extra_pythonpath.append(str(patch_dir))
     agent.start()
     run.use_publickey(agent, key)
@@ -129,21 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
 
-    work = Path(tempfile.mkdtemp(prefix="ca-agent-floor-"))
-    patch_dir = work / "patch"
-    patch_dir.mkdir()
-    (patch_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    key = work / "client_key"
-    make_ssh_key(key)
-    modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
+    work, patch_dir, key, modpath = experiment_dir("ca-agent-floor-", SITECUSTOMIZE)
 
     servers: list[tuple[str, Any]] = []
     mgrs: list[Any] = []
     try:
         for label, floor in (("ours", None), ("edit + validation, durable", "validated"),
                              ("floor, durable", "fsync"), ("floor, no disk", "none")):
-            servers.append((label, start_agent(work / label.replace(", ", "-").replace(" ", "-"), key, floor,
-                                               patch_dir)))
+            servers.append((label, start_agent(work / label.replace(", ", "-").replace(" ", "-"), key,
+                                               {FLOOR_ENV: floor} if floor else None, patch_dir)))
         servers.append(("netconfd", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath)))
         servers.append(("netconfd, NACM off", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath,
                                                                   access_control=False)))
