@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import figures  # noqa: E402
 import run  # noqa: E402
-from floor import experiment_dir, start_agent  # noqa: E402
+from floor import Experiment, start_agent  # noqa: E402
 
 BULK_ENV = "CA_AGENT_BENCH_BULK"
 PAUSED = "ours, 1 s pause after the deletion"
@@ -89,10 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
 
-    work, patch_dir, key, modpath = experiment_dir("ca-agent-bulk-floor-", SITECUSTOMIZE)
-
-    servers: list[tuple[str, Any]] = []
-    mgrs: list[Any] = []
+    experiment = Experiment("ca-agent-bulk-floor-", SITECUSTOMIZE)
+    work, patch_dir, key, modpath = experiment.work, experiment.patch_dir, experiment.key, experiment.modpath
+    servers, mgrs = experiment.servers, experiment.mgrs
     create = figures.bulk_config(args.entries)
     delete = figures.remove_config(figures.bulk_names(args.entries))
     times: dict[str, list[float]] = {}
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(("netconfd", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath)))
         servers.append(("netconfd, NACM off", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath,
                                                                   access_control=False)))
-        mgrs = [figures.connect(peer.connect_params()) for _, peer in servers]
+        mgrs.extend(figures.connect(peer.connect_params()) for _, peer in servers)
         pids = [peer.server_pids() for _, peer in servers]
         times = {label: [] for label, _ in servers}
         cpu = {label: [] for label, _ in servers}
@@ -123,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     times[label].append(1000 * (figure.value or 0.0))
                     cpu[label].append(figure.server_cpu_ms_per_op or 0.0)
     finally:
-        for mgr in mgrs:
-            figures.close(mgr)
-        for _, peer in servers:
-            peer.stop()
+        experiment.stop()
 
     result: dict[str, Any] = {"agent": run.agent_version(), "entries": args.entries, "load_average": os.getloadavg(),
                               "servers": {}}

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -51,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import figures  # noqa: E402
 import run  # noqa: E402
-from peers import YANG_DIR, AgentPeer, make_ssh_key  # noqa: E402
+from peers import YANG_DIR, AgentPeer, YumaGuard, make_ssh_key  # noqa: E402
 
 FLOOR_ENV = "CA_AGENT_BENCH_FLOOR"
 
@@ -111,17 +112,33 @@ SITECUSTOMIZE = textwrap.dedent(
 )
 
 
-def experiment_dir(prefix: str, sitecustomize: str) -> tuple[Path, Path, Path, str]:
-    """A temporary directory for an experiment (also bench/bulk_floor.py's): (it, the directory holding
-    ``sitecustomize``, a client key, netconfd's module path)."""
-    work = Path(tempfile.mkdtemp(prefix=prefix))
-    patch_dir = work / "patch"
-    patch_dir.mkdir()
-    (patch_dir / "sitecustomize.py").write_text(sitecustomize)
-    key = work / "client_key"
-    make_ssh_key(key)
-    modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
-    return work, patch_dir, key, modpath
+class Experiment:
+    """An experiment's temporary directory (also bench/bulk_floor.py's), its servers and sessions.
+
+    ``work``: the directory; ``patch_dir``: the one holding the ``sitecustomize.py``; ``key``: the
+    client key; ``modpath``: netconfd's module path. :meth:`stop` stops everything and removes the
+    directory, and ``~/.yuma`` if netconfd created it.
+    """
+
+    def __init__(self, prefix: str, sitecustomize: str) -> None:
+        self.yuma = YumaGuard()
+        self.work = Path(tempfile.mkdtemp(prefix=prefix))
+        self.patch_dir = self.work / "patch"
+        self.patch_dir.mkdir()
+        (self.patch_dir / "sitecustomize.py").write_text(sitecustomize)
+        self.key = self.work / "client_key"
+        make_ssh_key(self.key)
+        self.modpath = os.pathsep.join([str(YANG_DIR), os.path.join(sys.prefix, "share", "yang", "modules", "ietf")])
+        self.servers: list[tuple[str, Any]] = []
+        self.mgrs: list[Any] = []
+
+    def stop(self) -> None:
+        for mgr in self.mgrs:
+            figures.close(mgr)
+        for _, peer in self.servers:
+            peer.stop()
+        self.yuma.cleanup()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def start_agent(workdir: Path, key: Path, env: dict[str, str] | None, patch_dir: Path) -> AgentPeer:
@@ -143,10 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
 
-    work, patch_dir, key, modpath = experiment_dir("ca-agent-floor-", SITECUSTOMIZE)
-
-    servers: list[tuple[str, Any]] = []
-    mgrs: list[Any] = []
+    experiment = Experiment("ca-agent-floor-", SITECUSTOMIZE)
+    work, patch_dir, key, modpath = experiment.work, experiment.patch_dir, experiment.key, experiment.modpath
+    servers, mgrs = experiment.servers, experiment.mgrs
     try:
         for label, floor in (("ours", None), ("edit + validation, durable", "validated"),
                              ("floor, durable", "fsync"), ("floor, no disk", "none")):
@@ -155,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(("netconfd", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath)))
         servers.append(("netconfd, NACM off", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath,
                                                                   access_control=False)))
-        mgrs = [figures.connect(peer.connect_params()) for _, peer in servers]
+        mgrs.extend(figures.connect(peer.connect_params()) for _, peer in servers)
         pids = [peer.server_pids() for _, peer in servers]
         rates: dict[str, list[float]] = {label: [] for label, _ in servers}
         cpu: dict[str, list[float]] = {label: [] for label, _ in servers}
@@ -169,10 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 mgr.edit_config(target="running", config=figures.remove_config(
                     [f"{prefix}{i + 10}" for i in range(-2, figure.count)]))
     finally:
-        for mgr in mgrs:
-            figures.close(mgr)
-        for _, peer in servers:
-            peer.stop()
+        experiment.stop()
 
     result: dict[str, Any] = {"agent": run.agent_version(), "load_average": os.getloadavg(), "servers": {}}
     print(f"{'server':27s} {'edits/s':>9s} {'ms/edit':>8s} {'server CPU ms':>14s}  measurements /s")
