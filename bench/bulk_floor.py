@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import figures  # noqa: E402
 import run  # noqa: E402
-from floor import Experiment, start_agent  # noqa: E402
+from floor import Experiment  # noqa: E402
 
 BULK_ENV = "CA_AGENT_BENCH_BULK"
 PAUSED = "ours, 1 s pause after the deletion"
@@ -90,21 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     experiment = Experiment("ca-agent-bulk-floor-", SITECUSTOMIZE)
-    work, patch_dir, key, modpath = experiment.work, experiment.patch_dir, experiment.key, experiment.modpath
     servers, mgrs = experiment.servers, experiment.mgrs
     create = figures.bulk_config(args.entries)
     delete = figures.remove_config(figures.bulk_names(args.entries))
     times: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     try:
-        for label, mode in (("ours", None), (PAUSED, None), ("ours, no changes or notification", "no-changes")):
-            servers.append((label, start_agent(work / f"agent-{len(servers)}", key,
-                                               {BULK_ENV: mode} if mode else None, patch_dir)))
-        servers.append(("netconfd", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath)))
-        servers.append(("netconfd, NACM off", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath,
-                                                                  access_control=False)))
-        mgrs.extend(figures.connect(peer.connect_params()) for _, peer in servers)
-        pids = [peer.server_pids() for _, peer in servers]
+        pids = experiment.start([("ours", None), (PAUSED, None),
+                                 ("ours, no changes or notification", {BULK_ENV: "no-changes"})])
         times = {label: [] for label, _ in servers}
         cpu = {label: [] for label, _ in servers}
         for round_ in range(args.rounds + 1):

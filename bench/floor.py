@@ -132,6 +132,24 @@ class Experiment:
         self.servers: list[tuple[str, Any]] = []
         self.mgrs: list[Any] = []
 
+    def start(self, agents: list[tuple[str, dict[str, str] | None]]) -> list[list[int]]:
+        """Start our agent once per ``(label, environment)`` (an environment turns the sitecustomize on;
+        None: the agent as it is), then netconfd on running with access control enforced and without it,
+        and open one session to each. Returns each server's pids, in that order."""
+        for label, env in agents:
+            agent = AgentPeer(self.work / f"agent-{len(self.servers)}", self.key)
+            if env:
+                agent.extra_env.update(env)
+                agent.extra_pythonpath.append(str(self.patch_dir))
+            self.servers.append((label, agent))  # stopped by stop() even if it fails to start
+            agent.start()
+            run.use_publickey(agent, self.key)
+        for label, access_control in (("netconfd", True), ("netconfd, NACM off", False)):
+            self.servers.append((label, run.start_netconfd(self.work, self.key, "running", run.CRYPTO_MODULE,
+                                                           self.modpath, access_control=access_control)))
+        self.mgrs.extend(figures.connect(peer.connect_params()) for _, peer in self.servers)
+        return [peer.server_pids() for _, peer in self.servers]
+
     def stop(self) -> None:
         for mgr in self.mgrs:
             figures.close(mgr)
@@ -139,17 +157,6 @@ class Experiment:
             peer.stop()
         self.yuma.cleanup()
         shutil.rmtree(self.work, ignore_errors=True)
-
-
-def start_agent(workdir: Path, key: Path, env: dict[str, str] | None, patch_dir: Path) -> AgentPeer:
-    """Our agent, changed by the experiment's sitecustomize if ``env`` (which turns it on) is given."""
-    agent = AgentPeer(workdir, key)
-    if env:
-        agent.extra_env.update(env)
-        agent.extra_pythonpath.append(str(patch_dir))
-    agent.start()
-    run.use_publickey(agent, key)
-    return agent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,18 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     experiment = Experiment("ca-agent-floor-", SITECUSTOMIZE)
-    work, patch_dir, key, modpath = experiment.work, experiment.patch_dir, experiment.key, experiment.modpath
     servers, mgrs = experiment.servers, experiment.mgrs
     try:
-        for label, floor in (("ours", None), ("edit + validation, durable", "validated"),
-                             ("floor, durable", "fsync"), ("floor, no disk", "none")):
-            servers.append((label, start_agent(work / label.replace(", ", "-").replace(" ", "-"), key,
-                                               {FLOOR_ENV: floor} if floor else None, patch_dir)))
-        servers.append(("netconfd", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath)))
-        servers.append(("netconfd, NACM off", run.start_netconfd(work, key, "running", run.CRYPTO_MODULE, modpath,
-                                                                  access_control=False)))
-        mgrs.extend(figures.connect(peer.connect_params()) for _, peer in servers)
-        pids = [peer.server_pids() for _, peer in servers]
+        pids = experiment.start([(label, {FLOOR_ENV: floor} if floor else None) for label, floor in (
+            ("ours", None), ("edit + validation, durable", "validated"), ("floor, durable", "fsync"),
+            ("floor, no disk", "none"))])
         rates: dict[str, list[float]] = {label: [] for label, _ in servers}
         cpu: dict[str, list[float]] = {label: [] for label, _ in servers}
         for r in range(args.rounds):
