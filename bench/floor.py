@@ -132,12 +132,16 @@ class Experiment:
         self.servers: list[tuple[str, Any]] = []
         self.mgrs: list[Any] = []
 
-    def start(self, agents: list[tuple[str, dict[str, str] | None]]) -> list[list[int]]:
+    def start(self, agents: list[tuple[str, dict[str, str] | None]],
+              first_on_path: dict[str, Path] | None = None) -> list[list[int]]:
         """Start our agent once per ``(label, environment)`` (an environment turns the sitecustomize on;
         None: the agent as it is), then netconfd on running with access control enforced and without it,
-        and open one session to each. Returns each server's pids, in that order."""
+        and open one session to each. ``first_on_path``: a directory to put first on a label's
+        PYTHONPATH (another revision's ``agent/``: bench/ab.py). Returns each server's pids, in order."""
         for label, env in agents:
             agent = AgentPeer(self.work / f"agent-{len(self.servers)}", self.key)
+            if first_on_path and label in first_on_path:
+                agent.extra_pythonpath.append(str(first_on_path[label]))
             if env:
                 agent.extra_env.update(env)
                 agent.extra_pythonpath.append(str(self.patch_dir))
