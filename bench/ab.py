@@ -144,19 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         commit = export_revision(args.base, base)
         pids = experiment.start([(label, {TIMERS_ENV: str(path)}) for label, path in timers.items()],
                                 first_on_path={"base": base})
-        servers, mgrs = experiment.servers, experiment.mgrs
         if args.preload:
-            for mgr in mgrs:
+            for mgr in experiment.mgrs:
                 mgr.edit_config(target="running", config=figures.bulk_config(args.preload))
-        rates: dict[str, list[float]] = {label: [] for label, _ in servers}
-        for r in range(args.rounds):
-            prefix = f"ab{r}x"
-            found = figures.interleaved_rate([figures.edit_running_op(m, prefix) for m in mgrs], pids, args.edits,
-                                             args.seconds)
-            for (label, _), mgr, figure in zip(servers, mgrs, found, strict=True):
-                rates[label].append(figure.value or 0.0)
-                mgr.edit_config(target="running", config=figures.remove_config(
-                    [f"{prefix}{i + 10}" for i in range(-2, figure.count)]))
+        found = experiment.edit_rounds(pids, args.rounds, args.edits, args.seconds, "ab")
+        rates = {label: [figure.value or 0.0 for figure in figs] for label, figs in found.items()}
         time.sleep(1.5)  # the timers' last dump
         dumps = {label: json.loads(path.read_text()) for label, path in timers.items()}
         code = {label: dump.pop("code") for label, dump in dumps.items()}

@@ -154,6 +154,22 @@ class Experiment:
         self.mgrs.extend(figures.connect(peer.connect_params()) for _, peer in self.servers)
         return [peer.server_pids() for _, peer in self.servers]
 
+    def edit_rounds(self, pids: list[list[int]], rounds: int, edits: int, seconds: float,
+                    prefix: str) -> dict[str, list[figures.Figure]]:
+        """``rounds`` measurements of edit-config on running, one new trustpoint per edit, each in
+        alternating rounds over every server (bench/figures.py), its trustpoints removed after it.
+        Returns each server's figures by label."""
+        found: dict[str, list[figures.Figure]] = {label: [] for label, _ in self.servers}
+        for r in range(rounds):
+            names = f"{prefix}{r}x"
+            measured = figures.interleaved_rate([figures.edit_running_op(m, names) for m in self.mgrs], pids, edits,
+                                                seconds)
+            for (label, _), mgr, figure in zip(self.servers, self.mgrs, measured, strict=True):
+                found[label].append(figure)
+                mgr.edit_config(target="running", config=figures.remove_config(
+                    [f"{names}{i + 10}" for i in range(-2, figure.count)]))
+        return found
+
     def stop(self) -> None:
         for mgr in self.mgrs:
             figures.close(mgr)
@@ -172,24 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     experiment = Experiment("ca-agent-floor-", SITECUSTOMIZE)
-    servers, mgrs = experiment.servers, experiment.mgrs
     try:
         pids = experiment.start([(label, {FLOOR_ENV: floor} if floor else None) for label, floor in (
             ("ours", None), ("edit + validation, durable", "validated"), ("floor, durable", "fsync"),
             ("floor, no disk", "none"))])
-        rates: dict[str, list[float]] = {label: [] for label, _ in servers}
-        cpu: dict[str, list[float]] = {label: [] for label, _ in servers}
-        for r in range(args.rounds):
-            prefix = f"f{r}x"
-            found = figures.interleaved_rate([figures.edit_running_op(m, prefix) for m in mgrs], pids, args.edits,
-                                             args.seconds)
-            for (label, _), mgr, figure in zip(servers, mgrs, found, strict=True):
-                rates[label].append(figure.value or 0.0)
-                cpu[label].append(figure.server_cpu_ms_per_op or 0.0)
-                mgr.edit_config(target="running", config=figures.remove_config(
-                    [f"{prefix}{i + 10}" for i in range(-2, figure.count)]))
+        found = experiment.edit_rounds(pids, args.rounds, args.edits, args.seconds, "f")
     finally:
         experiment.stop()
+    rates = {label: [figure.value or 0.0 for figure in figs] for label, figs in found.items()}
+    cpu = {label: [figure.server_cpu_ms_per_op or 0.0 for figure in figs] for label, figs in found.items()}
 
     result: dict[str, Any] = {"agent": run.agent_version(), "load_average": os.getloadavg(), "servers": {}}
     print(f"{'server':27s} {'edits/s':>9s} {'ms/edit':>8s} {'server CPU ms':>14s}  measurements /s")
