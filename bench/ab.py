@@ -18,7 +18,8 @@ and records each call's wall and thread CPU time: the request
 record, ``_persist`` (snapshot, journal, running.xml) and within it the
 journal append, the listeners after the reply, and the reply's send. A
 step the base revision does not have is left out. The removals between the
-rounds (one per round) are timed too; the medians do not see them.
+rounds (one per round) are timed too: the medians do not see them, the
+means do (both are printed).
 
 Why: a change of a few percent is inside the spread of any one rate
 measurement on this machine (±5 % from round to round), so rates alone
