@@ -131,9 +131,7 @@ def summarise(samples: list[list[float]]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default="HEAD", help="the git revision to compare the working tree with")
-    parser.add_argument("--rounds", type=int, default=8, help="measurements, each of alternating rounds")
-    parser.add_argument("--edits", type=int, default=100, help="edits per server per measurement")
-    parser.add_argument("--seconds", type=float, default=8.0, help="time limit per server per measurement")
+    Experiment.add_edit_round_options(parser, rounds=8)
     parser.add_argument("--preload", type=int, default=0, help="trustpoints every server holds first")
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
@@ -157,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         experiment.stop()
 
-    result: dict[str, Any] = {"agent": run.agent_version(), "base": commit, "preload": args.preload,
+    version = run.agent_version()
+    result: dict[str, Any] = {"agent": version, "base": commit, "preload": args.preload,
                               "load_average": os.getloadavg(), "code": code, "rates": rates, "steps": steps}
-    print(f"new: the working tree of {run.agent_version()}; base: {commit}; {args.preload} trustpoints preloaded")
+    print(f"new: the working tree of {version}; base: {commit}; {args.preload} trustpoints preloaded")
     for label, path in code.items():
         print(f"  {label}: {path}")
     print(f"{'server':20s} {'median /s':>10s}  measurements /s")

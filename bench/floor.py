@@ -154,6 +154,13 @@ class Experiment:
         self.mgrs.extend(figures.connect(peer.connect_params()) for _, peer in self.servers)
         return [peer.server_pids() for _, peer in self.servers]
 
+    @staticmethod
+    def add_edit_round_options(parser: argparse.ArgumentParser, rounds: int) -> None:
+        """``--rounds`` (default ``rounds``), ``--edits`` and ``--seconds``: what :meth:`edit_rounds` takes."""
+        parser.add_argument("--rounds", type=int, default=rounds, help="measurements, each of alternating rounds")
+        parser.add_argument("--edits", type=int, default=100, help="edits per server per measurement")
+        parser.add_argument("--seconds", type=float, default=8.0, help="time limit per server per measurement")
+
     def edit_rounds(self, pids: list[list[int]], rounds: int, edits: int, seconds: float,
                     prefix: str) -> dict[str, list[figures.Figure]]:
         """``rounds`` measurements of edit-config on running, one new trustpoint per edit, each in
@@ -181,9 +188,7 @@ class Experiment:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="measurements, each of alternating rounds")
-    parser.add_argument("--edits", type=int, default=100, help="edits per server per measurement")
-    parser.add_argument("--seconds", type=float, default=8.0, help="time limit per server per measurement")
+    Experiment.add_edit_round_options(parser, rounds=5)
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
 
