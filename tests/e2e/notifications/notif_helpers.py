@@ -47,6 +47,16 @@ def name_of(notification: etree._Element) -> str:
     return etree.QName(event_of(notification)).localname
 
 
+def is_session_start_of(session_id: str | int) -> Callable[[etree._Element], bool]:
+    """For :meth:`Receiver.until`: the event of ``session_id``'s netconf-session-start.
+
+    ncclient's connect returns once it has the agent's hello; the agent opens
+    the session (and publishes this) only once it has read the client's, so a
+    test that needs the session open waits for this.
+    """
+    return lambda event: text(event, "ncn:session-id") == str(session_id)
+
+
 class Receiver:
     """The notifications one ncclient session receives, every one kept (for yanglint) in arrival order."""
 

@@ -18,6 +18,7 @@ from notif_helpers import (
     Receiver,
     commit_hostname,
     event_of,
+    is_session_start_of,
     name_of,
     text,
     yanglint_notification,
@@ -41,6 +42,7 @@ def test_every_base_notification_is_valid_yang(agent: AgentProcess, tmp_path: Pa
         with agent.connect() as closer:
             closed_id = str(closer.session_id)
         victim = agent.connect()
+        receiver.until("netconf-session-start", is_session_start_of(victim.session_id))  # open: it can be killed
         with agent.connect() as killer:
             killer.kill_session(victim.session_id)
             killed_id, killer_id = str(victim.session_id), str(killer.session_id)

@@ -29,6 +29,7 @@ from notif_helpers import (
     bad_element,
     commit_hostname,
     event_of,
+    is_session_start_of,
     name_of,
     text,
     utc,
@@ -43,10 +44,6 @@ INTERLEAVE_CAP = "urn:ietf:params:netconf:capability:interleave:1.0"
 
 def edits(event: etree._Element) -> list[tuple[str | None, str | None]]:
     return [(text(e, "ncn:target"), text(e, "ncn:operation")) for e in event.findall("ncn:edit", NS)]
-
-
-def is_session_start_of(session_id: str):
-    return lambda event: text(event, "ncn:session-id") == session_id
 
 
 def test_config_change_of_another_session_and_rpcs_while_subscribed(agent: AgentProcess) -> None:
@@ -264,9 +261,9 @@ def test_nacm_keeps_denied_notifications_and_streams_from_a_user(agent: AgentPro
         admin.get_config(source="running")  # runs once the commit's listeners have published "after"
         with agent.connect() as third:
             # third's session-start comes after the config-change of "after", which was withheld. Before it
-            # may come admin's own session-start: ncclient's connect returns once it has the agent's hello,
-            # and the agent may read admin's hello only after watcher's subscription has started.
-            _, before = receiver.until("netconf-session-start", is_session_start_of(str(third.session_id)))
+            # may come admin's own session-start (see is_session_start_of): admin may have been opened only
+            # after watcher's subscription started.
+            _, before = receiver.until("netconf-session-start", is_session_start_of(third.session_id))
             assert "netconf-config-change" not in [name_of(n) for n in before]
         assert w.get().data_ele.find("nm:netconf", NS) is None  # module rule on RFC 5277's /netconf
         assert admin.get().data_ele.find("nm:netconf", NS) is not None
