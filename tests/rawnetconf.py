@@ -150,6 +150,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
+def wait_busy(pid: int, seconds: float = 0.5) -> None:
+    """Until the agent has used ``seconds`` of CPU more than now (e.g. a long filter evaluation is running)."""
+    start = cpu_seconds(pid)
+    wait_until(lambda: cpu_seconds(pid) - start >= seconds, 30, "the agent to be busy")
+
+
 def status_value(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):

@@ -45,6 +45,7 @@ from rawnetconf import (
     ssh_client,
     status_value,
     threads,
+    wait_busy,
     wait_until,
 )
 
@@ -517,10 +518,10 @@ def test_a_client_sending_past_its_ssh_window_is_disconnected(agent: AgentProces
         assert m.get_config("running").data_ele is not None
 
 
-def _bytes_taken_while_busy(port: int) -> tuple[int, int]:
+def _bytes_taken_while_busy(agent: AgentProcess) -> tuple[int, int]:
     """The SSH window a new session is granted, and how much its client could send (honouring the window) while
     the session was busy answering a request: (granted, sent)."""
-    client = ssh_client(port)
+    client = ssh_client(agent.port)
     try:
         channel = open_subsystem(client)
         granted = channel.out_window_size  # before the client sends anything
@@ -529,7 +530,7 @@ def _bytes_taken_while_busy(port: int) -> tuple[int, int]:
         select = nested_count(5).replace(">", "&gt;")  # runs until its CPU budget is spent: seconds
         channel.sendall(frame(f'<rpc message-id="1" xmlns="{NC}"><get><filter type="xpath" select="{select}"/>'
                               "</get></rpc>"))
-        time.sleep(0.5)  # the session has taken the request and is busy with it
+        wait_busy(agent.proc.pid, 0.3)  # type: ignore[union-attr]  # the session took the request and is busy
         sent = granted - channel.out_window_size
         channel.settimeout(1.0)  # a send waits for window the busy session does not give back
         try:
@@ -551,7 +552,7 @@ def test_what_a_client_can_send_a_busy_session_is_its_share_of_the_input_budget(
              (["--max-buffered-input", str(16 * kib * kib)], 64 * kib))
     for number, (args, window) in enumerate(cases):
         agent = agent_factory(f"data{number}", args=args).start()
-        granted, sent = _bytes_taken_while_busy(agent.port)
+        granted, sent = _bytes_taken_while_busy(agent)
         assert granted == window, args
         # The hello and the request took some of the window; the rest, and no more, went while it was busy.
         assert window - 20 * kib <= sent <= window, (args, sent)

@@ -13,7 +13,7 @@ import pytest
 from ncclient.operations import RPCError
 
 from agentproc import AgentProcess
-from rawnetconf import NC, cpu_seconds, drop, frame, nested_count, netconf_session, rpc, wait_until
+from rawnetconf import NC, cpu_seconds, drop, frame, nested_count, netconf_session, rpc, wait_busy, wait_until
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
@@ -25,12 +25,6 @@ def session_ids(agent: AgentProcess) -> set[int]:
     with agent.connect() as m:
         data = m.get(filter=SESSIONS_FILTER).data_ele
         return {int(e.text) for e in data.iterfind(f".//{{{NCM}}}session/{{{NCM}}}session-id")} - {int(m.session_id)}
-
-
-def wait_busy(pid: int, seconds: float = 0.5) -> None:
-    """Until the agent has used ``seconds`` of CPU more than now (the evaluation is running)."""
-    start = cpu_seconds(pid)
-    wait_until(lambda: cpu_seconds(pid) - start >= seconds, 30, "the agent to start evaluating")
 
 
 def assert_idle(pid: int, seconds: float = 2.0) -> None:
