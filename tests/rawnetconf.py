@@ -156,6 +156,15 @@ def wait_busy(pid: int, seconds: float = 0.5) -> None:
     wait_until(lambda: cpu_seconds(pid) - start >= seconds, 30, "the agent to be busy")
 
 
+def assert_idle(pid: int, seconds: float = 2.0) -> None:
+    """The agent used under 0.3 CPU seconds a second for ``seconds``: a spinning reader or a filter evaluation
+    left running burns about a CPU second per second, an idle agent almost nothing."""
+    before = cpu_seconds(pid)
+    time.sleep(seconds)  # measuring CPU use over an interval: there is no condition to await
+    used = cpu_seconds(pid) - before
+    assert used < 0.3 * seconds, f"agent used {used:.2f} s of CPU in {seconds} s while it should be idle"
+
+
 def status_value(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):

@@ -28,7 +28,7 @@ from rawnetconf import (
     END_OF_CHUNKS,
     EOM,
     NC,
-    cpu_seconds,
+    assert_idle,
     drop,
     flood,
     frame,
@@ -73,14 +73,6 @@ def wait_for_log(agent: AgentProcess, text: str) -> None:
     wait_until(lambda: text in agent.log_text(), 10, f"{text!r} in the agent's log")
 
 
-def assert_idle_cpu(pid: int, seconds: float = 2.0) -> None:
-    """A spinning reader burns about a CPU second per second; an idle agent almost nothing."""
-    before = cpu_seconds(pid)
-    time.sleep(seconds)
-    used = cpu_seconds(pid) - before
-    assert used < 0.3 * seconds, f"agent used {used:.2f} s of CPU in {seconds} s while idle"
-
-
 # -- dropped sessions ---------------------------------------------------------------------------
 @pytest.mark.parametrize("base11", [True, False])
 def test_a_dropped_session_releases_its_locks_and_rolls_back_its_confirmed_commit(
@@ -106,7 +98,7 @@ def test_a_dropped_session_releases_its_locks_and_rolls_back_its_confirmed_commi
         observer.lock("candidate")
         observer.unlock("candidate")
         observer.unlock("running")
-    assert_idle_cpu(agent.proc.pid)  # type: ignore[union-attr]
+    assert_idle(agent.proc.pid)  # type: ignore[union-attr]
 
 
 def test_a_client_that_vanishes_without_closing_is_dropped_and_its_locks_released(agent_factory) -> None:
@@ -170,7 +162,7 @@ def test_a_connection_dropped_at_any_point_leaves_nothing_and_sigterm_still_work
     with agent.connect() as observer:
         wait_until(lambda: session_ids(observer) <= before | {max(session_ids(observer))}, 10,
                    "dropped sessions to leave /netconf-state")
-    assert_idle_cpu(pid)
+    assert_idle(pid)
     started = time.monotonic()
     assert agent.stop(timeout=10) == 0
     assert time.monotonic() - started < 10

@@ -7,13 +7,11 @@ session's thread never came back, so the session stayed in /netconf-state).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from ncclient.operations import RPCError
 
 from agentproc import AgentProcess
-from rawnetconf import NC, cpu_seconds, drop, frame, nested_count, netconf_session, rpc, wait_busy, wait_until
+from rawnetconf import NC, assert_idle, drop, frame, nested_count, netconf_session, rpc, wait_busy, wait_until
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
@@ -25,13 +23,6 @@ def session_ids(agent: AgentProcess) -> set[int]:
     with agent.connect() as m:
         data = m.get(filter=SESSIONS_FILTER).data_ele
         return {int(e.text) for e in data.iterfind(f".//{{{NCM}}}session/{{{NCM}}}session-id")} - {int(m.session_id)}
-
-
-def assert_idle(pid: int, seconds: float = 2.0) -> None:
-    before = cpu_seconds(pid)
-    time.sleep(seconds)  # measuring CPU use over an interval: there is no condition to await
-    used = cpu_seconds(pid) - before
-    assert used < 0.3 * seconds, f"agent used {used:.2f} s of CPU in {seconds} s after its client left"
 
 
 @pytest.fixture
