@@ -93,7 +93,13 @@ class AgentProcess:
         return self
 
     def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8") if self.log_path.exists() else ""
+        """The log's complete lines so far.
+
+        The pump may be writing a line as this reads: a 4 KB line was once read
+        cut at a page boundary, after the wait for its first words had ended.
+        """
+        text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+        return text[: text.rfind("\n") + 1]
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait; returns the exit code."""

@@ -85,7 +85,9 @@ class TrapDaemon:
     log: Path
 
     def traps(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if line.startswith("TRAP ")] if self.log.exists() else []
+        """The complete trap lines so far (snmptrapd may be writing the last one as this reads)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [line for line in text[: text.rfind("\n") + 1].splitlines() if line.startswith("TRAP ")]
 
     def wait_for(self, text: str, timeout: float = 20.0, count: int = 1) -> list[str]:
         found: list[str] = []
