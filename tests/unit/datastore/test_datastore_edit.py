@@ -349,7 +349,7 @@ def test_second_change_in_one_request_is_not_stuck_behind_held_listeners(tmp_pat
     store.edit(Target.RUNNING, hostname("one"), S1)
     store.edit(Target.RUNNING, hostname("two"), S1)  # queued behind the first commit's listeners: released
     store.wait_delivered()
-    assert time.monotonic() - start < 0.5  # not the hold limit (1 s)
+    assert time.monotonic() - start < 0.9  # not the hold limit (1 s); two fsynced edits take far less
     assert seen == ["one", "two"]
     release()
     store.close()

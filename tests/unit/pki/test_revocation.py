@@ -261,7 +261,7 @@ def test_servers_that_failed_are_tried_last(tmp_path: Path, served: Served) -> N
             crls.fetch(ca.cert, urls)
         began = time.monotonic()
         record = crls.fetch(ca.cert, urls)  # the dead servers go last now: the mirror answers at once
-        assert record.source == good and time.monotonic() - began < 0.4
+        assert record.source == good and time.monotonic() - began < 0.5  # under one dead server's timeout
         assert [len(server.accepted) for server in dead] == [1, 1]
         assert record.sources == tuple(urls)  # the order kept for the state is the configured one
     finally:
