@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,20 @@ class AgentProcess:
         """
         text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
         return text[: text.rfind("\n") + 1]
+
+    def log_until(self, text: str, timeout: float = 10.0) -> str:
+        """The log's complete lines once one holds ``text``. Raises AssertionError after ``timeout`` s.
+
+        A line the agent logs before a reply can reach the file after the
+        reply: the agent queues long lines for its log thread, and the tests'
+        pump copies standard error to the file on a thread of its own.
+        """
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log_text()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged within {timeout:g} s; the log ends:\n{log[-2000:]}")
+            time.sleep(0.05)
+        return log
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait; returns the exit code."""

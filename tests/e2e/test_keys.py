@@ -211,7 +211,7 @@ def test_replacing_default_key_changes_host_key_at_next_start(agent_factory) -> 
     with proc.connect() as m:
         rpc(m, "key-generate-rsa", "<label>the_default</label><modulus>2048</modulus><replace>true</replace>")
     assert ssh_host_key(proc.port).asbytes() == old_host_key  # until the next start
-    assert "SSH host key changes at the next start" in proc.log_text()
+    proc.log_until("SSH host key changes at the next start")
     proc.stop()
     proc.start()
     new_host_key = ssh_host_key(proc.port)

@@ -239,7 +239,7 @@ def test_a_reply_reports_at_most_1000_errors_and_counts_the_rest(agent: AgentPro
         assert errors[-1].tag == "operation-failed"
         assert "500 more errors, not reported" in (errors[-1].message or "")
         assert running(m).findtext("sys:hostname", namespaces=NS) == "after-errors"  # the rest was applied
-    assert "and 991 more rpc-errors in the same reply" in agent.log_text()  # 10 of the 1,001 logged one by one
+    agent.log_until("and 991 more rpc-errors in the same reply")  # 10 of the 1,001 logged one by one
 
 
 def test_copy_config_and_validate(agent: AgentProcess) -> None:
@@ -534,7 +534,7 @@ def test_malformed_message_closes_a_base10_session_without_that_error_tag(agent:
         assert b"malformed-message" not in closed.value.args[0]
     finally:
         client.close()
-    wait_until(lambda: "malformed message" in agent.log_text(), 10, "the reason in the agent's log")
+    agent.log_until("malformed message")
 
 
 def test_netconf_console2_as_second_client(agent: AgentProcess, tmp_path: Path) -> None:

@@ -69,10 +69,6 @@ def hostname(m: manager.Manager) -> str | None:
     return m.get_config("running").data_ele.findtext(f"{{{SYS}}}hostname")
 
 
-def wait_for_log(agent: AgentProcess, text: str) -> None:
-    wait_until(lambda: text in agent.log_text(), 10, f"{text!r} in the agent's log")
-
-
 # -- dropped sessions ---------------------------------------------------------------------------
 @pytest.mark.parametrize("base11", [True, False])
 def test_a_dropped_session_releases_its_locks_and_rolls_back_its_confirmed_commit(
@@ -128,7 +124,7 @@ def test_a_client_that_vanishes_without_closing_is_dropped_and_its_locks_release
         subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False, capture_output=True)
         if vanishing is not None:
             vanishing._session.close()  # its transport only: a <close-session> would wait for a reply
-    wait_for_log(agent, f"session {vanished_id} closed (dropped)")
+    agent.log_until(f"session {vanished_id} closed (dropped)")
 
 
 @pytest.mark.parametrize(
@@ -200,7 +196,7 @@ def test_a_silent_tcp_client_does_not_hold_back_logins_and_is_dropped_at_the_dea
     finally:
         for sock in silent:
             sock.close()
-    wait_for_log(agent, "no NETCONF session within 2 s")
+    agent.log_until("no NETCONF session within 2 s")
 
 
 def test_a_missing_hello_ends_the_session_at_the_hello_deadline(agent_factory) -> None:
@@ -212,7 +208,7 @@ def test_a_missing_hello_ends_the_session_at_the_hello_deadline(agent_factory) -
         assert data.endswith(EOM) and b"<session-id>" in data  # our hello, then the close
     finally:
         client.close()
-    wait_for_log(agent, "no <hello> within 1 s")
+    agent.log_until("no <hello> within 1 s")
 
 
 def test_an_idle_session_is_closed_when_an_idle_timeout_is_set(agent_factory) -> None:
@@ -223,7 +219,7 @@ def test_an_idle_session_is_closed_when_an_idle_timeout_is_set(agent_factory) ->
         assert read_to_eof(channel) == b""
     finally:
         client.close()
-    wait_for_log(agent, "idle for 1 s")
+    agent.log_until("idle for 1 s")
 
 
 def test_connections_beyond_max_sessions_are_refused_and_logged(agent_factory) -> None:
@@ -232,7 +228,7 @@ def test_connections_beyond_max_sessions_are_refused_and_logged(agent_factory) -
         assert first.session_id != second.session_id
         with pytest.raises((SSHError, OSError, EOFError, paramiko.SSHException)):
             agent.connect(timeout=10)
-    wait_for_log(agent, "refusing SSH connection")
+    agent.log_until("refusing SSH connection")
 
     def connects() -> bool:
         try:
@@ -266,7 +262,7 @@ def test_silent_connections_filling_every_slot_make_room_for_a_login(agent_facto
         finally:
             for sock in silent:
                 sock.close()
-    wait_for_log(agent, "to make room for one from 127.0.0.1")
+    agent.log_until("to make room for one from 127.0.0.1")
 
 
 def test_unfinished_requests_of_all_sessions_share_one_cap_and_the_largest_goes(agent_factory) -> None:
@@ -292,7 +288,7 @@ def test_unfinished_requests_of_all_sessions_share_one_cap_and_the_largest_goes(
     finally:
         for client, _ in sessions:
             client.close()
-    wait_for_log(agent, "unfinished requests went over 8388608 bytes, and this session's was the largest")
+    agent.log_until("unfinished requests went over 8388608 bytes, and this session's was the largest")
 
 
 def _trustpoints_and_reply_size(agent: AgentProcess, count: int = 400) -> int:
@@ -336,7 +332,7 @@ def test_unsent_replies_of_all_sessions_share_one_cap(agent_factory) -> None:
     try:
         reader.sendall((request + EOM) * 20)  # read below, after the hoarder
         hoarder.sendall((request + EOM) * (24 * mib // reply))  # 24 MB of replies it never reads
-        wait_for_log(agent, "unsent replies went over 8388608 bytes, and this session had the most")
+        agent.log_until("unsent replies went over 8388608 bytes, and this session had the most")
         received = b""
         while received.count(EOM) < 20:  # the other session's replies all come
             received += read_until(reader, EOM)
@@ -416,7 +412,7 @@ def test_an_unacceptable_hello_closes_the_session_logged_and_counted(
         finally:
             client.close()
         assert statistic(observer, "in-bad-hellos") == bad_before + 1
-    wait_for_log(agent, logged)
+    agent.log_until(logged)
 
 
 # -- channels -------------------------------------------------------------------------------------
@@ -436,7 +432,7 @@ def test_netconf_is_served_only_on_the_netconf_subsystem(agent: AgentProcess) ->
         bare.sendall(hello(True) + EOM)
         # No hello comes back on a channel that never asked for netconf: what it sent is dropped and it is closed.
         assert read_to_eof(bare, 10) == b""
-        wait_for_log(agent, "data on a channel that runs no NETCONF session")
+        agent.log_until("data on a channel that runs no NETCONF session")
         for request in ("invoke_shell", "exec_command"):
             other = transport.open_session()
             with pytest.raises(paramiko.SSHException):
@@ -457,10 +453,10 @@ def test_a_second_subsystem_request_on_a_channel_is_refused(agent: AgentProcess)
         read_until(channel, EOM)  # the session's hello
         with pytest.raises(paramiko.SSHException):  # refused (and paramiko closes the channel then)
             channel.invoke_subsystem("netconf")
-        wait_for_log(agent, "refusing a second netconf subsystem request")
+        agent.log_until("refusing a second netconf subsystem request")
     finally:
         client.close()
-    wait_for_log(agent, "session 1 from 127.0.0.1 ended before its hello")
+    agent.log_until("session 1 from 127.0.0.1 ended before its hello")
     assert "session 2 " not in agent.log_text()
 
 
@@ -478,7 +474,7 @@ def test_a_channel_without_netconf_holds_nothing_a_client_sends_on_it(agent: Age
         flood(bare, 64 * 1024 * 1024)
         wait_until(lambda: bare.closed, 10, "the agent to close the channel")
         assert rss_kib(pid) - before < 16 * 1024
-        wait_for_log(agent, "closing SSH channel")
+        agent.log_until("closing SSH channel")
         assert get_config_works(client)  # the connection goes on
     finally:
         client.close()
@@ -502,8 +498,8 @@ def test_a_client_sending_past_its_ssh_window_is_disconnected(agent: AgentProces
         assert transport is not None
         wait_until(lambda: not transport.is_active(), 10, "the agent to close the connection")
         assert rss_kib(pid) - before < 16 * 1024
-        wait_for_log(agent, "data beyond the SSH window the agent granted")
-        wait_for_log(agent, "closed (dropped)")
+        agent.log_until("data beyond the SSH window the agent granted")
+        agent.log_until("closed (dropped)")
     finally:
         client.close()
     with agent.connect() as m:  # others log in and work as before

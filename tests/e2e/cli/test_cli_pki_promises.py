@@ -61,7 +61,7 @@ def test_regenerate_then_zeroize_a_label_and_zeroize_all(
     ]
     assert cli.run("show crypto ca certificates myca | include Status") == ["Status        :Key mismatch"]
     assert cli.run("show crypto ca certificates other | include Status") == ["Status        :Available"]
-    assert "trustpoint(s) myca certify the old keys (Key mismatch) until re-enrolled" in agent.log_text()
+    agent.log_until("trustpoint(s) myca certify the old keys (Key mismatch) until re-enrolled")
 
     # re-enroll: available again; zeroize mykey: its certificate goes with it, as the warning says
     cli.send("crypto ca enroll myca")
@@ -122,9 +122,8 @@ def test_rejected_and_timed_out_enrollments_stay_visible(agent_factory, tmp_path
             "administrator approve it, then enroll again",
         ]
         assert out[4].startswith("Timed out at   :")
-        log = agent.log_text()
-        assert "trustpoint rejected: rejected: CA rejected the request (badRequest): rejected by the CA administrator" \
-            in log
+        log = agent.log_until(
+            "trustpoint rejected: rejected: CA rejected the request (badRequest): rejected by the CA administrator")
         assert "challenge password" not in log
         assert "trustpoint slow: timed-out: the CA still held the request pending after 2 polls" in log
         assert cli.close() == 0

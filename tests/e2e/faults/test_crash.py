@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from ncclient import manager
 
 from agentproc import AgentProcess
@@ -58,6 +59,8 @@ def running_value(data: Path) -> int:
     return int(name[1:])
 
 
+# 100 agent starts: 136 s on an idle 2-core machine, over the suite's 300 s with both cores busy
+@pytest.mark.timeout(900)
 def test_a_hundred_kill_9_during_commits_lose_nothing_acknowledged(agent_factory) -> None:
     seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
@@ -119,5 +122,5 @@ def test_the_temporary_file_of_a_write_killed_midway_is_removed_at_start(agent_f
         caught = temporaries(data)
         agent.start()
     assert temporaries(data) == []
-    wait_until(lambda: "temporary file" in agent.log_text(), 10, "the removal to be logged")
+    agent.log_until("temporary file")
     assert "left by an interrupted write" in agent.log_text()
