@@ -171,6 +171,7 @@ def test_state_survives_restart_and_private_keys_never_leave_keys_dir(agent_fact
     with proc.connect() as m:
         after = etree.tostring(key_state(m)).decode()
         replies.append(m.get().xml)
+        session_id = m.session_id
     assert before == after
     keys_dir = proc.data_dir / "keys"
     assert stat.S_IMODE(os.stat(keys_dir).st_mode) == 0o700
@@ -187,7 +188,7 @@ def test_state_survives_restart_and_private_keys_never_leave_keys_dir(agent_fact
                 [d_hex, d_hex.lower(), p_hex, p_hex.lower(), der.hex(), der.hex().upper(), base64.b64encode(der).decode()]
             )
             secrets_found.extend(body_lines[2:-1])  # full 64-char lines of the private PEM body
-    haystacks = replies + [proc.log_text()]
+    haystacks = replies + [proc.log_until(f"session {session_id} closed")]  # the log up to the session's end
     for path in proc.data_dir.rglob("*"):
         if path.is_file() and keys_dir not in path.parents:
             haystacks.append(path.read_bytes().decode("utf-8", "replace"))
