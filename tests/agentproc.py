@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,26 @@ def spawn_until_ready(
     return proc, (found[0] if found else None), lines
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Await a condition with a deadline (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def complete_lines(path: Path) -> str:
+    """The complete lines of a log another thread or process may be appending to ("" if there is none).
+
+    A reader can see a line cut short while it is being written: a 4 KB line
+    was once read cut at a page boundary, after the wait for its first words
+    had ended.
+    """
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    return text[: text.rfind("\n") + 1]
+
+
 class AgentProcess:
     """One `ca-agent` subprocess on a free port with its own data dir."""
 
@@ -94,13 +115,8 @@ class AgentProcess:
         return self
 
     def log_text(self) -> str:
-        """The log's complete lines so far.
-
-        The pump may be writing a line as this reads: a 4 KB line was once read
-        cut at a page boundary, after the wait for its first words had ended.
-        """
-        text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-        return text[: text.rfind("\n") + 1]
+        """The log's complete lines so far."""
+        return complete_lines(self.log_path)
 
     def log_until(self, text: str, timeout: float = 10.0) -> str:
         """The log's complete lines once one holds ``text``. Raises AssertionError after ``timeout`` s.
@@ -109,11 +125,14 @@ class AgentProcess:
         reply: the agent queues long lines for its log thread, and the tests'
         pump copies standard error to the file on a thread of its own.
         """
-        deadline = time.monotonic() + timeout
-        while text not in (log := self.log_text()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not logged within {timeout:g} s; the log ends:\n{log[-2000:]}")
-            time.sleep(0.05)
+        log = ""
+
+        def logged() -> bool:
+            nonlocal log
+            log = self.log_text()
+            return text in log
+
+        wait_until(logged, timeout, f"{text!r} in the agent's log")
         return log
 
     def stop(self, timeout: float = 15.0) -> int | None:

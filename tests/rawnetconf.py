@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
 
-from agentproc import ADMIN_PASSWORD
+from agentproc import ADMIN_PASSWORD, wait_until
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BASE10 = "urn:ietf:params:netconf:base:1.0"
@@ -132,15 +131,6 @@ def drop(client: paramiko.SSHClient) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     finally:
         client.close()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Await a condition with a deadline (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- the agent process, as the OS sees it ------------------------------------------

@@ -29,8 +29,7 @@ def test_failed_logins_from_one_source_are_spaced_out_and_logged(agent: AgentPro
     assert not any(ok for ok, _ in results)
     # 3 free failures, a free 4th attempt, then each attempt waits for its slot: 1 s, then 2 s
     assert results[4][1] >= 1.0 and results[5][1] >= 2.0, [round(t, 2) for _, t in results]
-    agent.log_until("next attempt from there delayed")
-    assert "for user 'admin' from 127.0.0.1" in agent.log_text()
+    assert "for user 'admin' from 127.0.0.1" in agent.log_until("next attempt from there delayed")
     # the right password still gets in (after its slot) and clears the record
     ok, _ = attempt(agent.port, "admin", ADMIN_PASSWORD)
     assert ok
@@ -49,6 +48,6 @@ def test_a_huge_user_name_is_logged_cut_short(agent: AgentProcess) -> None:
     """Before any login, a client chooses what the failure's log line quotes: a 200 KB name wrote a 200 KB line."""
     ok, _ = attempt(agent.port, "u" * 200_000, "wrong")
     assert not ok
-    agent.log_until("password authentication failed")
-    line = next(x for x in agent.log_text().splitlines() if "password authentication failed" in x)
+    log = agent.log_until("password authentication failed")
+    line = next(x for x in log.splitlines() if "password authentication failed" in x)
     assert len(line) < 4300 and line.endswith("more characters)")

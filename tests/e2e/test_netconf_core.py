@@ -7,7 +7,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import paramiko
@@ -17,7 +16,7 @@ from ncclient import manager
 from ncclient.operations import RPCError
 from ncclient.transport.errors import AuthenticationError
 
-from agentproc import ADMIN_PASSWORD, AgentProcess
+from agentproc import ADMIN_PASSWORD, AgentProcess, wait_until
 
 SYS = "urn:ca-agent:yang:system"
 CRYPTO = "urn:ca-agent:yang:crypto"
@@ -38,15 +37,6 @@ def trustpoint_config(name: str, body: str, operation: str | None = None) -> str
 
 def running(m: manager.Manager) -> etree._Element:
     return m.get_config("running").data_ele
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    """Await a condition with a deadline (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_hello_advertises_capabilities_and_modules(agent: AgentProcess) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agentproc import complete_lines
 from labcaproc import LabCaProcess
 from rawnetconf import wait_until
 
@@ -86,8 +87,7 @@ class TrapDaemon:
 
     def traps(self) -> list[str]:
         """The complete trap lines so far (snmptrapd may be writing the last one as this reads)."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return [line for line in text[: text.rfind("\n") + 1].splitlines() if line.startswith("TRAP ")]
+        return [line for line in complete_lines(self.log).splitlines() if line.startswith("TRAP ")]
 
     def wait_for(self, text: str, timeout: float = 20.0, count: int = 1) -> list[str]:
         found: list[str] = []

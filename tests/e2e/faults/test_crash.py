@@ -122,5 +122,4 @@ def test_the_temporary_file_of_a_write_killed_midway_is_removed_at_start(agent_f
         caught = temporaries(data)
         agent.start()
     assert temporaries(data) == []
-    agent.log_until("temporary file")
-    assert "left by an interrupted write" in agent.log_text()
+    assert "left by an interrupted write" in agent.log_until("temporary file")
