@@ -16,7 +16,7 @@ import paramiko
 from lxml import etree
 
 from agent.datastore.edit import ChangeSet, new_root
-from agent.datastore.store import Datastores, Target
+from agent.datastore.store import DEFAULT_MAX_SIZE, Datastores, Target
 from agent.files import atomic_write, ensure_private_dir
 from agent.netconf.base_notifications import BaseNotifications
 from agent.netconf.budget import DEFAULT_XPATH_BUDGET
@@ -66,6 +66,7 @@ class AgentConfig:
     cabundle_refresh_seconds: float = 86400.0  # how often 'cabundle url' is imported again
     replay_log_size: int = 1000  # notifications kept for RFC 5277 replay (and at most 4 MiB)
     filter_budget: float = DEFAULT_XPATH_BUDGET  # CPU seconds one <filter> may use
+    max_datastore_size: int | None = DEFAULT_MAX_SIZE  # bytes of running.xml (and the candidate); None: none
 
 
 class Application:
@@ -90,7 +91,8 @@ class Application:
             self.access.check_config(root)
             return self.yang.validate(root, full=full, base=base, changes=changes)
 
-        self.datastores = Datastores(data_dir, self.yang, self.yang, validate, initial)
+        self.datastores = Datastores(data_dir, self.yang, self.yang, validate, initial,
+                                     max_size=config.max_datastore_size)
         # After each commit's reply (listeners run then): free the validated trees no longer a base.
         self.datastores.add_event_listener(lambda _event: self.yang.release_old_bases())
         self.identity = SystemIdentity(lambda: self.datastores.get(Target.RUNNING))

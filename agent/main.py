@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from agent.datastore.store import DEFAULT_MAX_SIZE
 from agent.errors import AgentError
 from agent.netconf.budget import DEFAULT_XPATH_BUDGET
 from agent.netconf.buffer_budget import DEFAULT_MAX_BUFFERED_INPUT, DEFAULT_MAX_BUFFERED_OUTPUT, BufferBudget
@@ -81,6 +82,10 @@ def _serve(argv: list[str]) -> int:
     limits.add_argument("--max-buffered-output", type=int, default=DEFAULT_MAX_BUFFERED_OUTPUT, metavar="BYTES",
                         help="most bytes of replies and notifications all sessions may hold unsent together; over "
                         f"it, the session holding the most is closed (default {DEFAULT_MAX_BUFFERED_OUTPUT}, 128 MiB)")
+    limits.add_argument("--max-datastore-size", type=int, default=DEFAULT_MAX_SIZE, metavar="BYTES",
+                        help="largest configuration (bytes of running.xml; the candidate too): a change that would "
+                        "make it larger is refused with resource-denied; 0: no limit "
+                        f"(default {DEFAULT_MAX_SIZE}, 16 MiB)")
     parser.add_argument("--replay-log-size", type=int, default=1000, metavar="N",
                         help="notifications kept for replay (RFC 5277 startTime), at most 4 MiB (default 1000)")
     limits.add_argument("--filter-budget", type=float, default=DEFAULT_XPATH_BUDGET, metavar="SECONDS",
@@ -103,6 +108,8 @@ def _serve(argv: list[str]) -> int:
         parser.error("--tcp-keepalive must not be negative")
     if args.max_buffered_input < args.max_message_size:
         parser.error("--max-buffered-input must be at least --max-message-size")
+    if args.max_datastore_size < 0:
+        parser.error("--max-datastore-size must not be negative")
     if args.max_buffered_output <= 0:
         parser.error("--max-buffered-output must be positive")
     from agent.stderr_log import StderrLog
@@ -129,6 +136,7 @@ def _serve(argv: list[str]) -> int:
                 retry_period_unit=args.retry_period_unit,
                 replay_log_size=args.replay_log_size,
                 filter_budget=args.filter_budget,
+                max_datastore_size=args.max_datastore_size or None,
                 limits=ServerLimits(
                     handshake_timeout=args.handshake_timeout,
                     tcp_keepalive=args.tcp_keepalive or None,

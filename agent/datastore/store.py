@@ -23,6 +23,18 @@ rewritten from the journal at start-up when a crash left it behind.
 A pending confirmed commit keeps ``rollback.xml`` (the configuration to go
 back to) on disk, so a crash or restart before the confirm restores the old
 configuration (RFC 6241 section 8.4.1).
+
+The configuration has a size limit (``max_size``: bytes of ``running.xml``),
+so that a writer cannot grow it until the agent runs out of memory (eight
+candidate edits of 12.5 MB took it to 4.7 GB) and then out of it again at
+every start. A change that would take running over it, or make running
+larger while it is over (a lower limit at restart), is ``resource-denied``;
+what shrinks it is always accepted, and the automatic rollback of a
+confirmed commit is never refused. Running is checked exactly, on the bytes
+the journal saves anyway. The candidate is not serialised on every edit (its
+whole tree, at every keystroke of a controller): it carries an upper
+bound, its size plus what each edit since may add at most (_growth_bound),
+and is serialised only when that bound passes the limit.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import datetime as dt
 import enum
 import errno
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -65,10 +78,12 @@ RUNNING_FILE = "running.xml"
 ROLLBACK_FILE = "rollback.xml"
 DEFAULT_CONFIRM_TIMEOUT = 600
 LISTENER_HOLD_LIMIT = 1.0  # seconds a commit's listeners wait for their release (defer_listeners) at most
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # bytes of running.xml: ~50,000 trustpoints
 CHANGES_FOLLOW_OVER = 64
 """A commit touching more subtrees than this is answered before its changes are computed: they are
 recorded with its listeners (the commit is durable without them; a restart computes lost ones again)."""
 _T = TypeVar("_T")
+_DECLARATION = re.compile(rb'xmlns(?::[^=\s]+)?="[^"]*"')  # as lxml writes them (double quotes)
 
 
 class Target(enum.Enum):
@@ -195,9 +210,14 @@ class Datastores:
         initial: etree._Element | None = None,
         clock: Clock = SYSTEM_CLOCK,
         history_keep: int = 100,
+        max_size: int | None = None,
     ) -> None:
-        """Load (or create) running from ``data_dir``. Raises OSError, SchemaError."""
+        """Load (or create) running from ``data_dir``. Raises OSError, SchemaError.
+
+        ``max_size``: the configuration's size limit in bytes (module docstring); None: no limit.
+        """
         self._dir = Path(data_dir)
+        self._max_size = max_size
         self._clock = clock
         self.schema = schema
         self.namer = namer
@@ -215,12 +235,13 @@ class Datastores:
         self._candidate_changes: ChangeSet = NO_CHANGES
         self._candidate_touched: ChangeSet = NO_CHANGES  # and differs from running by these
         self._candidate_origin: etree._Element | None = None  # the running it was made from
+        self._candidate_size = 0  # at least the candidate's serialised size (an estimate: module docstring)
         removed = remove_stale_temporaries(self._dir)
         if removed:
             log.warning("removed %d temporary file%s left by an interrupted write", removed, "s"[: removed != 1])
         self._history = CommitHistory(self._dir, history_keep)
         self._complete_history()
-        self._running = self._load(initial)
+        self._running, self._running_size = self._load(initial)  # the size: running.xml's bytes
         # Commits whose listeners are held until their reply is sent (defer_listeners), numbered:
         # requests made after a commit was answered wait for its listeners (wait_delivered).
         self._delivery = threading.Condition()
@@ -244,7 +265,8 @@ class Datastores:
 
             self._record_changes(commit_id, again)
 
-    def _load(self, initial: etree._Element | None) -> etree._Element:
+    def _load(self, initial: etree._Element | None) -> tuple[etree._Element, int]:
+        """Running as the data directory holds it, and its size (never refused at start-up: see _persist)."""
         rollback = self._dir / ROLLBACK_FILE
         running_file = self._dir / RUNNING_FILE
         latest = self._history.latest_snapshot()
@@ -263,27 +285,37 @@ class Datastores:
                                   CommitNote(comment="unconfirmed commit rolled back at start-up"))
             try:
                 if record is not None:
-                    self._persist(target, record, _ConfirmAction.END)
+                    size = self._persist(target, record, _ConfirmAction.END, limited=False)
                 else:
+                    size = len(latest) if latest is not None else len(_serialize(target))
                     self._remove_rollback_file()
             except (DatastoreError, OSError) as error:  # e.g. a full disk: say why the agent cannot start
                 reason = error.message if isinstance(error, DatastoreError) else str(error)
                 raise DatastoreError(f"an unconfirmed commit must be rolled back at start-up: {reason}",
                                      error_tag="resource-denied") from error
             log.warning("unconfirmed commit found at start-up: configuration rolled back")
-            return target
+            self._warn_if_over_limit(size)
+            return target, size
         if latest is not None:
             if not running_file.exists() or running_file.read_bytes() != latest:
                 self._export(latest)  # a crash came between the journal and running.xml
-            return _parse(latest)
+            self._warn_if_over_limit(len(latest))
+            return _parse(latest), len(latest)
         root = initial if initial is not None else new_root()
         self._validate(root, full=True)
         record = self._record(SYSTEM, "initial-configuration", new_root(), root, None)
         if record is not None:
-            self._persist(root, record, _ConfirmAction.NONE)
+            size = self._persist(root, record, _ConfirmAction.NONE, limited=False)
         else:
-            atomic_write(running_file, _serialize(root))  # an empty first configuration
-        return root
+            empty = _serialize(root)
+            atomic_write(running_file, empty)  # an empty first configuration
+            size = len(empty)
+        return root, size
+
+    def _warn_if_over_limit(self, size: int) -> None:
+        if self._max_size is not None and size > self._max_size:
+            log.warning("the configuration is %d bytes, over the limit of %d: changes that make it larger are "
+                        "refused until it is below", size, self._max_size)
 
     @staticmethod
     def has_configuration(data_dir: Path) -> bool:
@@ -419,6 +451,7 @@ class Datastores:
                 who,
                 lambda base: apply_edit(base, config, self.schema, self.namer, default_operation, error_option, guard),
                 test_option,
+                growth=_growth_bound(config) if self._max_size is not None else 0,
             )
 
         def job() -> tuple[Any, list[DatastoreEvent]]:
@@ -450,7 +483,7 @@ class Datastores:
                     guard.check_replace(base, root)
                 return EditResult(root, changed=True)
 
-            self._update_candidate(who, replace_candidate, TestOption.TEST_THEN_SET)
+            self._update_candidate(who, replace_candidate, TestOption.TEST_THEN_SET, growth=None)
             return
 
         def job() -> tuple[Any, list[DatastoreEvent]]:
@@ -464,8 +497,11 @@ class Datastores:
         self._run(job)
 
     def _update_candidate(
-        self, who: Principal, edit: Callable[[etree._Element], EditResult], test_option: TestOption
+        self, who: Principal, edit: Callable[[etree._Element], EditResult], test_option: TestOption,
+        growth: int | None,
     ) -> EditResult:
+        """Apply ``edit`` to the candidate. ``growth``: how many bytes it may add to the candidate's
+        serialised size at most (None: unknown, the result is measured)."""
         # Optimistic: compute outside the mutex, publish only if nobody changed
         # the candidate meanwhile (else compute again on the newer tree).
         while True:
@@ -473,10 +509,14 @@ class Datastores:
                 self._check_writable(Target.CANDIDATE, who)
                 if self._candidate is not None:
                     base, anchor, since = self._candidate, self._candidate_base, self._candidate_changes
-                    touched_before = self._candidate_touched
+                    touched_before, base_size = self._candidate_touched, self._candidate_size
                 else:
                     base, anchor, since, touched_before = self._running, self._running, NO_CHANGES, NO_CHANGES
+                    base_size = self._running_size
             result = edit(base)
+            size = base_size
+            if result.changed and test_option is not TestOption.TEST_ONLY:
+                size = self._candidate_size_after(base, base_size, result.root, growth)
             changes = join_changes(since, result.touched)
             fully_valid = False
             if test_option is not TestOption.SET:
@@ -492,6 +532,7 @@ class Datastores:
                     if self._candidate is None:
                         self._candidate_origin = self._running
                     self._candidate = result.root
+                    self._candidate_size = size
                     self._candidate_touched = join_changes(touched_before, result.touched)
                     self._valid_candidate = result.root if fully_valid else None
                     if fully_valid:
@@ -499,6 +540,25 @@ class Datastores:
                     else:
                         self._candidate_base, self._candidate_changes = anchor, changes
                 return result
+
+    def _candidate_size_after(
+        self, base: etree._Element, base_size: int, new: etree._Element, growth: int | None
+    ) -> int:
+        """The candidate's size (or an upper estimate) once ``base`` (``base_size``) becomes ``new``.
+
+        Raises DatastoreError resource-denied if ``new`` is over the limit and larger than ``base``.
+        """
+        if self._max_size is None:
+            return 0
+        if growth is not None and base_size + growth <= self._max_size:
+            return base_size + growth
+        size = len(_serialize(new))
+        if size > self._max_size:
+            # Over the limit: refused unless it shrinks the candidate (exactly measured, as the estimate may be high).
+            before = len(_serialize(base))
+            if size > before:
+                raise _too_large(size, self._max_size, "candidate")
+        return size
 
     def discard_changes(self, who: Principal) -> None:
         """Reset the candidate to running. Raises DatastoreError in-use."""
@@ -558,14 +618,15 @@ class Datastores:
             commit_id: str | None = None
             record = (self._record(who, "commit", running, candidate, note, touched)
                       if candidate is not running else None)
+            size = self._running_size
             if record is not None:
-                self._persist(candidate, record, action, rollback_to)
+                size = self._persist(candidate, record, action, rollback_to)
                 commit_id = record.commit_id
             else:
                 self._persist_confirm_only(action, rollback_to)
             with self._mutex:
                 if record is not None:
-                    self._running = candidate
+                    self._running, self._running_size = candidate, size
                 if self._candidate is candidate:
                     self._drop_candidate()
                 if confirmed:
@@ -829,9 +890,9 @@ class Datastores:
         record = self._record(who, kind, old, new, note, touched)
         if record is None:
             return []
-        self._persist(new, record, _ConfirmAction.NONE)
+        size = self._persist(new, record, _ConfirmAction.NONE)
         with self._mutex:
-            self._running = new
+            self._running, self._running_size = new, size
         return [CommitEvent(old, new, record, who, touched=touched)]
 
     def _record(
@@ -872,13 +933,20 @@ class Datastores:
         record: CommitRecord,
         action: _ConfirmAction,
         rollback_to: etree._Element | None = None,
-    ) -> None:
-        """Make ``new`` durable with its record. Raises DatastoreError; on error nothing changed on disk.
+        limited: bool = True,
+    ) -> int:
+        """Make ``new`` durable with its record; returns its size. Raises DatastoreError; on error nothing
+        changed on disk.
 
         ``rollback.xml`` (a confirmed commit starting) is durable before the
         commit is; the commit is durable once its journal frame is synced.
+        ``limited``: refused (resource-denied) if over the size limit and larger
+        than running; start-up and a confirmed commit's rollback are not.
         """
         snapshot = _serialize(new)
+        if (limited and self._max_size is not None and len(snapshot) > self._max_size
+                and len(snapshot) > self._running_size):
+            raise _too_large(len(snapshot), self._max_size, "running")
         try:
             if action is _ConfirmAction.START:
                 assert rollback_to is not None
@@ -891,6 +959,7 @@ class Datastores:
         self._export(snapshot)
         if action is _ConfirmAction.END:
             self._remove_rollback_file()
+        return len(snapshot)
 
     def _export(self, snapshot: bytes) -> None:
         """``running.xml`` for people and tools (the journal is the durable copy)."""
@@ -944,15 +1013,16 @@ class Datastores:
         events: list[DatastoreEvent] = []
         record = self._record(who, "confirmed-commit-rollback", old, target,
                               CommitNote(comment=f"confirmed commit rolled back ({kind.value})"))
+        size = self._running_size
         if record is not None:
-            self._persist(target, record, _ConfirmAction.END)
+            size = self._persist(target, record, _ConfirmAction.END, limited=False)
             events.append(CommitEvent(old, target, record, who))
         else:
             self._remove_rollback_file()
         with self._mutex:
             pending.timer.cancel()
             self._pending = None
-            self._running = target
+            self._running, self._running_size = target, size
             self._drop_candidate()
         events.append(ConfirmEvent(kind, who))
         log.warning("confirmed commit rolled back (%s)", kind.value)
@@ -1013,6 +1083,33 @@ def _save_failed(error: OSError) -> DatastoreError:
         )
     return DatastoreError(f"cannot save the configuration ({error.strerror or error}); nothing was changed",
                           error_tag="operation-failed")
+
+
+def _too_large(size: int, limit: int, target: str) -> DatastoreError:
+    return DatastoreError(
+        f"the {target} configuration would be {size} bytes, over this agent's limit of {limit} "
+        "(--max-datastore-size); nothing was changed",
+        error_tag="resource-denied",
+        error_app_tag="datastore-size-limit",
+    )
+
+
+def _growth_bound(config: etree._Element) -> int:
+    """What applying ``config`` may add to the candidate's serialised size, at most.
+
+    The datastore is written pretty-printed with its namespaces declared once
+    per module (apply_edit builds its elements: it does not copy the request's
+    prefixes), so an element stored takes no more room than the request's own
+    pretty-printed (same depths, same indentation); twice that for margin.
+    What the request may say once and the datastore repeats is a value's
+    namespace declarations (a NACM rule's path keeps its prefixes, declared on
+    the leaf): each prefix in a value needs a colon there, and each
+    declaration is one the request made. Deletions count as growth: an upper
+    estimate. About 10 µs for a one-trustpoint edit.
+    """
+    text = etree.tostring(config, pretty_print=True)
+    widest = max(map(len, _DECLARATION.findall(text)), default=0)
+    return 2 * len(text) + text.count(b":") * widest
 
 
 def _lock_denied(holder: int, message: str) -> DatastoreError:
