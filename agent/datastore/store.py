@@ -1086,8 +1086,10 @@ def _save_failed(error: OSError) -> DatastoreError:
 
 
 def _too_large(size: int, limit: int, target: str) -> DatastoreError:
+    # The size goes to the log only: it counts what access control may hide from the requester (RFC 8341).
+    log.warning("a change of the %s configuration refused: %d bytes, over the limit of %d", target, size, limit)
     return DatastoreError(
-        f"the {target} configuration would be {size} bytes, over this agent's limit of {limit} "
+        f"the {target} configuration would be over this agent's limit of {limit} bytes "
         "(--max-datastore-size); nothing was changed",
         error_tag="resource-denied",
         error_app_tag="datastore-size-limit",

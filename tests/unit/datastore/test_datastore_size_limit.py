@@ -54,7 +54,7 @@ def fill_running(store: Datastores, prefix: str) -> list[str]:
             store.edit(Target.RUNNING, trustpoints([name]), ADMIN)
         except DatastoreError as error:
             assert error.error_tag == "resource-denied" and error.error_app_tag == "datastore-size-limit"
-            assert f"over this agent's limit of {LIMIT}" in error.message
+            assert f"over this agent's limit of {LIMIT} bytes" in error.message
             return added
         added.append(name)
     raise AssertionError("the limit never applied")
