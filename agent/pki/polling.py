@@ -211,6 +211,8 @@ class PollScheduler(Generic[K]):
     def close(self, timeout: float = 5.0) -> bool:
         """Stop the thread: no job starts after this. Waits up to ``timeout`` s for a running job.
 
+        With a pool (``workers`` > 1) it waits for the scheduler's thread only:
+        a job already running on the pool ends on its own (and logs then).
         Returns True if the thread has ended. Raises nothing.
         """
         with self._cond:
