@@ -242,6 +242,9 @@ class Datastores:
         self._history = CommitHistory(self._dir, history_keep)
         self._complete_history()
         self._running, self._running_size = self._load(initial)  # the size: running.xml's bytes
+        if max_size is not None and self._running_size > max_size:
+            log.warning("the configuration is %d bytes, over the limit of %d: changes that make it larger are "
+                        "refused until it is below", self._running_size, max_size)
         # Commits whose listeners are held until their reply is sent (defer_listeners), numbered:
         # requests made after a commit was answered wait for its listeners (wait_delivered).
         self._delivery = threading.Condition()
@@ -294,12 +297,10 @@ class Datastores:
                 raise DatastoreError(f"an unconfirmed commit must be rolled back at start-up: {reason}",
                                      error_tag="resource-denied") from error
             log.warning("unconfirmed commit found at start-up: configuration rolled back")
-            self._warn_if_over_limit(size)
             return target, size
         if latest is not None:
             if not running_file.exists() or running_file.read_bytes() != latest:
                 self._export(latest)  # a crash came between the journal and running.xml
-            self._warn_if_over_limit(len(latest))
             return _parse(latest), len(latest)
         root = initial if initial is not None else new_root()
         self._validate(root, full=True)
@@ -311,11 +312,6 @@ class Datastores:
             atomic_write(running_file, empty)  # an empty first configuration
             size = len(empty)
         return root, size
-
-    def _warn_if_over_limit(self, size: int) -> None:
-        if self._max_size is not None and size > self._max_size:
-            log.warning("the configuration is %d bytes, over the limit of %d: changes that make it larger are "
-                        "refused until it is below", size, self._max_size)
 
     @staticmethod
     def has_configuration(data_dir: Path) -> bool:
