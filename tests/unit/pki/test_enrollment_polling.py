@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 
 import pytest
 from asn1crypto import core
@@ -21,6 +20,8 @@ from agent.pki.keystore import KeyPairInfo, KeyPairType, KeyUsage
 from agent.pki.polling import PollScheduler, new_request
 from agent.pki.trustpoint import EnrollmentRequest, RequestState, TrustpointConfig, name_from_der
 from agent.serial import SerialExecutor
+
+from agentproc import wait_until
 
 WAIT = 10.0
 
@@ -307,9 +308,7 @@ def test_a_job_ending_after_its_executor_stopped_is_logged_as_shutdown_not_as_a_
             assert scheduler.close()
             # The job's pool thread logs once the job has raised, after ``done``; close() does not wait for
             # the pool (it failed so once in CI, the record not yet there).
-            deadline = time.monotonic() + 5
-            while not caplog.records and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: bool(caplog.records), 5, "the pool thread's log record")
         assert [r.levelno for r in caplog.records] == [logging.INFO]
         assert "stopped: the agent is shutting down" in caplog.records[0].getMessage()
     finally:
