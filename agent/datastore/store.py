@@ -550,9 +550,10 @@ class Datastores:
             return base_size + growth
         size = len(_serialize(new))
         if size > self._max_size:
-            # Over the limit: refused unless it shrinks the candidate (exactly measured, as the estimate may be high).
-            before = len(_serialize(base))
-            if size > before:
+            # Over the limit: refused unless it shrinks the candidate. ``base_size`` is never below the
+            # base's real size, so an edit larger than it is refused at once; only one that may shrink
+            # the candidate has the base measured exactly (the bound may be high).
+            if size > base_size or size > len(_serialize(base)):
                 raise _too_large(size, self._max_size, "candidate")
         return size
 

@@ -94,6 +94,31 @@ def test_small_candidate_edits_add_up_to_the_limit_and_the_commit_fits(tmp_path:
     assert len((tmp_path / RUNNING_FILE).read_bytes()) <= LIMIT
 
 
+def test_an_edit_far_over_the_limit_is_refused_without_measuring_the_candidate_again(
+    tmp_path: Path, yang: YangSupport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an edit that may shrink the candidate needs the old candidate serialised: one larger than its
+    bound is refused after serialising the edited tree alone (a far-over-limit edit cost two before)."""
+    import agent.datastore.store as store_module
+
+    store = store_of(tmp_path, yang)
+    store.edit(Target.CANDIDATE, trustpoints(["tp000"]), ADMIN)
+    serialised: list[int] = []
+    real = store_module._serialize
+
+    def counting(root: etree._Element) -> bytes:
+        data = real(root)
+        serialised.append(len(data))
+        return data
+
+    monkeypatch.setattr(store_module, "_serialize", counting)
+    with pytest.raises(DatastoreError) as error:
+        store.edit(Target.CANDIDATE, trustpoints([f"tp{i:03d}" for i in range(1, 200)]), ADMIN)
+    assert refused(error)
+    assert len(serialised) == 1 and serialised[0] > LIMIT
+    assert names(store, Target.CANDIDATE) == ["tp000"]
+
+
 def test_copy_config_to_the_candidate_and_the_commit_are_measured_exactly(tmp_path: Path, yang: YangSupport) -> None:
     store = store_of(tmp_path, yang)
     big = trustpoints([f"tp{i:03d}" for i in range(200)])
