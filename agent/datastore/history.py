@@ -27,8 +27,8 @@ the next start computes again from its snapshot and the one before it
 (:meth:`CommitHistory.missing_changes`). Until its changes are recorded a
 commit is not listed in :attr:`CommitHistory.records`.
 
-Writes happen outside every datastore lock (the datastore's committer thread
-calls :meth:`CommitHistory.append`; :meth:`CommitHistory.complete` runs with
+Writes happen outside every datastore lock (the datastore's committer's jobs
+call :meth:`CommitHistory.append`, one at a time; :meth:`CommitHistory.complete` runs with
 the commit's listeners, before the committer's next job).
 """
 

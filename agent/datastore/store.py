@@ -5,7 +5,9 @@ the reference. One short mutex guards the references, the locks and the
 pending confirmed commit; it is never held across disk I/O, validation of a
 whole tree, or a call into another layer.
 
-Every change of running goes through one committer thread, in order: it
+Every change of running goes through one committer, in order (a
+SerialExecutor: one job at a time, on its own thread, or on the caller's
+when nothing else is queued, which spares two thread hand-overs): it
 validates, makes the change durable (``rollback.xml`` for a confirmed commit,
 written atomically and fsynced; then the commit record with the new
 configuration, appended to the commit journal with one fdatasync:
@@ -252,7 +254,7 @@ class Datastores:
         self._numbered = 0  # the last number given to a held commit
         self._released_up_to = 0  # answered: their listeners may run, and later requests wait for them
         self._gates = threading.local()  # pending: the gate for this thread's next commit; used: its last one
-        self._committer = SerialExecutor("datastore-commit")
+        self._committer = SerialExecutor("datastore-commit", inline_when_idle=True)
 
     # -- start-up ----------------------------------------------------------
     def _complete_history(self) -> None:
@@ -320,7 +322,7 @@ class Datastores:
         return (directory / RUNNING_FILE).exists() or any((directory / "commits").glob("journal-*.log"))
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        """Call ``listener(old, new)`` after every change of running (committer thread, no lock held).
+        """Call ``listener(old, new)`` after every change of running (in commit order, no lock held).
 
         Listeners run once the change is durable, before the next change, and
         before any NETCONF request made after the change was answered is
@@ -453,7 +455,7 @@ class Datastores:
         def job() -> tuple[Any, list[DatastoreEvent]]:
             with self._mutex:
                 self._check_writable(Target.RUNNING, who)
-            base = self._running  # only this thread replaces it
+            base = self._running  # only the committer's job replaces it
             result = apply_edit(base, config, self.schema, self.namer, default_operation, error_option, guard)
             if test_option is not TestOption.SET:
                 self._validate(result.root, full=True, base=base, changes=result.touched)
@@ -882,7 +884,7 @@ class Datastores:
     def _change_running(
         self, who: Principal, kind: str, new: etree._Element, note: CommitNote | None, touched: ChangeSet = None,
     ) -> list[DatastoreEvent]:
-        """Record, persist and publish a new running (committer thread only)."""
+        """Record, persist and publish a new running (committer's jobs only)."""
         old = self._running
         record = self._record(who, kind, old, new, note, touched)
         if record is None:
@@ -1004,7 +1006,7 @@ class Datastores:
             return None, []
 
     def _roll_back(self, pending: _PendingConfirm, kind: ConfirmEventKind, who: Principal) -> list[DatastoreEvent]:
-        """Restore the configuration from before a confirmed commit (committer thread only)."""
+        """Restore the configuration from before a confirmed commit (committer's jobs only)."""
         old = self._running
         target = pending.rollback_to
         events: list[DatastoreEvent] = []

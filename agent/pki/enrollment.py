@@ -180,8 +180,8 @@ class Pki:
         self._generation: dict[str, int] = {}
         # Each state step's renames are made durable once, at its end (a certificate and its
         # request record: one directory sync instead of two).
-        self._writer = SerialExecutor("pki-state", around=deferred_directory_syncs)
-        self._events = SerialExecutor("pki-events")
+        self._writer = SerialExecutor("pki-state", around=deferred_directory_syncs, inline_when_idle=True)
+        self._events = SerialExecutor("pki-events", inline_when_idle=True)
         self._caps = CapabilitiesCache(clock=clock)
         # ca-authenticate asks GetCACaps here while its own thread asks GetCACert (~0.3 ms less each).
         self._discovery = SpareThreads("pki-scep-discovery", 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -129,3 +130,101 @@ def test_spare_threads_never_queue_a_job_when_all_are_busy() -> None:
     assert again is not None and again() == "free again"
     spare.close()
     assert spare.beside(lambda: None) is None  # closed: nothing more is taken
+
+
+# -- inline_when_idle: the caller's own thread runs the job when nothing else is queued or running
+
+
+def test_an_idle_executor_runs_the_job_on_the_callers_thread_only_when_asked_to() -> None:
+    here = threading.current_thread()
+    inline = SerialExecutor("test-inline", inline_when_idle=True)
+    plain = SerialExecutor("test-plain")
+    assert inline.run(threading.current_thread) is here
+    assert inline.run_then(lambda: (threading.current_thread(), None)) is here
+    assert plain.run(threading.current_thread) is not here
+    assert inline.run(lambda: inline.on_thread) is True  # a job is "on the executor" wherever it runs
+    assert inline.on_thread is False
+    inline.close()
+    plain.close()
+
+
+def test_jobs_never_overlap_and_keep_their_order_when_some_run_inline() -> None:
+    """While one caller's job runs on its own thread, others queue behind it; none starts before it ends."""
+    executor = SerialExecutor("test-inline", inline_when_idle=True)
+    running = threading.Lock()
+    overlaps: list[int] = []
+    finished: list[int] = []
+    ran_on: dict[int, threading.Thread] = {}
+    started = threading.Event()
+    release = threading.Event()
+
+    def job(n: int) -> int:
+        ran_on[n] = threading.current_thread()
+        if not running.acquire(blocking=False):
+            overlaps.append(n)
+            return n
+        try:
+            if n == 0:
+                started.set()
+                release.wait(5)
+            finished.append(n)
+            return n
+        finally:
+            running.release()
+
+    first = threading.Thread(target=lambda: executor.run(lambda: job(0)))
+    first.start()
+    assert started.wait(5)  # job 0 runs inline on `first`
+    others = [threading.Thread(target=lambda n=n: executor.run(lambda: job(n))) for n in (1, 2, 3)]
+    for index, thread in enumerate(others):
+        thread.start()
+        deadline = time.monotonic() + 5
+        while executor._unfinished < index + 2 and time.monotonic() < deadline:  # queued before the next is given
+            time.sleep(0.001)
+    release.set()
+    for thread in (first, *others):
+        thread.join(5)
+    assert overlaps == []
+    assert finished == [0, 1, 2, 3]
+    assert ran_on[0] is first  # given while idle: inline
+    assert {ran_on[n] for n in (1, 2, 3)}.isdisjoint({first, *others})  # given while busy: queued, in order
+    assert executor.run(threading.current_thread) is threading.current_thread()  # idle again: inline again
+    executor.close()
+
+
+def test_an_inline_run_thens_follow_up_runs_before_the_next_job_or_on_its_own() -> None:
+    executor = SerialExecutor("test-inline", inline_when_idle=True)
+    order: list[str] = []
+    gate = threading.Event()
+
+    def follow_up() -> None:
+        gate.wait(5)
+        order.append("then")
+
+    assert executor.run_then(lambda: ("result", follow_up)) == "result"  # answered before the follow-up
+    order.append("caller")
+    threading.Timer(0.2, gate.set).start()
+    executor.run(lambda: order.append("next job"))  # waits for the follow-up, which waits for the gate
+    assert order == ["caller", "then", "next job"]
+    # With no job after it, the executor's own thread runs it.
+    alone = threading.Event()
+    executor.run_then(lambda: (None, alone.set))
+    assert alone.wait(5)
+    executor.close()
+
+
+def test_an_inline_jobs_error_goes_to_its_caller_and_the_executor_stays_usable() -> None:
+    executor = SerialExecutor("test-inline", inline_when_idle=True)
+
+    def failing() -> None:
+        raise ValueError("inline job failed")
+
+    with pytest.raises(ValueError, match="inline job failed"):
+        executor.run(failing)
+    with pytest.raises(ValueError, match="inline job failed"):
+        executor.run_then(lambda: (failing(), None))
+    assert executor.run(lambda: executor.run(lambda: "nested")) == "nested"  # a job's own run is inline too
+    assert executor.run(threading.current_thread) is threading.current_thread()
+    executor.close()
+    with pytest.raises(ExecutorClosedError):
+        executor.run(lambda: None)
