@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_WAKE = object()  # queued after an inline run_then: its follow-up is to run
+_IDLE_CHECK = 1.0  # seconds: how often an idle inline executor's thread looks for a follow-up left to run
 
 
 class ExecutorClosedError(RuntimeError):
@@ -50,9 +50,8 @@ class SerialExecutor:
         """
         self._around = around
         self._inline = inline_when_idle
-        # (job, its future, whether the job returns (result, then)): see run_then. _WAKE: run a follow-up.
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any], bool] | object | None] = (
-            queue.SimpleQueue())
+        # (job, its future, whether the job returns (result, then)): see run_then.
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any], bool] | None] = queue.SimpleQueue()
         # Orders every put against close()'s end marker: a job queued after it would never run, and its
         # caller would wait for ever (a CA's answer arriving after shutdown once held the agent's exit so).
         # Also guards the two fields below.
@@ -89,8 +88,8 @@ class SerialExecutor:
     def run_then(self, job: Callable[[], tuple[_T, Callable[[], object] | None]]) -> _T:
         """Like :meth:`run` for a ``job`` returning ``(result, then)``: the caller has ``result`` as soon as
         the job (and the context it runs in) returns, and ``then`` (if not None) runs right after,
-        before any later job: on the executor's thread, or (after a job run inline) on the thread that
-        runs the next job, whichever comes first.
+        before any later job: on the executor's thread, or, after a job run inline, on the thread that
+        runs the next job (with none coming, on the executor's thread within a second).
 
         The caller's wait ends before ``then`` ends: work the caller need not wait
         for (a commit's listeners, once the commit is durable) overlaps with what
@@ -157,11 +156,11 @@ class SerialExecutor:
                     return result
                 result, then = result
                 if then is not None:
+                    # Not handed to the executor's thread: waking it for every commit cost the agent
+                    # about five thread switches per edit of running. It looks for one left over
+                    # once a second when idle (_loop).
                     with self._put_lock:
                         self._follow_up = then
-                        # The executor's thread runs it if no job comes first (a follow-up may end a wait
-                        # of its own, as the datastore's held listeners do after a time limit).
-                        self._jobs.put(_WAKE)
                 return result
         finally:
             with self._put_lock:
@@ -176,16 +175,21 @@ class SerialExecutor:
 
     def _loop(self) -> None:
         while True:
-            item = self._jobs.get()
+            try:
+                item = self._jobs.get(timeout=_IDLE_CHECK if self._inline else None)
+            except queue.Empty:
+                # Idle: an inline run_then's follow-up that no later job ran (a follow-up may end a
+                # wait of its own, as the datastore's held listeners do after a time limit).
+                if self._follow_up is not None:
+                    with self._exclusive:
+                        self._run_follow_up()
+                continue
             if item is None:
                 with self._exclusive:
                     self._run_follow_up()
                 return
             with self._exclusive:
                 self._run_follow_up()
-                if item is _WAKE:
-                    continue
-                assert isinstance(item, tuple)
                 try:
                     self._run_queued(*item)
                 finally:
