@@ -12,7 +12,6 @@ applied to the result, so a scope may only ever be wider than the filter.
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import cast
@@ -43,6 +42,15 @@ class StateScope:
     _keys: dict[tuple[tuple[str, ...], str], set[str] | None] = field(default_factory=dict, compare=False, repr=False)
     _selectable: dict[tuple[str, ...], bool] = field(default_factory=dict, compare=False, repr=False)
 
+    # Worked out once, when made: every state provider asks, and so does the pruning (11 times per <get>).
+    # Not a functools.cached_property: until Python 3.12 its first read takes one lock shared by every
+    # instance, and with 50 sessions reading, a thread holding it while it waited for the GIL queued
+    # every other <get> behind it.
+    _top_tags: frozenset[str] | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_top_tags", _top_level_tags(self.filter_el))
+
     @property
     def everything(self) -> bool:
         return self.filter_el is None
@@ -50,20 +58,6 @@ class StateScope:
     def top_tags(self) -> frozenset[str] | None:
         """The top-level Clark tags the filter can select; None when it may select any."""
         return self._top_tags
-
-    @functools.cached_property
-    def _top_tags(self) -> frozenset[str] | None:
-        # Worked out once: every state provider asks, and so does the pruning (11 times per <get>).
-        if self.filter_el is None:
-            return None
-        tags = set()
-        for child in self.filter_el:
-            if not isinstance(child.tag, str):
-                continue
-            if not _namespaced(child.tag):
-                return None  # a filter node without namespace matches any namespace (RFC 6241 6.2.1)
-            tags.add(child.tag)
-        return frozenset(tags)
 
     def wants(self, tags: Iterable[str]) -> bool:
         """Whether the filter can select any of these top-level tags."""
@@ -132,6 +126,19 @@ class StateScope:
                     return None
             level = below
         return level
+
+
+def _top_level_tags(filter_el: etree._Element | None) -> frozenset[str] | None:
+    if filter_el is None:
+        return None
+    tags = set()
+    for child in filter_el:
+        if not isinstance(child.tag, str):
+            continue
+        if not _namespaced(child.tag):
+            return None  # a filter node without namespace matches any namespace (RFC 6241 6.2.1)
+        tags.add(child.tag)
+    return frozenset(tags)
 
 
 EVERYTHING = StateScope()
