@@ -37,7 +37,7 @@ class ExecutorClosedError(RuntimeError):
 
 
 class SerialExecutor:
-    """Runs callables on one daemon thread, FIFO."""
+    """Runs callables one at a time, FIFO, on one daemon thread (or, ``inline_when_idle``, on an idle caller's)."""
 
     def __init__(
         self, name: str, around: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
